@@ -1,0 +1,63 @@
+"""Converters between tonic-style x/y/t/p arrays and input-spike arrays."""
+from __future__ import annotations
+
+import numpy as np
+
+from .events import DVS_EVENT_DTYPE, SPIKE_DTYPE, TONIC_DTYPE, _store_checked
+
+
+def _field(arr: np.ndarray, *names: str) -> np.ndarray:
+    for n in names:
+        if arr.dtype.names and n in arr.dtype.names:
+            return arr[n]
+    raise ValueError(f"event array has no field named {' or '.join(names)} (fields: {arr.dtype.names})")
+
+
+def from_xytp(events: np.ndarray, *, core: int = 0, t_offset: int = 0, t_scale: float = 1.0,
+              channel_from_polarity: bool = True, channel: int = 0) -> np.ndarray:
+    """tonic-style structured array (fields x, y, t, p in any order and integer type) -> spike array.
+
+    ``t_us = t * t_scale + t_offset`` (t_scale converts the source unit to µs). Polarity becomes the input
+    channel (``channel_from_polarity``), else every event goes to ``channel``. Negative times after the
+    offset are refused.
+    """
+    events = np.asarray(events)
+    if events.dtype.names is None:
+        raise TypeError(f"expected a structured array with x/y/t/p fields, got dtype {events.dtype}")
+    x, y = _field(events, "x"), _field(events, "y")
+    t = _field(events, "t", "timestamp")
+    out = np.empty(events.shape[0], dtype=SPIKE_DTYPE)
+    tt = t.astype(np.float64) * t_scale + t_offset if t_scale != 1.0 else t.astype(np.int64) + t_offset
+    tt = np.rint(tt).astype(np.int64) if t_scale != 1.0 else tt
+    if tt.size and tt.min() < 0:
+        raise ValueError(f"event {int(np.argmin(tt))}: timestamp becomes negative ({tt.min()} µs) after offset/scale")
+    out["t"] = tt
+    out["core"] = core
+    if channel_from_polarity:
+        p = _field(events, "p", "on", "polarity")
+        _store_checked(out, "c", p.astype(np.int64))
+    else:
+        out["c"] = channel
+    _store_checked(out, "x", x.astype(np.int64))
+    _store_checked(out, "y", y.astype(np.int64))
+    return out
+
+
+def to_xytp(spikes: np.ndarray) -> np.ndarray:
+    """Spike array -> tonic's ``events_struct`` (x i2, y i2, t i8 µs, p bool from channel != 0)."""
+    spikes = np.asarray(spikes, dtype=SPIKE_DTYPE)
+    out = np.empty(spikes.shape[0], dtype=TONIC_DTYPE)
+    out["x"], out["y"], out["t"] = spikes["x"], spikes["y"], spikes["t"]
+    out["p"] = spikes["c"] != 0
+    return out
+
+
+def dvs_from_xytp(events: np.ndarray, *, t_offset: int = 0) -> np.ndarray:
+    """tonic-style x/y/t/p array -> DvsEvent array (for the chip's DVS input stage)."""
+    events = np.asarray(events)
+    out = np.empty(events.shape[0], dtype=DVS_EVENT_DTYPE)
+    out["t"] = _field(events, "t", "timestamp").astype(np.int64) + t_offset
+    _store_checked(out, "x", _field(events, "x").astype(np.int64))
+    _store_checked(out, "y", _field(events, "y").astype(np.int64))
+    out["p"] = _field(events, "p", "on", "polarity") != 0
+    return out

@@ -1,0 +1,17 @@
+"""Errors raised by the codec. All derive from :class:`CodecError` (a ``ValueError``)."""
+
+
+class CodecError(ValueError):
+    """Base class of every codec error."""
+
+
+class AddressError(CodecError):
+    """A neuron coordinate or address lies off the feature map it is encoded for."""
+
+
+class EventFileError(CodecError):
+    """An event file is corrupt, of an unknown format, or exceeds the reader's safety limits."""
+
+
+class TruncatedFileWarning(UserWarning):
+    """The last chunk of an event file was cut short; the intact chunks before it were kept."""

@@ -1,0 +1,108 @@
+"""Event array dtypes: one numpy structured dtype per event kind.
+
+Timestamps are host-side ``uint64`` microseconds (µs). The chip's 32-bit µs stamps are unwrapped by the
+runtime before they reach these arrays. ``core`` is the chip layer id (0-8 CNN cores, 12 readout,
+13 DVS layer) - samna calls it ``layer``.
+
+Field layouts are fixed (``align=True``) so that the Cython kernels, event files and the fallback
+agree byte for byte.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: ``Spike`` into a core (input) or out of a monitored core (output): 16 bytes.
+SPIKE_DTYPE = np.dtype(
+    [("t", "<u8"), ("core", "u1"), ("c", "<u2"), ("x", "<u2"), ("y", "<u2")], align=True
+)
+#: Input spikes use the same layout as output spikes (samna's ``Spike`` goes both ways).
+INPUT_SPIKE_DTYPE = SPIKE_DTYPE
+#: Output spikes of monitored cores (coordinates before destination pooling).
+OUTPUT_SPIKE_DTYPE = SPIKE_DTYPE
+
+#: ``DvsEvent`` into the DVS pre-processing layer: 16 bytes.
+DVS_EVENT_DTYPE = np.dtype([("t", "<u8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")], align=True)
+
+#: ``ReadNeuronValue`` request (no timestamp on the chip): 8 bytes.
+READ_REQUEST_DTYPE = np.dtype([("core", "u1"), ("address", "<u4")], align=True)
+
+#: ``WriteNeuronValue`` request: 12 bytes.
+WRITE_REQUEST_DTYPE = np.dtype([("core", "u1"), ("address", "<u4"), ("vmem", "<i2")], align=True)
+
+#: ``NeuronValue`` reply. The chip sends no timestamp; ``t`` is stamped on receipt (µs): 16 bytes.
+NEURON_VALUE_DTYPE = np.dtype(
+    [("t", "<u8"), ("core", "u1"), ("vmem", "<i2"), ("address", "<u4")], align=True
+)
+
+#: ``ReadoutValue`` (one per slow-clock tick; ``t`` stamped on receipt or by the simulator's tick).
+READOUT_DTYPE = np.dtype([("t", "<u8"), ("value", "<u4")], align=True)
+
+#: Decoded NeuronValue replies with coordinates.
+NEURON_STATE_DTYPE = np.dtype(
+    [("t", "<u8"), ("core", "u1"), ("c", "<u2"), ("x", "<u2"), ("y", "<u2"), ("vmem", "<i2")], align=True
+)
+
+#: tonic's canonical event dtype (``tonic.io.events_struct``), accepted by the converters.
+TONIC_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
+
+#: Event kind name -> dtype; the names are used in event files and by the runtime.
+KINDS: dict[str, np.dtype] = {
+    "spike": SPIKE_DTYPE,
+    "dvs": DVS_EVENT_DTYPE,
+    "read": READ_REQUEST_DTYPE,
+    "write": WRITE_REQUEST_DTYPE,
+    "neuron_value": NEURON_VALUE_DTYPE,
+    "readout": READOUT_DTYPE,
+    "neuron_state": NEURON_STATE_DTYPE,
+}
+
+
+def empty(kind: str, n: int = 0) -> np.ndarray:
+    """An array of ``n`` zeroed events of ``kind`` (a key of :data:`KINDS`)."""
+    try:
+        dtype = KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown event kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
+    return np.zeros(n, dtype=dtype)
+
+
+def spikes(t=0, core=0, c=0, x=0, y=0) -> np.ndarray:
+    """Build a spike array from scalars or equal-length arrays (broadcast), timestamps in µs."""
+    t, core, c, x, y = np.broadcast_arrays(*(np.asarray(v) for v in (t, core, c, x, y)))
+    out = np.empty(t.shape[0] if t.ndim else 1, dtype=SPIKE_DTYPE)
+    for name, v in (("t", t), ("core", core), ("c", c), ("x", x), ("y", y)):
+        _store_checked(out, name, v.reshape(-1))
+    return out
+
+
+def _store_checked(out: np.ndarray, name: str, values: np.ndarray) -> None:
+    """Store ``values`` into field ``name`` refusing values that the field cannot hold."""
+    info = np.iinfo(out.dtype[name])
+    if values.size:
+        lo, hi = values.min(), values.max()
+        if lo < info.min or hi > info.max:
+            bad = int(np.flatnonzero((values < info.min) | (values > info.max))[0])
+            raise ValueError(
+                f"{name}[{bad}] = {values[bad]} does not fit the {out.dtype[name]} field "
+                f"[{info.min}, {info.max}]"
+            )
+    out[name] = values
+
+
+def as_events(arr: np.ndarray, kind: str) -> np.ndarray:
+    """Return ``arr`` as an array of ``kind``: same dtype passes through; other structured arrays
+    with the same field names are cast field by field (with range checks)."""
+    dtype = KINDS[kind]
+    arr = np.asarray(arr)
+    if arr.dtype == dtype:
+        return arr
+    if arr.dtype.names is None:
+        raise TypeError(f"expected a structured array of {kind!r} events, got dtype {arr.dtype}")
+    missing = [n for n in dtype.names if n not in arr.dtype.names and n != "t"]
+    if missing:
+        raise ValueError(f"array lacks field(s) {missing} needed for {kind!r} events")
+    out = np.zeros(arr.shape[0], dtype=dtype)
+    for name in dtype.names:
+        if name in arr.dtype.names:
+            _store_checked(out, name, arr[name])
+    return out

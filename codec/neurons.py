@@ -1,0 +1,77 @@
+"""ReadNeuronValue request builders and NeuronValue reply decoders."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import addresses
+from .events import NEURON_STATE_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, WRITE_REQUEST_DTYPE
+from .layout import AddressLayout
+
+
+def read_requests_for_core(core: int, shape, *, layout: str = "packed") -> np.ndarray:
+    """ReadNeuronValue requests for every neuron of a core's (C, H, W) map, in (y, x, c) address order."""
+    lay = AddressLayout.for_shape(shape, layout)
+    if lay.is_ambiguous:
+        raise ValueError(
+            f"the sinabs address layout is ambiguous on the wider-than-tall map {tuple(shape)}; "
+            "use layout='packed' (see speckstream.codec.layout)"
+        )
+    C, H, W = lay.C, lay.H, lay.W
+    yy, xx, cc = np.meshgrid(np.arange(H), np.arange(W), np.arange(C), indexing="ij")
+    return read_requests(core, cc.ravel(), xx.ravel(), yy.ravel(), shape, layout=layout)
+
+
+def read_requests(core: int, c, x, y, shape, *, layout: str = "packed") -> np.ndarray:
+    """ReadNeuronValue requests for a list of neurons (c, x, y) of one core."""
+    addr = addresses.encode(c, x, y, shape, layout=layout)
+    out = np.empty(addr.shape[0], dtype=READ_REQUEST_DTYPE)
+    out["core"] = core
+    out["address"] = addr
+    return out
+
+
+def write_requests(core: int, c, x, y, vmem, shape, *, layout: str = "packed") -> np.ndarray:
+    """WriteNeuronValue requests setting neurons (c, x, y) of one core to ``vmem`` (int16)."""
+    addr = addresses.encode(c, x, y, shape, layout=layout)
+    v = np.broadcast_to(np.asarray(vmem), addr.shape)
+    if v.size and (v.min() < -32768 or v.max() > 32767):
+        raise ValueError("vmem values must fit int16 [-32768, 32767]")
+    out = np.empty(addr.shape[0], dtype=WRITE_REQUEST_DTYPE)
+    out["core"] = core
+    out["address"] = addr
+    out["vmem"] = v
+    return out
+
+
+def decode_neuron_values(values: np.ndarray, shape, *, layout: str = "packed",
+                         drop_invalid: bool = False) -> np.ndarray:
+    """NeuronValue replies of one core -> NEURON_STATE_DTYPE array with (c, x, y, vmem)."""
+    values = np.asarray(values, dtype=NEURON_VALUE_DTYPE)
+    if drop_invalid:
+        c, x, y, keep = addresses.decode(values["address"], shape, layout=layout, drop_invalid=True)
+        values = values[keep]
+    else:
+        c, x, y = addresses.decode(values["address"], shape, layout=layout)
+    out = np.empty(values.shape[0], dtype=NEURON_STATE_DTYPE)
+    out["t"] = values["t"]
+    out["core"] = values["core"]
+    out["c"], out["x"], out["y"] = c, x, y
+    out["vmem"] = values["vmem"]
+    return out
+
+
+def vmem_image(values: np.ndarray, shape, *, layout: str = "packed", fill: int = 0,
+               return_mask: bool = False):
+    """NeuronValue replies of one core -> dense int16 image [C, H, W] (the last reply per neuron wins).
+
+    Neurons without a reply hold ``fill``; ``return_mask=True`` also returns the bool mask of neurons seen.
+    """
+    C, H, W = (int(v) for v in shape)
+    states = decode_neuron_values(values, shape, layout=layout)
+    img = np.full((C, H, W), fill, dtype=np.int16)
+    img[states["c"], states["y"], states["x"]] = states["vmem"]
+    if return_mask:
+        seen = np.zeros((C, H, W), dtype=bool)
+        seen[states["c"], states["y"], states["x"]] = True
+        return img, seen
+    return img

@@ -1,0 +1,22 @@
+"""speckstream.compiler - torch / sinabs / NIR models -> validated ChipConfig.
+
+Importing this package does not import torch: the config, chip tables and validator are torch-free,
+and :func:`compile` loads the torch-based front end on first use.
+"""
+from __future__ import annotations
+
+from .chips import CHIPS, ChipSpec, get_chip
+from .config import ChipConfig, CoreConfig, Destination, DVSConfig, Provenance, load_config
+from .errors import CompileError
+from .validate import ConfigValidationError, validate
+
+__all__ = ["compile", "compile_nir", "ChipConfig", "CoreConfig", "Destination", "DVSConfig", "Provenance",
+           "load_config", "CompileError", "ConfigValidationError", "validate", "CHIPS", "ChipSpec", "get_chip"]
+
+
+def __getattr__(name: str):
+    if name in ("compile", "compile_nir"):
+        from . import compile as _compile_mod  # imports torch
+
+        return getattr(_compile_mod, name)
+    raise AttributeError(f"module 'speckstream.compiler' has no attribute {name!r}")

@@ -1,0 +1,58 @@
+"""Compile errors. Each names the offending module by its name in the model (``module`` attribute)."""
+from __future__ import annotations
+
+
+class CompileError(ValueError):
+    """Base class: the model cannot be put on the chip as it is."""
+
+    def __init__(self, message: str, module: str | None = None):
+        self.module = module
+        super().__init__(message)
+
+
+class UnsupportedLayerError(CompileError):
+    """A module type the chip cannot represent (or that must be converted first)."""
+
+
+class UnsupportedParameterError(CompileError):
+    """A supported module with parameters the chip cannot do (dilation, groups, non-square kernel...)."""
+
+
+class GraphStructureError(CompileError):
+    """The graph cannot be grouped into cores (weight layer without spiking layer, untracked tensor op...)."""
+
+
+class MissingSpikingLayerError(GraphStructureError):
+    """A weight layer is not followed by a spiking layer."""
+
+
+class TooManyDestinationsError(CompileError):
+    """A core would need more than the chip's 2 destinations."""
+
+
+class ShapeMismatchError(CompileError):
+    """Shapes that must agree (merge inputs, linear in_features) do not."""
+
+
+class PoolingConflictError(CompileError):
+    """Average pools of different sizes feed one core: the weight rescale would be ambiguous."""
+
+
+class LayerDoesNotFitError(CompileError):
+    """One or more layers fit no core; ``layers`` lists (name, needs) for each."""
+
+    def __init__(self, message: str, layers: list[tuple[str, dict]]):
+        self.layers = layers
+        super().__init__(message, layers[0][0] if layers else None)
+
+
+class NoCoreAssignmentError(CompileError):
+    """Every layer fits some core, but not all at once; ``layers`` is the smallest clashing set found."""
+
+    def __init__(self, message: str, layers: list[str]):
+        self.layers = layers
+        super().__init__(message, layers[0] if layers else None)
+
+
+class TooManyLayersError(CompileError):
+    """More core layers than the chip has cores."""

@@ -1,0 +1,15 @@
+"""Typed signature of the Cython simulation engine (see _ccore.pyx)."""
+import numpy as np
+
+class Core:
+    leak_fires: bool
+    max_cascade: int
+    n_updates: int
+    n_saturated: int
+    n_ticks: int
+    def __init__(self, params: np.ndarray, weights: np.ndarray, w_off: np.ndarray, vmem: np.ndarray,
+                 v_off: np.ndarray, biases: np.ndarray, b_off: np.ndarray, leak_fires: bool = False,
+                 max_cascade: int = 100_000_000) -> None: ...
+    def run(self, spikes: np.ndarray, now: int, next_tick: int, tick_period: int,
+            until: int) -> tuple[int, int, int]: ...
+    def take_outputs(self) -> tuple[np.ndarray, np.ndarray]: ...

@@ -1,0 +1,336 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Event-driven inner loop of the software chip (see sim/chip.py for the model and its switches).
+
+State comes in as flat numpy buffers built by ``sim.state.PackedState``:
+  params  int32[9, NPARAM]  per-core geometry, thresholds and destinations (P_* indices below)
+  weights int8[...]         per core [C_in, k, k, C_out] (out channel fastest), at w_off[core]
+  vmem    int16[...]        per core [H_out, W_out, C_out], at v_off[core]
+  biases  int16[...]        per core [C_out], at b_off[core]
+Nothing here allocates Python objects per synaptic update.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int8_t, uint8_t, uint16_t, int16_t, int32_t, uint32_t, int64_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
+
+cnp.import_array()
+
+# parameter indices (keep in sync with sim/state.py)
+cdef enum:
+    P_ENABLED = 0
+    P_CIN = 1
+    P_HIN = 2
+    P_WIN = 3
+    P_COUT = 4
+    P_HOUT = 5
+    P_WOUT = 6
+    P_K = 7
+    P_SY = 8
+    P_SX = 9
+    P_PY = 10
+    P_PX = 11
+    P_THR_HI = 12
+    P_THR_LO = 13
+    P_RTZ = 14
+    P_LEAK = 15
+    P_MONITOR = 16
+    P_D0_CORE = 17
+    P_D0_POOL = 18
+    P_D0_SHIFT = 19
+    P_D1_CORE = 20
+    P_D1_POOL = 21
+    P_D1_SHIFT = 22
+    NPARAM = 23
+    READOUT_ID = 12
+
+cdef packed struct spike_rec:
+    uint64_t t
+    uint8_t core
+    uint8_t _pad
+    uint16_t c
+    uint16_t x
+    uint16_t y
+
+cdef struct pending:
+    uint8_t core
+    uint16_t c
+    uint16_t x
+    uint16_t y
+
+cdef struct vec:
+    spike_rec* data
+    Py_ssize_t n
+    Py_ssize_t cap
+
+cdef struct queue:
+    pending* data
+    Py_ssize_t head
+    Py_ssize_t tail
+    Py_ssize_t cap
+
+cdef int vec_push(vec* v, uint64_t t, uint8_t core, uint16_t c, uint16_t x, uint16_t y) noexcept nogil:
+    cdef spike_rec* nd
+    if v.n == v.cap:
+        nd = <spike_rec*>realloc(v.data, (v.cap * 2 + 1024) * sizeof(spike_rec))
+        if nd == NULL:
+            return -1
+        v.data = nd
+        v.cap = v.cap * 2 + 1024
+    v.data[v.n].t = t
+    v.data[v.n].core = core
+    v.data[v.n]._pad = 0
+    v.data[v.n].c = c
+    v.data[v.n].x = x
+    v.data[v.n].y = y
+    v.n += 1
+    return 0
+
+cdef int q_push(queue* q, uint8_t core, uint16_t c, uint16_t x, uint16_t y) noexcept nogil:
+    cdef pending* nd
+    if q.tail == q.cap:
+        nd = <pending*>realloc(q.data, (q.cap * 2 + 1024) * sizeof(pending))
+        if nd == NULL:
+            return -1
+        q.data = nd
+        q.cap = q.cap * 2 + 1024
+    q.data[q.tail].core = core
+    q.data[q.tail].c = c
+    q.data[q.tail].x = x
+    q.data[q.tail].y = y
+    q.tail += 1
+    return 0
+
+
+cdef class Core:
+    """Simulation engine over packed state; one per ChipSimulator."""
+    cdef int32_t[:, ::1] params
+    cdef int8_t[::1] weights
+    cdef int64_t[::1] w_off
+    cdef int16_t[::1] vmem
+    cdef int64_t[::1] v_off
+    cdef int16_t[::1] biases
+    cdef int64_t[::1] b_off
+    cdef public bint leak_fires
+    cdef public long long max_cascade
+    cdef public unsigned long long n_updates
+    cdef public unsigned long long n_saturated
+    cdef public unsigned long long n_ticks
+    cdef vec out
+    cdef vec readout
+    cdef queue q
+
+    def __cinit__(self):
+        self.out.data = NULL; self.out.n = 0; self.out.cap = 0
+        self.readout.data = NULL; self.readout.n = 0; self.readout.cap = 0
+        self.q.data = NULL; self.q.head = 0; self.q.tail = 0; self.q.cap = 0
+
+    def __dealloc__(self):
+        free(self.out.data)
+        free(self.readout.data)
+        free(self.q.data)
+
+    def __init__(self, int32_t[:, ::1] params, int8_t[::1] weights, int64_t[::1] w_off,
+                 int16_t[::1] vmem, int64_t[::1] v_off, int16_t[::1] biases, int64_t[::1] b_off,
+                 bint leak_fires=False, long long max_cascade=100_000_000):
+        self.params = params
+        self.weights = weights
+        self.w_off = w_off
+        self.vmem = vmem
+        self.v_off = v_off
+        self.biases = biases
+        self.b_off = b_off
+        self.leak_fires = leak_fires
+        self.max_cascade = max_cascade
+        self.n_updates = 0
+        self.n_saturated = 0
+        self.n_ticks = 0
+
+    cdef int fire(self, uint64_t t, int core, int o, int ox, int oy) noexcept nogil:
+        """A neuron fired: monitor copy, then one pending event per enabled destination."""
+        cdef int32_t* p = &self.params[core, 0]
+        cdef int d, dcore, pool
+        if p[P_MONITOR]:
+            if vec_push(&self.out, t, <uint8_t>core, <uint16_t>o, <uint16_t>ox, <uint16_t>oy) < 0:
+                return -1
+        for d in range(2):
+            dcore = p[P_D0_CORE + 3 * d]
+            if dcore < 0:
+                continue
+            pool = p[P_D0_POOL + 3 * d]
+            if dcore == READOUT_ID:
+                if vec_push(&self.readout, t, READOUT_ID, <uint16_t>(o + p[P_D0_SHIFT + 3 * d]),
+                            <uint16_t>(ox // pool), <uint16_t>(oy // pool)) < 0:
+                    return -1
+            elif q_push(&self.q, <uint8_t>dcore, <uint16_t>(o + p[P_D0_SHIFT + 3 * d]),
+                        <uint16_t>(ox // pool), <uint16_t>(oy // pool)) < 0:
+                return -1
+        return 0
+
+    cdef int convolve(self, uint64_t t, int core, int c, int x, int y) noexcept nogil:
+        """One spike into one core: event-driven convolution with per-update threshold test."""
+        cdef int32_t* p = &self.params[core, 0]
+        cdef int k = p[P_K], sy = p[P_SY], sx = p[P_SX], py = p[P_PY], px = p[P_PX]
+        cdef int C_out = p[P_COUT], H_out = p[P_HOUT], W_out = p[P_WOUT]
+        cdef int thr_hi = p[P_THR_HI], thr_lo = p[P_THR_LO], rtz = p[P_RTZ]
+        cdef int ky, kx, ny, nx, oy, ox, o, v
+        cdef int8_t* wrow
+        cdef int16_t* vrow
+        cdef int8_t* wbase = &self.weights[self.w_off[core]]
+        cdef int16_t* vbase = &self.vmem[self.v_off[core]]
+        for ky in range(k):
+            ny = y + py - ky
+            if ny < 0 or ny % sy != 0:
+                continue
+            oy = ny // sy
+            if oy >= H_out:
+                continue
+            for kx in range(k):
+                nx = x + px - kx
+                if nx < 0 or nx % sx != 0:
+                    continue
+                ox = nx // sx
+                if ox >= W_out:
+                    continue
+                wrow = wbase + ((c * k + ky) * k + kx) * C_out
+                vrow = vbase + (oy * W_out + ox) * C_out
+                self.n_updates += C_out
+                for o in range(C_out):
+                    v = vrow[o] + wrow[o]
+                    if v < thr_lo:
+                        v = thr_lo
+                    if v >= thr_hi:
+                        v = 0 if rtz else v - thr_hi
+                        if self.fire(t, core, o, ox, oy) < 0:
+                            return -1
+                    if v > 32767:
+                        v = 32767
+                        self.n_saturated += 1
+                    vrow[o] = <int16_t>v
+        return 0
+
+    cdef int drain(self, uint64_t t) noexcept nogil:
+        """Deliver pending spikes (FIFO) until the network is quiet. -2: did not go quiet."""
+        cdef pending ev
+        cdef long long steps = 0
+        while self.q.head < self.q.tail:
+            ev = self.q.data[self.q.head]
+            self.q.head += 1
+            if self.convolve(t, ev.core, ev.c, ev.x, ev.y) < 0:
+                return -1
+            steps += 1
+            if steps > self.max_cascade:
+                self.q.head = 0; self.q.tail = 0
+                return -2
+        self.q.head = 0
+        self.q.tail = 0
+        return 0
+
+    cdef int tick(self, uint64_t t) noexcept nogil:
+        """One slow-clock tick: add each leaking core's bias to all its neurons."""
+        cdef int core, i, o, v, C_out, n, thr_hi, thr_lo, rtz, oy, ox
+        cdef int32_t* p
+        cdef int16_t* vbase
+        cdef int16_t* bias
+        self.n_ticks += 1
+        for core in range(self.params.shape[0]):
+            p = &self.params[core, 0]
+            if not p[P_ENABLED] or not p[P_LEAK]:
+                continue
+            C_out = p[P_COUT]
+            n = p[P_HOUT] * p[P_WOUT]
+            thr_hi = p[P_THR_HI]; thr_lo = p[P_THR_LO]; rtz = p[P_RTZ]
+            vbase = &self.vmem[self.v_off[core]]
+            bias = &self.biases[self.b_off[core]]
+            for i in range(n):
+                for o in range(C_out):
+                    v = vbase[i * C_out + o] + bias[o]
+                    if v < thr_lo:
+                        v = thr_lo
+                    if self.leak_fires and v >= thr_hi:
+                        v = 0 if rtz else v - thr_hi
+                        oy = i // p[P_WOUT]
+                        ox = i - oy * p[P_WOUT]
+                        if self.fire(t, core, o, ox, oy) < 0:
+                            return -1
+                    if v > 32767:
+                        v = 32767
+                        self.n_saturated += 1
+                    vbase[i * C_out + o] = <int16_t>v
+        if self.leak_fires:
+            return self.drain(t)
+        return 0
+
+    def run(self, spikes, unsigned long long now, unsigned long long next_tick,
+            unsigned long long tick_period, unsigned long long until):
+        """Process input spikes (SPIKE_DTYPE, in order) and slow-clock ticks up to ``until`` (µs).
+
+        Each spike is released at max(now, t) (held until its timestamp, immediately if already past);
+        ticks due at or before a release run first. Returns (now, next_tick). Outputs accumulate and are
+        collected with :meth:`take_outputs`.
+        """
+        cdef spike_rec[:] sp = spikes.view(np.uint8).view(dtype=_SPIKE_VIEW) if len(spikes) else _EMPTY
+        cdef Py_ssize_t i, n = sp.shape[0]
+        cdef int rc = 0
+        cdef uint64_t t
+        cdef int32_t* p
+        cdef Py_ssize_t bad = -1
+        with nogil:
+            for i in range(n):
+                t = sp[i].t
+                if t < now:
+                    t = now
+                while tick_period and next_tick <= t:
+                    rc = self.tick(next_tick)
+                    next_tick += tick_period
+                    if rc < 0:
+                        break
+                if rc < 0:
+                    break
+                now = t
+                if sp[i].core >= self.params.shape[0]:
+                    bad = i
+                    break
+                p = &self.params[sp[i].core, 0]
+                if (not p[P_ENABLED] or sp[i].c >= p[P_CIN] or sp[i].x >= p[P_WIN]
+                        or sp[i].y >= p[P_HIN]):
+                    bad = i
+                    break
+                rc = self.convolve(now, sp[i].core, sp[i].c, sp[i].x, sp[i].y)
+                if rc == 0:
+                    rc = self.drain(now)
+                if rc < 0:
+                    break
+            if rc == 0 and bad < 0:
+                while tick_period and next_tick <= until:
+                    rc = self.tick(next_tick)
+                    next_tick += tick_period
+                    if rc < 0:
+                        break
+                if until > now:
+                    now = until
+        if rc == -1:
+            raise MemoryError("simulator ran out of memory for pending events")
+        if rc == -2:
+            raise RuntimeError(f"network did not go quiet after {self.max_cascade} internal events "
+                               "(a loop between cores?)")
+        return now, next_tick, bad
+
+    def take_outputs(self):
+        """Return and clear (monitored spikes, spikes sent to the readout layer) as SPIKE_DTYPE arrays."""
+        return self._take(&self.out), self._take(&self.readout)
+
+    cdef object _take(self, vec* v):
+        arr = np.empty(v.n, dtype=_SPIKE_VIEW)
+        cdef spike_rec[:] dst
+        cdef Py_ssize_t i
+        if v.n:
+            dst = arr
+            for i in range(v.n):
+                dst[i] = v.data[i]
+        v.n = 0
+        return arr
+
+
+_SPIKE_VIEW = np.dtype([("t", "<u8"), ("core", "u1"), ("_pad", "u1"), ("c", "<u2"), ("x", "<u2"),
+                        ("y", "<u2")])
+_EMPTY = np.zeros(0, dtype=_SPIKE_VIEW)

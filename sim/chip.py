@@ -1,0 +1,226 @@
+"""The software chip: a bit-faithful, event-driven model of a Speck / DYNAP-CNN chip.
+
+:class:`ChipSimulator` is synchronous and pure (no threads, no wall clock): it consumes a ChipConfig and
+event arrays and returns event arrays, in virtual time (µs). The runtime's ``"sim"`` device wraps it
+with the devkit's behaviour (stopwatch, 32-bit timestamps, real-time pacing, faults).
+
+Choices CHIP.md marks as inferred are switches in :class:`SimOptions`, with these defaults:
+
+* ``leak_fires=False`` - a slow-clock leak step that crosses the threshold does not fire (spikes are
+  documented only as triggered by input events); the neuron fires on its next input.
+* vmem saturates at +32767 (counted in ``stats["saturated"]``); it never goes below ``threshold_low``.
+* ``address_layout="packed"`` for ReadNeuronValue / WriteNeuronValue addresses (``"sinabs"`` available).
+* Pending spikes inside the chip are delivered first-in first-out (the chip's order is undocumented;
+  "roughly depth-first"): this only matters for the floor clamp and reset order within one cascade.
+* A slow-clock tick due at the same µs as an input is applied before the input.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..codec import neurons as _neurons
+from ..codec.addresses import decode
+from ..codec.errors import AddressError
+from ..codec.events import NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, SPIKE_DTYPE, WRITE_REQUEST_DTYPE
+from ..compiler.config import ChipConfig, load_config
+from ..compiler.validate import validate
+from .dvs import dvs_to_spikes
+from .reference import ReferenceEngine
+from .state import PackedState
+
+try:
+    from ._ccore import Core as _CythonCore
+
+    ENGINE = "cython"
+except ImportError:  # extension not built: fall back to the reference engine
+    _CythonCore = None
+    ENGINE = "reference"
+
+
+@dataclass
+class SimOptions:
+    leak_fires: bool = False
+    address_layout: str = "packed"
+    max_cascade: int = 100_000_000
+    engine: str | None = None  # "cython", "reference", or None (the fastest available)
+
+
+class _CythonEngine:
+    def __init__(self, cfg: ChipConfig, opts: SimOptions):
+        self.state = PackedState(cfg)
+        s = self.state
+        self.core = _CythonCore(s.params, s.weights, s.w_off, s.vmem, s.v_off, s.biases, s.b_off,
+                                opts.leak_fires, opts.max_cascade)
+
+    def vmem_view(self, core):
+        return self.state.vmem_view(core)
+
+    def reset_vmem(self, initial: bool):
+        self.state.vmem[:] = self.state.initial_vmem if initial else 0
+
+    def run(self, spikes, now, next_tick, period, until):
+        return self.core.run(spikes, now, next_tick, period, until)
+
+    def take_outputs(self):
+        out, ro = self.core.take_outputs()
+        return out.view(SPIKE_DTYPE), ro.view(SPIKE_DTYPE)
+
+    n_updates = property(lambda self: self.core.n_updates)
+    n_saturated = property(lambda self: self.core.n_saturated)
+    n_ticks = property(lambda self: self.core.n_ticks)
+
+
+class ChipSimulator:
+    """Event-driven chip model in virtual time.
+
+    >>> sim = ChipSimulator(config)                       # doctest: +SKIP
+    >>> out = sim.feed(spikes)                            # monitored output spikes
+    >>> sim.set_slow_clock(1.0); sim.advance_to(2_000_000)  # two leak ticks
+    >>> values = sim.read_neurons(requests)               # NeuronValue replies
+    """
+
+    def __init__(self, config=None, *, options: SimOptions | None = None):
+        self.options = options or SimOptions()
+        self.config: ChipConfig | None = None
+        self._engine = None
+        self.now_us = 0
+        self._tick_period_us = 0
+        self._next_tick_us = 0
+        self.readout_spikes: list[np.ndarray] = []
+        self.inputs = 0
+        if config is not None:
+            self.apply(config)
+
+    # ---------------------------------------------------------------- configuration and clocks
+    def apply(self, config) -> None:
+        """Validate and load a ChipConfig (or a path to one); neuron states start at its initial vmem."""
+        cfg = load_config(config)
+        validate(cfg)
+        kind = self.options.engine or ENGINE
+        if kind == "cython" and _CythonCore is None:
+            raise RuntimeError("the Cython simulation engine is not built (reinstall speckstream)")
+        self._engine = (_CythonEngine(cfg, self.options) if kind == "cython"
+                        else ReferenceEngine(cfg, leak_fires=self.options.leak_fires,
+                                             max_cascade=self.options.max_cascade))
+        self.config = cfg
+        if cfg.slow_clock_hz:
+            self.set_slow_clock(cfg.slow_clock_hz)
+
+    @property
+    def engine(self) -> str:
+        return "cython" if isinstance(self._engine, _CythonEngine) else "reference"
+
+    def _require(self):
+        if self._engine is None:
+            raise RuntimeError("no configuration applied: call apply(config) first")
+        return self._engine
+
+    def set_slow_clock(self, hz: float | None) -> None:
+        """Start (or stop, with None/0) the slow clock; the first tick comes one period from now."""
+        if not hz:
+            self._tick_period_us = 0
+            return
+        if hz <= 0 or hz > 1_000_000:
+            raise ValueError(f"slow clock rate must be in (0, 1e6] Hz, got {hz}")
+        self._tick_period_us = max(1, round(1e6 / hz))
+        self._next_tick_us = self.now_us + self._tick_period_us
+
+    def reset_time(self) -> None:
+        """Virtual clock back to 0 (the devkit's stopwatch reset); the slow clock restarts with it."""
+        self.now_us = 0
+        if self._tick_period_us:
+            self._next_tick_us = self._tick_period_us
+
+    def reset_state(self, *, to_initial: bool = False) -> None:
+        """Clear every neuron to 0 (or to the config's initial vmem)."""
+        self._require().reset_vmem(to_initial)
+
+    # ---------------------------------------------------------------- events
+    def feed(self, spikes: np.ndarray, *, until: int | None = None) -> np.ndarray:
+        """Release input spikes in order (each at max(now, t)) and return monitored output spikes.
+
+        Ticks due up to the last release (or ``until``, µs) run in time order. An input that is off its
+        core's input map or addressed to an unconfigured core raises :class:`AddressError`; the events
+        before it have been processed and their outputs are kept in ``sim.pending_outputs``.
+        """
+        eng = self._require()
+        spikes = np.ascontiguousarray(spikes, dtype=SPIKE_DTYPE)
+        until = self.now_us if until is None else until
+        self.now_us, self._next_tick_us, bad = eng.run(spikes, self.now_us, self._next_tick_us,
+                                                       self._tick_period_us, until)
+        out, ro = eng.take_outputs()
+        if ro.size:
+            self.readout_spikes.append(ro)
+        if bad >= 0:
+            self.inputs += bad
+            self.pending_outputs = out
+            e = spikes[bad]
+            cc = self.config.cores.get(int(e["core"]))
+            where = f"input map {cc.input_shape} (C, H, W)" if cc else "an unconfigured core"
+            raise AddressError(f"input spike {bad} (core={e['core']}, c={e['c']}, x={e['x']}, y={e['y']}, "
+                               f"t={e['t']} µs) is off {where}; {bad} earlier spikes were processed")
+        self.inputs += spikes.shape[0]
+        return out
+
+    def feed_dvs(self, events: np.ndarray) -> np.ndarray:
+        """Feed DvsEvents through the configured DVS stage (crop, pooling, polarity, mirror)."""
+        cfg = self._require() and self.config
+        if cfg.dvs is None:
+            raise RuntimeError("this configuration has no DVS input stage")
+        return self.feed(dvs_to_spikes(events, cfg.dvs))
+
+    def advance_to(self, t_us: int) -> np.ndarray:
+        """Advance virtual time to ``t_us`` running due slow-clock ticks; returns spikes they caused."""
+        return self.feed(np.empty(0, SPIKE_DTYPE), until=int(t_us))
+
+    def read_neurons(self, requests: np.ndarray) -> np.ndarray:
+        """Answer ReadNeuronValue requests with NeuronValue replies stamped at the current time."""
+        requests = np.asarray(requests, dtype=READ_REQUEST_DTYPE)
+        out = np.empty(requests.shape[0], dtype=NEURON_VALUE_DTYPE)
+        out["t"] = self.now_us
+        out["core"] = requests["core"]
+        out["address"] = requests["address"]
+        for core in np.unique(requests["core"]):
+            sel = requests["core"] == core
+            v = self._vmem(int(core))
+            c, x, y = decode(requests["address"][sel], v.shape, layout=self.options.address_layout)
+            out["vmem"][sel] = v[c, y, x]
+        return out
+
+    def write_neurons(self, requests: np.ndarray) -> None:
+        """Apply WriteNeuronValue requests."""
+        requests = np.asarray(requests, dtype=WRITE_REQUEST_DTYPE)
+        for core in np.unique(requests["core"]):
+            sel = requests["core"] == core
+            v = self._vmem(int(core))
+            c, x, y = decode(requests["address"][sel], v.shape, layout=self.options.address_layout)
+            v[c, y, x] = requests["vmem"][sel]
+
+    def vmem(self, core: int) -> np.ndarray:
+        """A copy of a core's membrane potentials as int16 [C, H, W]."""
+        return self._vmem(core).astype(np.int16)
+
+    def _vmem(self, core: int) -> np.ndarray:
+        eng = self._require()
+        if core not in self.config.cores:
+            raise AddressError(f"core {core} is not configured (configured: {sorted(self.config.cores)})")
+        return eng.vmem_view(core)
+
+    def read_requests_for_core(self, core: int) -> np.ndarray:
+        """ReadNeuronValue requests for every neuron of ``core`` in this simulator's address layout."""
+        return _neurons.read_requests_for_core(core, self.config.core(core).output_shape,
+                                               layout=self.options.address_layout)
+
+    @property
+    def stats(self) -> dict:
+        eng = self._require()
+        return {"inputs": self.inputs, "synaptic_updates": int(eng.n_updates),
+                "saturated": int(eng.n_saturated), "ticks": int(eng.n_ticks), "now_us": self.now_us}
+
+
+def _warn_engine() -> None:  # pragma: no cover - only without the extension
+    if ENGINE != "cython":
+        warnings.warn("speckstream.sim runs on the slow pure-Python engine (extension not built)")

@@ -1,0 +1,49 @@
+"""speckstream - compile spiking neural networks for SynSense Speck / DYNAP-CNN chips and stream
+events through them (the embedded simulator by default, a devkit through samna).
+
+The facade is lazy: ``import speckstream`` does not import torch (only :func:`compile` needs it) nor trio.
+
+    import speckstream as ss
+    config = ss.compile(model, input_shape=(2, 34, 34))          # -> ChipConfig
+    async with ss.open_device("sim") as dev:                      # trio
+        await dev.apply(config)
+        ...
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "compile": ("speckstream.compiler", "compile"),
+    "CompileError": ("speckstream.compiler.errors", "CompileError"),
+    "ChipConfig": ("speckstream.compiler.config", "ChipConfig"),
+    "load_config": ("speckstream.compiler.config", "load_config"),
+    "open_device": ("speckstream.runtime", "open_device"),
+    "Session": ("speckstream.runtime", "Session"),
+    "ChipSimulator": ("speckstream.sim", "ChipSimulator"),
+    "codec": ("speckstream.codec", None),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from speckstream import codec
+    from speckstream.compiler import compile
+    from speckstream.compiler.config import ChipConfig, load_config
+    from speckstream.compiler.errors import CompileError
+    from speckstream.runtime import Session, open_device
+    from speckstream.sim import ChipSimulator
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'speckstream' has no attribute {name!r}") from None
+    mod = importlib.import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
