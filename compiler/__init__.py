@@ -16,7 +16,7 @@ __all__ = ["compile", "compile_nir", "ChipConfig", "CoreConfig", "Destination", 
 
 def __getattr__(name: str):
     if name in ("compile", "compile_nir"):
-        from . import compile as _compile_mod  # imports torch
+        from . import build  # imports torch
 
-        return getattr(_compile_mod, name)
+        return getattr(build, name)
     raise AttributeError(f"module 'speckstream.compiler' has no attribute {name!r}")
