@@ -486,9 +486,11 @@ def _ki(n: int) -> str:
     return f"{n // 1024} Ki" if n >= 1024 else str(n)
 
 
-def compile_nir(graph, input_shape=None, **kwargs) -> ChipConfig:
-    """Compile a NIR graph (Conv2d, Linear, Affine, IF, SumPool2d, Flatten) - see :mod:`.nir_import`."""
+def compile_nir(graph, input_shape=None, *, min_v_mem: float | None = None, **kwargs) -> ChipConfig:
+    """Compile a NIR graph (Conv2d, Linear, Affine, IF, SumPool2d, Flatten) - see :mod:`.nir_import`.
+
+    ``min_v_mem`` sets the chip's vmem floor (NIR's IF has none)."""
     from .nir_import import nir_to_torch
 
-    module, shape = nir_to_torch(graph, input_shape)
+    module, shape = nir_to_torch(graph, input_shape, min_v_mem=min_v_mem)
     return compile(module, shape, **kwargs)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .errors import GraphStructureError, UnsupportedLayerError
+from .errors import CompileError, GraphStructureError, UnsupportedLayerError
 
 INPUT = -1  # node id of the network input
 
@@ -37,6 +37,7 @@ _TORCH_KINDS = {
     nn.Conv2d: "weight", nn.Linear: "weight", nn.AvgPool2d: "pool", nn.Flatten: "pass",
     nn.Identity: "pass", nn.Dropout: "pass", nn.Dropout2d: "pass", nn.BatchNorm2d: "bn", nn.BatchNorm1d: "bn",
 }
+_OWN_KINDS = {"ChipIAF": "neuron", "ChipSumPool2d": "pool", "ChipMerge": "merge"}  # NIR import
 _SINABS_KINDS = {"IAFSqueeze": "neuron", "IAF": "neuron", "SumPool2d": "pool", "Merge": "merge"}
 _ADVICE = {
     "LIF": "leaky dynamics are not supported on the chip; use IAF / IAFSqueeze (leak = bias + slow clock)",
@@ -58,6 +59,8 @@ def classify(module: nn.Module) -> str | None:
     cls = type(module)
     if cls.__module__.startswith("sinabs."):
         return _SINABS_KINDS.get(cls.__name__)
+    if cls.__module__ == "speckstream.compiler.nir_import":
+        return _OWN_KINDS.get(cls.__name__)
     return _TORCH_KINDS.get(cls)  # exact type: subclasses may change forward semantics
 
 
@@ -80,13 +83,6 @@ def extract(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list[N
     positions = {name: i for i, (name, _) in enumerate(work.named_modules())}
     leaves = [(n, m) for n, m in work.named_modules() if not list(m.children()) and n]
 
-    for name, m in leaves:
-        if classify(m) is None:
-            advice = _ADVICE.get(type(m).__name__, "supported: Conv2d, Linear, AvgPool2d, Flatten, Identity, "
-                                 "Dropout, BatchNorm, sinabs IAF/IAFSqueeze/SumPool2d/Merge")
-            raise UnsupportedLayerError(f"module '{name}' ({type(m).__name__}) cannot be put on the chip: {advice}",
-                                        name)
-
     nodes: list[Node] = []
     by_tensor: dict[int, int] = {}  # id(tensor) -> producer node id
     by_storage: dict[int, int] = {}  # storage pointer -> producer node id (follows views / reshapes)
@@ -108,6 +104,11 @@ def extract(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list[N
     def hook(name):
         def fn(module, args, output):
             kind = classify(module)
+            if kind is None:  # checked on call: modules defined but never used are fine
+                advice = _ADVICE.get(type(module).__name__, "supported: Conv2d, Linear, AvgPool2d, Flatten, Identity, "
+                                     "Dropout, BatchNorm, sinabs IAF/IAFSqueeze/SumPool2d/Merge")
+                raise UnsupportedLayerError(
+                    f"module '{name}' ({type(module).__name__}) cannot be put on the chip: {advice}", name)
             if name in called and kind in ("weight", "neuron", "bn"):
                 raise GraphStructureError(f"module '{name}' is called more than once in forward (weight sharing or "
                                           "recurrence) - each call needs its own core and its own module", name)
@@ -134,7 +135,7 @@ def extract(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list[N
         with torch.no_grad():
             try:
                 work(x)
-            except GraphStructureError:
+            except CompileError:
                 raise
             except Exception as e:
                 raise GraphStructureError(f"running the model on a sample of shape {tuple(x.shape)} failed: "

@@ -1,0 +1,157 @@
+"""NIR graph -> a torch module the compiler understands, so models exported from snnTorch, Norse, Lava or
+sinabs (``nir``: Input, Output, Conv2d, Linear, Affine, IF, SumPool2d, Flatten) reach the chip.
+
+NIR's IF resets to ``v_reset`` after a spike; ``v_reset == 0`` maps to the chip's return-to-zero. NIR has
+no lower bound on v; pass ``min_v_mem`` to :func:`speckstream.compiler.compile_nir` to set the chip's floor
+(without it the floor is -32768, which limits the discretization factor - the compiler warns).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import CompileError, UnsupportedLayerError, UnsupportedParameterError
+
+
+class MembraneReset:  # names read by the compiler's reset-mode check
+    reset_value = 0.0
+
+
+class MembraneSubtract:
+    pass
+
+
+class ChipIAF(nn.Module):
+    """Integrate-and-fire placeholder (shape tracing only; the chip does the dynamics)."""
+
+    def __init__(self, threshold: float, min_v_mem: float | None, reset_to_zero: bool):
+        super().__init__()
+        self.spike_threshold = float(threshold)
+        self.min_v_mem = min_v_mem
+        self.reset_fn = MembraneReset() if reset_to_zero else MembraneSubtract()
+
+    def forward(self, x):
+        return (x >= self.spike_threshold).to(x.dtype)
+
+
+class ChipSumPool2d(nn.Module):
+    def __init__(self, kernel_size, stride):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+
+    def forward(self, x):
+        k = self.kernel_size if isinstance(self.kernel_size, tuple) else (self.kernel_size,) * 2
+        return nn.functional.avg_pool2d(x, self.kernel_size, self.stride) * (k[0] * k[1])
+
+
+class ChipMerge(nn.Module):
+    def forward(self, a, b):
+        return a + b
+
+
+def _tuple(v):
+    v = np.asarray(v).reshape(-1).tolist()
+    return tuple(int(x) for x in v) if len(v) > 1 else int(v[0])
+
+
+class NIRModule(nn.Module):
+    def __init__(self, layers: dict, order: list[str], preds: dict[str, list[str]], merges: dict, output: str):
+        super().__init__()
+        self.layers = nn.ModuleDict(layers)
+        self.merges = nn.ModuleDict(merges)
+        self.order, self.preds, self.output = order, preds, output
+
+    def forward(self, x):
+        vals = {"__input__": x}
+        for key in self.order:
+            ins = [vals[p] for p in self.preds[key]]
+            v = self.merges[key](*ins) if key in self.merges else ins[0]
+            vals[key] = self.layers[key](v) if key in self.layers else v
+        return vals[self.output]
+
+
+def _safe(key: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z_]", "_", key)
+
+
+def nir_to_torch(graph, input_shape=None, min_v_mem: float | None = None):
+    """Convert a ``nir.NIRGraph``; returns (module, input_shape)."""
+    import nir
+
+    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for a, b in graph.edges:
+        preds[b].append(a)
+    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+    outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise CompileError(f"the NIR graph needs exactly one Input and one Output node, has {len(inputs)} / "
+                           f"{len(outputs)}")
+    if input_shape is None:
+        shape = tuple(int(s) for s in np.asarray(graph.nodes[inputs[0]].input_type["input"]).reshape(-1))
+        input_shape = shape
+    layers, merges = {}, {}
+    for key, node in graph.nodes.items():
+        name = _safe(key)
+        if isinstance(node, (nir.Input, nir.Output)):
+            continue
+        if isinstance(node, nir.Conv2d):
+            w = np.asarray(node.weight, np.float32)
+            pad = node.padding
+            pad = pad if isinstance(pad, str) else _tuple(pad)
+            m = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:], stride=_tuple(node.stride), padding=pad,
+                          dilation=_tuple(node.dilation), groups=int(node.groups), bias=node.bias is not None and
+                          np.any(np.asarray(node.bias) != 0))
+            m.weight.data = torch.from_numpy(w)
+            if m.bias is not None:
+                m.bias.data = torch.from_numpy(np.asarray(node.bias, np.float32).reshape(-1))
+        elif isinstance(node, (nir.Linear, nir.Affine)):
+            w = np.asarray(node.weight, np.float32)
+            bias = getattr(node, "bias", None)
+            has_bias = bias is not None and np.any(np.asarray(bias) != 0)
+            m = nn.Linear(w.shape[1], w.shape[0], bias=bool(has_bias))
+            m.weight.data = torch.from_numpy(w)
+            if has_bias:
+                m.bias.data = torch.from_numpy(np.asarray(bias, np.float32).reshape(-1))
+        elif isinstance(node, nir.IF):
+            thr = np.asarray(node.v_threshold, np.float64).reshape(-1) / np.asarray(node.r, np.float64).reshape(-1)
+            reset = np.asarray(node.v_reset, np.float64).reshape(-1)
+            if not np.allclose(thr, thr[0]):
+                raise UnsupportedParameterError(f"NIR node '{key}': thresholds differ per neuron; the chip has one "
+                                                "per core", key)
+            if np.any(reset != 0):
+                raise UnsupportedParameterError(f"NIR node '{key}': v_reset {reset[0]} != 0; the chip resets to 0 "
+                                                "or subtracts the threshold", key)
+            m = ChipIAF(float(thr[0]), min_v_mem, reset_to_zero=True)
+        elif isinstance(node, nir.SumPool2d):
+            if np.any(np.asarray(node.padding) != 0):
+                raise UnsupportedParameterError(f"NIR node '{key}': pooling with padding", key)
+            m = ChipSumPool2d(_tuple(node.kernel_size), _tuple(node.stride))
+        elif isinstance(node, nir.Flatten):
+            m = nn.Flatten()
+        else:
+            raise UnsupportedLayerError(f"NIR node '{key}' ({type(node).__name__}) cannot be put on the chip", key)
+        layers[name] = m
+        if len(preds[key]) == 2:
+            merges[name] = ChipMerge()
+        elif len(preds[key]) > 2:
+            raise UnsupportedLayerError(f"NIR node '{key}' has {len(preds[key])} inputs; at most 2 merge", key)
+    # topological order of the NIR graph
+    order, seen = [], set()
+
+    def visit(k):
+        if k in seen:
+            return
+        seen.add(k)
+        for p in preds[k]:
+            visit(p)
+        order.append(k)
+
+    for k in graph.nodes:
+        visit(k)
+    sp = {_safe(k): ["__input__" if p == inputs[0] else _safe(p) for p in preds[k]] for k in graph.nodes}
+    body = [_safe(k) for k in order if k not in inputs]
+    return NIRModule(layers, body, sp, merges, _safe(outputs[0])), tuple(input_shape)
