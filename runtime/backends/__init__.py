@@ -1,0 +1,1 @@
+"""Device backends behind :class:`speckstream.runtime.Session`: the simulator and samna devkits."""

@@ -1,0 +1,216 @@
+"""The ``"sim"`` device: the software chip behind the devkit's interface.
+
+It mimics what the runtime must cope with on hardware (SAMNA.md 8.8): list-in / list-out buffers,
+stopwatch-gated release of timestamped input (``realtime=True``), 32-bit µs output timestamps that wrap,
+untimestamped NeuronValue replies - plus faults on demand for tests (:class:`SimFaults`).
+
+Virtual mode (default) processes input as soon as it is written, in the virtual time of its timestamps
+(as fast as possible). Real-time mode holds each input until the session clock reaches its timestamp and
+lets slow-clock ticks follow the wall clock.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import trio
+
+from ...codec.events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READOUT_DTYPE, SPIKE_DTYPE
+from ...codec.samna_events import DecodedOutput
+from ...compiler.config import ChipConfig
+from ...sim import ChipSimulator, SimOptions
+from ..errors import DeviceDisconnected, DeviceError
+
+_MASK32 = 0xFFFFFFFF
+
+
+@dataclass
+class SimFaults:
+    """Faults on demand: drop a fraction of input events, delay NeuronValue replies (s), or vanish after
+    ``disconnect_after`` input events have been written."""
+
+    drop_fraction: float = 0.0
+    reply_delay_s: float = 0.0
+    disconnect_after: int | None = None
+    seed: int = 0
+
+
+class SimBackend:
+    def __init__(self, chip: str = "speck2f", *, realtime: bool = False, faults: SimFaults | None = None,
+                 options: SimOptions | None = None, clock=trio.current_time):
+        self.name = f"sim:{chip}"
+        self.chip = chip
+        self.realtime = realtime
+        self.faults = faults or SimFaults()
+        self.sim = ChipSimulator(options=options)
+        self._clock = clock
+        self._t0 = 0.0
+        self._pending: deque[np.ndarray] = deque()  # realtime: written but not yet released
+        self._out: deque[DecodedOutput] = deque()
+        self._delayed: deque[tuple[float, np.ndarray]] = deque()
+        self._wake = trio.Event()
+        self._rng = np.random.default_rng(self.faults.seed)
+        self._written = 0
+        self._gone = False
+        self._opened = False
+        self.counts = {"device_dropped": 0, "released": 0}
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self) -> None:
+        self._opened = True
+        self._t0 = self._clock()
+
+    async def close(self) -> None:
+        self._opened = False
+
+    def _check(self) -> None:
+        if self._gone:
+            raise DeviceDisconnected(f"{self.name} disconnected (fault injection)")
+        if not self._opened:
+            raise DeviceError(f"{self.name} is closed")
+
+    def _now_us(self) -> int:
+        return int((self._clock() - self._t0) * 1e6)
+
+    async def apply(self, config: ChipConfig) -> None:
+        self._check()
+        self.sim.apply(config)
+        self.sim.reset_state(to_initial=True)
+        await self.reset_time()
+
+    async def reset_time(self) -> None:
+        self._t0 = self._clock()
+        self.sim.reset_time()
+
+    async def reset_state(self) -> None:
+        self.sim.reset_state()
+
+    async def set_slow_clock(self, hz: float | None) -> None:
+        self._release()
+        self.sim.set_slow_clock(hz)
+
+    # ------------------------------------------------------------------ input
+    async def write_spikes(self, spikes: np.ndarray) -> None:
+        self._check()
+        spikes = np.asarray(spikes, dtype=SPIKE_DTYPE)
+        if self.faults.disconnect_after is not None and self._written + len(spikes) > self.faults.disconnect_after:
+            # the device takes what fits, then vanishes
+            take = self.faults.disconnect_after - self._written
+            self._accept(spikes[:take])
+            self._gone = True
+            self._wake.set()
+            raise DeviceDisconnected(f"{self.name} disconnected after {self.faults.disconnect_after} input events",
+                                     {"written_before_disconnect": self._written})
+        self._accept(spikes)
+
+    def _accept(self, spikes: np.ndarray) -> None:
+        self._written += len(spikes)
+        if self.faults.drop_fraction > 0 and len(spikes):
+            keep = self._rng.random(len(spikes)) >= self.faults.drop_fraction
+            self.counts["device_dropped"] += int((~keep).sum())
+            spikes = spikes[keep]
+        if len(spikes) == 0:
+            return
+        if self.realtime:
+            self._pending.append(spikes)
+            self._release()
+        else:
+            self._process(spikes)
+
+    def _process(self, spikes: np.ndarray, until: int | None = None) -> None:
+        out = self.sim.feed(spikes, until=until)
+        self.counts["released"] += len(spikes)
+        if len(out):
+            out = out.copy()
+            out["t"] &= _MASK32  # the chip's 32-bit µs stamps leave the device
+            self._emit(DecodedOutput(out, _empty(NEURON_VALUE_DTYPE), _empty(READOUT_DTYPE), _empty(DVS_EVENT_DTYPE)))
+
+    def _release(self) -> None:
+        """Realtime: release pending input whose time has come and advance the chip to now."""
+        if not self.realtime:
+            return
+        now = self._now_us()
+        while self._pending:
+            batch = self._pending[0]
+            due = int(np.searchsorted(batch["t"], now, side="right"))
+            if due == 0:
+                break
+            self._process(batch[:due])
+            if due == len(batch):
+                self._pending.popleft()
+            else:
+                self._pending[0] = batch[due:]
+                break
+        if now > self.sim.now_us:
+            self._process(np.empty(0, SPIKE_DTYPE), until=now)
+
+    def _next_due_s(self) -> float | None:
+        times = []
+        if self._pending:
+            times.append(self._t0 + int(self._pending[0]["t"][0]) / 1e6)
+        if self._delayed:
+            times.append(self._delayed[0][0])
+        return min(times) if times else None
+
+    async def write_reads(self, requests: np.ndarray) -> None:
+        self._check()
+        self._release()
+        replies = self.sim.read_neurons(requests)
+        replies["t"] = 0  # no timestamp on the chip
+        if self.faults.reply_delay_s > 0:
+            self._delayed.append((self._clock() + self.faults.reply_delay_s, replies))
+        else:
+            self._emit(DecodedOutput(_empty(SPIKE_DTYPE), replies, _empty(READOUT_DTYPE), _empty(DVS_EVENT_DTYPE)))
+
+    async def write_neurons(self, requests: np.ndarray) -> None:
+        self._check()
+        self._release()
+        self.sim.write_neurons(requests)
+
+    def _emit(self, out: DecodedOutput) -> None:
+        self._out.append(out)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ output
+    async def read(self, timeout_s: float) -> DecodedOutput | None:
+        """Everything produced so far (merged), waiting up to ``timeout_s`` for something."""
+        self._check()
+        deadline = self._clock() + timeout_s
+        while True:
+            self._release()
+            now = self._clock()
+            while self._delayed and self._delayed[0][0] <= now:
+                _, r = self._delayed.popleft()
+                self._emit(DecodedOutput(_empty(SPIKE_DTYPE), r, _empty(READOUT_DTYPE), _empty(DVS_EVENT_DTYPE)))
+            if self._out:
+                parts = list(self._out)
+                self._out.clear()
+                if len(parts) == 1:
+                    return parts[0]
+                return DecodedOutput(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                                       ("spikes", "neuron_values", "readout", "dvs")))
+            if self._gone:
+                raise DeviceDisconnected(f"{self.name} disconnected (fault injection)")
+            now = self._clock()
+            if now >= deadline:
+                return None
+            wake_at = deadline
+            due = self._next_due_s()
+            if due is not None:
+                wake_at = min(wake_at, max(due, now))
+            self._wake = trio.Event()
+            with trio.move_on_at(wake_at):
+                await self._wake.wait()
+
+    @property
+    def stats(self) -> dict:
+        s = dict(self.counts)
+        if self.sim.config is not None:
+            s.update(self.sim.stats)
+        s["pending_release"] = int(sum(len(b) for b in self._pending))
+        return s
+
+
+def _empty(dtype) -> np.ndarray:
+    return np.empty(0, dtype=dtype)
