@@ -56,7 +56,7 @@ class ReplayResult:
     events_out: int
     duration_s: float
     input_rate: float  # input events / s (wall clock)
-    pacing_error_us: dict = field(default_factory=dict)  # p50 / p99 / max lateness of paced writes
+    pacing_error_us: dict = field(default_factory=dict)  # p50/p99/max µs a slice reached the device late
     dropped: dict = field(default_factory=dict)
     record: str | None = None
 
@@ -96,7 +96,7 @@ class Session:
         self._lock = trio.Lock()  # serialises device calls from the pumps and the user
         self.counts = {"accepted": 0, "written": 0, "dropped_policy": 0, "lost_in_flight": 0, "out_spikes": 0,
                        "out_neuron_values": 0, "out_readout": 0, "unknown": 0}
-        self._in_flight = 0
+        self._pending = 0  # accepted by send() but not yet written to the device
         self._started = 0.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -113,22 +113,20 @@ class Session:
     async def __aexit__(self, etype, exc, tb):
         self._nursery.cancel_scope.cancel()
         try:
-            suppressed = await self._nursery_cm.__aexit__(etype, exc, tb)
+            if exc is not None and not isinstance(exc, trio.Cancelled):
+                # the user's own error: stop the pumps, then let it propagate as it is (no exception group)
+                await self._nursery_cm.__aexit__(None, None, None)
+                suppressed = False
+            else:
+                suppressed = await self._nursery_cm.__aexit__(etype, exc, tb)
         finally:
-            self.counts["lost_in_flight"] += self._in_flight + self._queued()
+            self.counts["lost_in_flight"] += self._pending
+            self._pending = 0
             with trio.CancelScope(shield=True):
                 await self.backend.close()
-        if self._error is not None and (etype is None or issubclass(etype, trio.Cancelled)):
+        if self._error is not None and (exc is None or suppressed):
             raise self._error
         return suppressed
-
-    def _queued(self) -> int:
-        n = 0
-        while True:
-            try:
-                n += len(self._in_recv.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return n
 
     def _fail(self, err: BaseException) -> None:
         if self._error is None:
@@ -191,9 +189,11 @@ class Session:
         for start in range(0, len(spikes), self.batch_size):
             batch = spikes[start:start + self.batch_size]
             if policy == "wait":
+                self._pending += len(batch)
                 try:
                     await self._in_send.send(batch)
-                except trio.ClosedResourceError:
+                except BaseException:
+                    self._pending -= len(batch)  # not accepted (cancelled or closed)
                     self._raise_if_failed()
                     raise
             else:
@@ -202,23 +202,21 @@ class Session:
                 except trio.WouldBlock:
                     self.counts["dropped_policy"] += len(batch)
                     continue
+                self._pending += len(batch)
             accepted += len(batch)
         self.counts["accepted"] += accepted
         return accepted
 
     async def flush(self) -> None:
         """Wait until every queued input batch has been written to the device."""
-        while self._queued_estimate() or self._in_flight:
+        while self._pending:
             self._raise_if_failed()
             await trio.sleep(0.0005)
-
-    def _queued_estimate(self) -> int:
-        return self._in_send.statistics().current_buffer_used
+        self._raise_if_failed()
 
     async def _writer(self) -> None:
         try:
             async for batch in self._in_recv:
-                self._in_flight = len(batch)
                 device = batch
                 if len(batch) and int(batch["t"][-1]) >= WRAP:
                     raise DeviceError(f"input timestamp {int(batch['t'][-1])} µs is past the chip's 32-bit "
@@ -226,21 +224,19 @@ class Session:
                 async with self._lock:
                     await self.backend.write_spikes(device)
                 self.counts["written"] += len(batch)
-                self._in_flight = 0
+                self._pending -= len(batch)
         except DeviceDisconnected as e:
-            written = e.accounting.get("written_before_disconnect")
-            if written is not None:  # the device took part of the batch in flight
-                took = written - self.counts["written"]
-                self.counts["written"] += max(took, 0)
-                self._in_flight -= max(took, 0)
+            took = e.accounting.get("written_before_disconnect", self.counts["written"]) - self.counts["written"]
+            if took > 0:  # the device took part of the batch in flight before it vanished
+                self.counts["written"] += took
+                self._pending -= took
             self._fail(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()))
         except DeviceError as e:
             self._fail(e)
 
     def _accounting(self) -> dict:
-        queued = self._queued()
-        self.counts["lost_in_flight"] += self._in_flight + queued
-        self._in_flight = 0
+        self.counts["lost_in_flight"] += self._pending
+        self._pending = 0
         return {"accepted": self.counts["accepted"], "written": self.counts["written"],
                 "not_written": self.counts["lost_in_flight"], "dropped_by_policy": self.counts["dropped_policy"],
                 "outputs_delivered": self.counts["out_spikes"]}
@@ -429,10 +425,12 @@ class Session:
                     for a, b in zip(bounds[:-1], bounds[1:]):
                         if a == b:
                             continue
-                        due = self._epoch + int(chunk["t"][a]) / 1e6 - lead_s
-                        await trio.sleep_until(due)
-                        lateness.append(max(0.0, (trio.current_time() - due) * 1e6))
+                        release = self._epoch + int(chunk["t"][a]) / 1e6
+                        await trio.sleep_until(release - lead_s)
                         await self.send(chunk[a:b])
+                        # pacing error: how late the slice reached the device queue after its release time
+                        # (early is fine: the device holds events until their timestamp)
+                        lateness.append(max(0.0, (trio.current_time() - release) * 1e6))
                         n_in += b - a
                 if progress:
                     progress(n_in, total)

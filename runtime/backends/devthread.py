@@ -20,10 +20,7 @@ class DeviceThread:
 
     def _loop(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            fn, args, token, deliver = job
+            fn, args, token, deliver = self._jobs.get()
             try:
                 result = ("ok", fn(*args))
             except BaseException as e:  # delivered to the awaiting task
@@ -32,6 +29,8 @@ class DeviceThread:
                 token.run_sync_soon(deliver, result)
             except trio.RunFinishedError:
                 pass
+            if fn is _STOP:
+                return
 
     async def run(self, fn, *args):
         """Run ``fn(*args)`` on the device thread and return its result (or raise its exception)."""
@@ -53,5 +52,12 @@ class DeviceThread:
         return value
 
     async def stop(self) -> None:
-        self._jobs.put(None)
-        await trio.to_thread.run_sync(self._thread.join)
+        """Finish the job in progress, then end the thread (joined: it never outlives the session)."""
+        if self._thread.is_alive():
+            with trio.CancelScope(shield=True):
+                await self.run(_STOP)
+        self._thread.join(timeout=1.0)  # the thread returns right after delivering _STOP
+
+
+def _STOP() -> None:
+    return None

@@ -148,7 +148,8 @@ class SimBackend:
     def _next_due_s(self) -> float | None:
         times = []
         if self._pending:
-            times.append(self._t0 + int(self._pending[0]["t"][0]) / 1e6)
+            # +1 µs: at this wake time the truncated µs clock has surely reached the event (no busy loop)
+            times.append(self._t0 + (int(self._pending[0]["t"][0]) + 1) / 1e6)
         if self._delayed:
             times.append(self._delayed[0][0])
         return min(times) if times else None
