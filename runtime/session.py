@@ -204,7 +204,7 @@ class Session:
                     continue
                 self._pending += len(batch)
             accepted += len(batch)
-        self.counts["accepted"] += accepted
+            self.counts["accepted"] += len(batch)  # per batch: a failure mid-call keeps the books right
         return accepted
 
     async def flush(self) -> None:
