@@ -189,13 +189,13 @@ class Session:
         for start in range(0, len(spikes), self.batch_size):
             batch = spikes[start:start + self.batch_size]
             if policy == "wait":
-                self._pending += len(batch)
                 try:
                     await self._in_send.send(batch)
-                except BaseException:
-                    self._pending -= len(batch)  # not accepted (cancelled or closed)
+                except trio.ClosedResourceError:
                     self._raise_if_failed()
                     raise
+                # counted once the queue holds it (the writer may already have run: _pending can dip < 0)
+                self._pending += len(batch)
             else:
                 try:
                     self._in_send.send_nowait(batch)
@@ -209,7 +209,7 @@ class Session:
 
     async def flush(self) -> None:
         """Wait until every queued input batch has been written to the device."""
-        while self._pending:
+        while self._pending > 0:
             self._raise_if_failed()
             await trio.sleep(0.0005)
         self._raise_if_failed()
