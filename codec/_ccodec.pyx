@@ -20,6 +20,33 @@ ctypedef fused coord_t:
     unsigned long long
 
 
+cdef inline bint _coords_ok(long long cc, long long xx, long long yy, long long C, long long H,
+                            long long W) noexcept nogil:
+    # unsigned compare folds the < 0 test into the upper bound
+    return (<unsigned long long>cc < <unsigned long long>C and <unsigned long long>xx < <unsigned long long>W
+            and <unsigned long long>yy < <unsigned long long>H)
+
+
+cdef Py_ssize_t _encode_contig(const coord_t* c, const coord_t* x, const coord_t* y, uint32_t* out,
+                               Py_ssize_t n, long long C, long long H, long long W, int xshift,
+                               int yshift) noexcept nogil:
+    """Branch-free pass (vectorisable); the first bad index is searched only if one exists."""
+    cdef Py_ssize_t i
+    cdef unsigned long long bad = 0
+    cdef long long cc, xx, yy
+    for i in range(n):
+        cc = <long long>c[i]; xx = <long long>x[i]; yy = <long long>y[i]
+        bad |= ((<unsigned long long>cc >= <unsigned long long>C) | (<unsigned long long>xx >= <unsigned long long>W)
+                | (<unsigned long long>yy >= <unsigned long long>H))
+        out[i] = <uint32_t>((yy << yshift) | (xx << xshift) | cc)
+    if not bad:
+        return n
+    for i in range(n):
+        if not _coords_ok(<long long>c[i], <long long>x[i], <long long>y[i], C, H, W):
+            return -(i + 1)
+    return n
+
+
 def encode_into(coord_t[:] c, coord_t[:] x, coord_t[:] y, uint32_t[:] out,
                 long long C, long long H, long long W, int xshift, int yshift, uint8_t[:] keep=None):
     """Encode (c, x, y) into ``out``.
@@ -31,30 +58,59 @@ def encode_into(coord_t[:] c, coord_t[:] x, coord_t[:] y, uint32_t[:] out,
     cdef Py_ssize_t n = c.shape[0], i, k = 0, result
     cdef long long cc, xx, yy
     cdef bint ok
-    cdef bint compact = keep is not None
     if x.shape[0] != n or y.shape[0] != n or out.shape[0] < n:
         raise ValueError("c, x, y and out must have the same length")
-    if compact and keep.shape[0] < n:
+    if keep is not None and keep.shape[0] < n:
         raise ValueError("keep is shorter than the input")
-    result = n
+    if n == 0:
+        return 0
     with nogil:
-        for i in range(n):
-            cc = <long long>c[i]; xx = <long long>x[i]; yy = <long long>y[i]
-            # unsigned compare folds the < 0 test into the upper bound
-            ok = (<unsigned long long>cc < <unsigned long long>C and
-                  <unsigned long long>xx < <unsigned long long>W and
-                  <unsigned long long>yy < <unsigned long long>H)
-            if compact:
+        if keep is None and c.strides[0] == sizeof(coord_t) and x.strides[0] == sizeof(coord_t) \
+                and y.strides[0] == sizeof(coord_t) and out.strides[0] == 4:
+            result = _encode_contig(&c[0], &x[0], &y[0], &out[0], n, C, H, W, xshift, yshift)
+        elif keep is None:
+            result = n
+            for i in range(n):
+                cc = <long long>c[i]; xx = <long long>x[i]; yy = <long long>y[i]
+                if not _coords_ok(cc, xx, yy, C, H, W):
+                    result = -(i + 1)
+                    break
+                out[i] = <uint32_t>((yy << yshift) | (xx << xshift) | cc)
+        else:
+            for i in range(n):
+                cc = <long long>c[i]; xx = <long long>x[i]; yy = <long long>y[i]
+                ok = _coords_ok(cc, xx, yy, C, H, W)
                 keep[i] = ok
                 if ok:
                     out[k] = <uint32_t>((yy << yshift) | (xx << xshift) | cc)
                     k += 1
-            elif ok:
-                out[i] = <uint32_t>((yy << yshift) | (xx << xshift) | cc)
-            else:
-                result = -(i + 1)
-                break
-    return k if compact else result
+            result = k
+    return result
+
+
+cdef Py_ssize_t _decode_contig(const uint32_t* addr, uint16_t* c, uint16_t* x, uint16_t* y, Py_ssize_t n,
+                               uint32_t C, uint32_t H, uint32_t W, int xshift, int yshift,
+                               uint32_t xmask) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef uint32_t a, cc, xx, yy, bad = 0
+    cdef uint32_t cmask = (1u << xshift) - 1
+    for i in range(n):
+        a = addr[i]
+        cc = a & cmask
+        xx = (a >> xshift) & xmask
+        yy = a >> yshift
+        bad |= (cc >= C) | (xx >= W) | (yy >= H) | (((yy << yshift) | (xx << xshift) | cc) != a)
+        c[i] = <uint16_t>cc; x[i] = <uint16_t>xx; y[i] = <uint16_t>yy
+    if not bad:
+        return n
+    for i in range(n):
+        a = addr[i]
+        cc = a & cmask
+        xx = (a >> xshift) & xmask
+        yy = a >> yshift
+        if cc >= C or xx >= W or yy >= H or ((yy << yshift) | (xx << xshift) | cc) != a:
+            return -(i + 1)
+    return n
 
 
 def decode_into(const uint32_t[:] addr, uint16_t[:] c, uint16_t[:] x, uint16_t[:] y,
@@ -64,39 +120,47 @@ def decode_into(const uint32_t[:] addr, uint16_t[:] c, uint16_t[:] x, uint16_t[:
     An address is valid when its fields are on the map and it has no stray bits (re-encoding gives it back).
     """
     cdef Py_ssize_t n = addr.shape[0], i, k = 0, result
-    cdef bint compact = keep is not None
-    cdef uint32_t a
+    cdef uint32_t a, cc, xx, yy
     cdef uint32_t cmask = (1u << xshift) - 1
     cdef int xbits = 0
-    cdef uint32_t xmask, cc, xx, yy
+    cdef uint32_t xmask
     cdef bint ok
     while (1 << xbits) < W:
         xbits += 1
     xmask = (1u << xbits) - 1
+    if yshift >= 32:
+        raise ValueError("address layout wider than 32 bits")
     if c.shape[0] < n or x.shape[0] < n or y.shape[0] < n:
         raise ValueError("output arrays are shorter than addr")
-    if compact and keep.shape[0] < n:
+    if keep is not None and keep.shape[0] < n:
         raise ValueError("keep is shorter than the input")
-    result = n
+    if n == 0:
+        return 0
     with nogil:
-        for i in range(n):
-            a = addr[i]
-            cc = a & cmask
-            xx = (a >> xshift) & xmask
-            yy = a >> yshift if yshift < 32 else 0
-            ok = (cc < C and xx < W and yy < H and
-                  ((yy << yshift) | (xx << xshift) | cc) == a)
-            if compact:
-                keep[i] = ok
-                if ok:
-                    c[k] = <uint16_t>cc; x[k] = <uint16_t>xx; y[k] = <uint16_t>yy
+        if keep is None and addr.strides[0] == 4 and c.strides[0] == 2 and x.strides[0] == 2 \
+                and y.strides[0] == 2:
+            result = _decode_contig(&addr[0], &c[0], &x[0], &y[0], n, <uint32_t>C, <uint32_t>H, <uint32_t>W,
+                                    xshift, yshift, xmask)
+        else:
+            for i in range(n):
+                a = addr[i]
+                cc = a & cmask
+                xx = (a >> xshift) & xmask
+                yy = a >> yshift
+                ok = cc < C and xx < W and yy < H and ((yy << yshift) | (xx << xshift) | cc) == a
+                if keep is None:
+                    if not ok:
+                        k = -(i + 1)
+                        break
+                    c[i] = <uint16_t>cc; x[i] = <uint16_t>xx; y[i] = <uint16_t>yy
                     k += 1
-            elif ok:
-                c[i] = <uint16_t>cc; x[i] = <uint16_t>xx; y[i] = <uint16_t>yy
-            else:
-                result = -(i + 1)
-                break
-    return k if compact else result
+                else:
+                    keep[i] = ok
+                    if ok:
+                        c[k] = <uint16_t>cc; x[k] = <uint16_t>xx; y[k] = <uint16_t>yy
+                        k += 1
+            result = k
+    return result
 
 
 # ---------------------------------------------------------------------------------------------

@@ -172,8 +172,12 @@ class EventFileReader:
             self.dtypes[kind] = dt
         self.data_start = up.tell()
 
-    def _iter_raw(self, want: set[str] | None) -> Iterator[tuple[str, int, np.ndarray | None]]:
+    def _iter_raw(self, want: set[str] | None, dest: np.ndarray | None = None
+                  ) -> Iterator[tuple[str, int, np.ndarray | None]]:
+        """Walk the chunks. With ``dest`` (one array of the single wanted kind), payloads are read straight
+        into consecutive slices of it (no per-chunk allocation, no concatenation)."""
         f = self._f
+        filled = 0
         f.seek(self.data_start)
         while True:
             pos = f.tell()
@@ -202,15 +206,21 @@ class EventFileReader:
             if nbytes != n * dt.itemsize or nbytes > self.max_chunk_bytes:
                 self._fail(f"chunk at byte {pos}: {n} {kind} events do not match {nbytes} payload bytes "
                            f"(or exceed the {self.max_chunk_bytes}-byte chunk limit)")
+            if f.tell() + nbytes > self._size():  # payload cut short: the last chunk is truncated
+                self._truncate(pos)
+                return
             if want is not None and kind not in want:
-                end = f.seek(nbytes, os.SEEK_CUR)
-                if end > self._size():
-                    self._truncate(pos)
-                    return
+                f.seek(nbytes, os.SEEK_CUR)
                 self.counts[kind] = self.counts.get(kind, 0) + n
                 yield kind, n, None
                 continue
-            arr = np.empty(n, dtype=dt)
+            if dest is not None:
+                if filled + n > len(dest):
+                    self._fail(f"chunk at byte {pos} holds more events than the file's headers announced")
+                arr = dest[filled:filled + n]
+                filled += n
+            else:
+                arr = np.empty(n, dtype=dt)
             got = f.readinto(memoryview(arr).cast("B")) if n else 0
             if got < nbytes:
                 self._truncate(pos)
@@ -240,10 +250,17 @@ class EventFileReader:
                 yield kind, arr
 
     def read(self, kind: str = "spike") -> np.ndarray:
-        """All events of one kind, concatenated."""
-        parts = [a for _, a in self.chunks(kind)]
+        """All events of one kind in one array (a header scan sizes it; payloads are read into it)."""
+        self.scan()
         dt = self.dtypes.get(kind, KINDS.get(kind))
-        return np.concatenate(parts) if parts else np.empty(0, dtype=dt)
+        if dt is None:
+            return np.empty(0, dtype=KINDS.get(kind, KINDS["spike"]))
+        out = np.empty(self.counts.get(kind, 0), dtype=dt)
+        self.counts = {}
+        filled = 0
+        for _, n, _ in self._iter_raw({kind}, dest=out):
+            filled += n
+        return out[:filled]
 
     def scan(self) -> int:
         """Walk all chunk headers (no payload reads); fills ``counts``; returns the end of the last intact chunk."""

@@ -1,0 +1,58 @@
+"""Shared helpers for the benchmarks: best-of-N timing and a result table with ratios."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # tests/models.py, tests/chipcfg.py
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    """Best wall time (s) of ``repeat`` runs of ``fn()``."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def rate(n: float, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def fmt(v: float) -> str:
+    if v != v:
+        return "n/a"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.2f} {unit}"
+    return f"{v:.3g}"
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    """rows: {"what", "value", "unit", "baseline" (optional), "ratio" (optional), "target" (optional)}."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title)
+        for col in ("measure", "value", "baseline (same run)", "ratio", "target"):
+            t.add_column(col, justify="right" if col != "measure" else "left")
+        for r in rows:
+            t.add_row(r["what"], f"{fmt(r['value'])} {r.get('unit', '')}",
+                      r.get("baseline", ""), f"{r['ratio']:.1f}x" if r.get("ratio") is not None else "",
+                      r.get("target", ""))
+        Console(width=150).print(t)
+    except ImportError:  # pragma: no cover
+        print(title)
+        for r in rows:
+            print(f"  {r['what']}: {fmt(r['value'])} {r.get('unit', '')} {r.get('ratio', '')}")
+
+
+def parse(description: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="smaller sizes (seconds, for smoke runs)")
+    return p.parse_args()
