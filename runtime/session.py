@@ -57,6 +57,7 @@ class ReplayResult:
     duration_s: float
     input_rate: float  # input events / s (wall clock)
     pacing_error_us: dict = field(default_factory=dict)  # p50/p99/max µs a slice reached the device late
+    release_error_us: dict = field(default_factory=dict)  # simulator: µs each event entered the chip late
     dropped: dict = field(default_factory=dict)
     record: str | None = None
 
@@ -233,6 +234,8 @@ class Session:
             self._fail(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()))
         except DeviceError as e:
             self._fail(e)
+        except Exception as e:  # a backend bug must still end the session cleanly, with accounting
+            self._fail(DeviceError(f"{self.backend.name} writer failed: {type(e).__name__}: {e}"))
 
     def _accounting(self) -> dict:
         self.counts["lost_in_flight"] += self._pending
@@ -255,6 +258,8 @@ class Session:
             self._fail(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()))
         except DeviceError as e:
             self._fail(e)
+        except Exception as e:
+            self._fail(DeviceError(f"{self.backend.name} reader failed: {type(e).__name__}: {e}"))
 
     def _dispatch(self, out: DecodedOutput) -> None:
         host = self.now_us()
@@ -360,7 +365,8 @@ class Session:
         next_t = trio.current_time()
         while count is None or k < count:
             t_us = self.now_us()
-            vals = await self.read_neurons(req, timeout_s=every * 0.9)
+            # wait for replies until the next period (0.1 s when polling as fast as possible)
+            vals = await self.read_neurons(req, timeout_s=every * 0.9 if every > 0 else 0.1)
             vals = vals[vals["core"] == core]
             states = _neurons.decode_neuron_values(vals, shape, layout=layout, drop_invalid=True)
             image = None
@@ -392,6 +398,9 @@ class Session:
         writer = EventFileWriter(record, meta={"source": str(source) if not isinstance(source, np.ndarray)
                                                else "array", "speed": speed}) if record else None
         out_before = self.counts["out_spikes"]
+        take_release = getattr(self.backend, "take_release_lateness", None)
+        if take_release:
+            take_release()  # start a fresh record
         dropped_before = self.counts["dropped_policy"]
         lateness: list[float] = []
         n_in = 0
@@ -448,6 +457,7 @@ class Session:
             events_in=n_in, events_out=self.counts["out_spikes"] - out_before, duration_s=duration,
             input_rate=n_in / duration if duration > 0 else math.inf,
             pacing_error_us=percentiles(lateness) if lateness else {},
+            release_error_us=percentiles(take_release()) if take_release and speed is not None else {},
             dropped={"policy": self.counts["dropped_policy"] - dropped_before,
                      "subscriptions": sum(s.dropped_events for s in self._subs)},
             record=str(record) if record else None)

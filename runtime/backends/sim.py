@@ -52,6 +52,8 @@ class SimBackend:
         self._wake = trio.Event()
         self._rng = np.random.default_rng(self.faults.seed)
         self._written = 0
+        self._lateness: list[np.ndarray] = []
+        self._lateness_n = 0
         self._gone = False
         self._opened = False
         self.counts = {"device_dropped": 0, "released": 0}
@@ -128,7 +130,7 @@ class SimBackend:
 
     def _release(self) -> None:
         """Realtime: release pending input whose time has come and advance the chip to now."""
-        if not self.realtime:
+        if not self.realtime or self.sim.config is None:
             return
         now = self._now_us()
         while self._pending:
@@ -136,6 +138,9 @@ class SimBackend:
             due = int(np.searchsorted(batch["t"], now, side="right"))
             if due == 0:
                 break
+            if self._lateness_n < 1 << 22:  # bounded record: how late each event entered the chip (µs)
+                self._lateness.append(now - batch["t"][:due].astype(np.int64))
+                self._lateness_n += due
             self._process(batch[:due])
             if due == len(batch):
                 self._pending.popleft()
@@ -203,6 +208,12 @@ class SimBackend:
             self._wake = trio.Event()
             with trio.move_on_at(wake_at):
                 await self._wake.wait()
+
+    def take_release_lateness(self) -> np.ndarray:
+        """Real-time mode: µs by which each released input entered the chip after its timestamp (then clear)."""
+        out = np.concatenate(self._lateness) if self._lateness else np.empty(0, np.int64)
+        self._lateness, self._lateness_n = [], 0
+        return out
 
     @property
     def stats(self) -> dict:
