@@ -1,0 +1,356 @@
+"""``python -m speckstream`` / ``speckstream``: compile, run, vmem, inspect, bench, demo.
+
+Exit codes: 0 success, 1 the work failed (a model the chip cannot hold, a corrupt file, a device error),
+2 bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+class UsageError(Exception):
+    """Bad command-line arguments (exit code 2)."""
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input shape must be C,H,W integers, got {text!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"input shape must be three positive integers C,H,W, got {text!r}")
+    return shape
+
+
+def load_factory(spec: str):
+    """'package.module:factory' or 'path/to/file.py:factory' -> a torch module (factory called if callable)."""
+    if ":" not in spec:
+        raise UsageError(f"model must be MODULE:FACTORY (e.g. mypkg.nets:make_net or nets.py:Net), got {spec!r}")
+    mod_name, _, attr = spec.rpartition(":")
+    try:
+        if mod_name.endswith(".py") or "/" in mod_name:
+            path = Path(mod_name)
+            if not path.exists():
+                raise UsageError(f"model file not found: {path}")
+            sys.path.insert(0, str(path.parent.resolve()))
+            spec_ = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec_)
+            spec_.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise UsageError(f"cannot import {mod_name!r}: {e}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise UsageError(f"{mod_name!r} has no attribute {attr!r}") from None
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        model = obj
+    elif callable(obj):
+        model = obj()
+    else:
+        raise UsageError(f"{spec} is a {type(obj).__name__}, neither a torch.nn.Module nor a factory")
+    if not isinstance(model, torch.nn.Module):
+        raise UsageError(f"{spec} gave a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def cmd_compile(args) -> int:
+    import speckstream as ss
+
+    model = load_factory(args.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cfg = ss.compile(model, input_shape=args.input_shape, chip=args.chip, dvs=True if args.dvs else None,
+                         monitor=args.monitor, slow_clock_hz=args.slow_clock)
+    print(cfg.summary())
+    for w in caught:
+        if "Compile" in type(w.message).__name__:
+            print(f"warning: {w.message}", file=sys.stderr)
+    if args.output:
+        cfg.save(args.output)
+        print(f"saved {args.output}")
+    return 0
+
+
+def _stats_table(title: str, rows: dict):
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for k, v in rows.items():
+        t.add_row(k, f"{v:,.3f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+    return t
+
+
+def cmd_run(args) -> int:
+    import trio
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import speckstream as ss
+    from speckstream import codec
+
+    cfg = ss.load_config(args.config)
+    path = Path(args.events)
+    if not path.exists():
+        raise UsageError(f"event file not found: {path}")
+    core = args.core if args.core is not None else cfg.input_cores[0]
+    speed = None if args.speed == "max" else float(args.speed)
+    total = sum(len(c) for c in codec.iter_spikes(path, core=core))
+    console = _console()
+
+    async def main():
+        async with ss.open_device(args.device, realtime=args.realtime) as dev:
+            await dev.apply(cfg)
+            with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} events"),
+                          TimeElapsedColumn(), console=console, transient=False) as progress:
+                task = progress.add_task("replay", total=total)
+                res = await dev.replay(path, speed=speed, record=args.output, core=core,
+                                       progress=lambda n, _t: progress.update(task, completed=n))
+            return res, dev.stats
+
+    res, stats = trio.run(main)
+    rows = {"input events": res.events_in, "output spikes": res.events_out, "duration (s)": res.duration_s,
+            "input rate (events/s)": res.input_rate, "dropped (policy)": res.dropped["policy"],
+            "device drops": stats["device"].get("device_dropped", 0), "unknown events": stats["unknown"]}
+    for k in ("p50", "p99", "max"):
+        if res.release_error_us.get(k) is not None:
+            rows[f"release error {k} (µs)"] = res.release_error_us[k]
+    if res.record:
+        rows["recording"] = res.record
+    console.print(_stats_table(f"run on {args.device}", rows))
+    return 0
+
+
+def cmd_vmem(args) -> int:
+    import trio
+
+    import speckstream as ss
+    from speckstream import codec
+
+    cfg = ss.load_config(args.config)
+    if args.core not in cfg.cores:
+        raise UsageError(f"core {args.core} is not in {args.config} (cores: {sorted(cfg.cores)})")
+    if args.rate <= 0:
+        raise UsageError("--rate must be positive (Hz)")
+    console = _console()
+    frames = []
+
+    async def main():
+        async with ss.open_device(args.device, realtime=True) as dev:
+            await dev.apply(cfg)
+            if args.events:
+                await dev.send(codec.read_spikes(args.events, core=cfg.input_cores[0]))
+            async for f in dev.poll_vmem(args.core, every=1.0 / args.rate, count=args.count):
+                frames.append(f)
+                img = f.image
+                console.print(f"t={f.t_us / 1e6:8.3f} s  core {f.core}  vmem min {img.min():6d}  max {img.max():6d}  "
+                              f"mean {img.mean():9.2f}  missing {f.missing}")
+
+    trio.run(main)
+    if args.output:
+        np.savez_compressed(args.output, t_us=np.array([f.t_us for f in frames]),
+                            vmem=np.stack([f.image for f in frames]))
+        console.print(f"saved {len(frames)} frames to {args.output}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from speckstream import codec
+
+    path = Path(args.file)
+    if not path.exists():
+        raise UsageError(f"file not found: {path}")
+    console = _console()
+    if path.suffix == ".spk":
+        with codec.EventFileReader(path) as r:
+            console.print(f"[bold]{path}[/]  speckstream event file v{1}, meta: {r.meta}")
+            r.scan()
+            for kind, n in r.counts.items():
+                console.print(f"  {kind}: {n:,} events")
+            spikes = r.read("spike")
+            if r.truncated:
+                console.print(f"  [yellow]truncated at byte {r.truncated_at}; intact chunks kept[/]")
+    else:
+        spikes = codec.read_spikes(path)
+    if len(spikes):
+        span = (int(spikes["t"].min()), int(spikes["t"].max()))
+        console.print(f"  spikes: {len(spikes):,}, time span {span[0]} .. {span[1]} µs "
+                      f"({(span[1] - span[0]) / 1e6:.3f} s)")
+        cores, counts = np.unique(spikes["core"], return_counts=True)
+        for c, n in zip(cores, counts):
+            sel = spikes[spikes["core"] == c]
+            ch, chn = np.unique(sel["c"], return_counts=True)
+            per = ", ".join(f"{a}:{b}" for a, b in zip(ch[:16], chn[:16])) + (" ..." if len(ch) > 16 else "")
+            console.print(f"  core {c}: {n:,} spikes; per channel {per}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    bench_dir = Path(__file__).resolve().parent.parent / "bench"
+    if not bench_dir.is_dir():
+        raise UsageError("bench/ not found: run from a source checkout (pip install -e .)")
+    sys.path.insert(0, str(bench_dir))
+    from common import print_table  # noqa: PLC0415
+
+    suites = args.suites or ["codec", "compile", "sim", "runtime"]
+    for name in suites:
+        if not (bench_dir / f"{name}.py").exists():
+            raise UsageError(f"no benchmark suite {name!r} (have: codec, compile, sim, runtime)")
+        mod = importlib.import_module(name)
+        print_table(name, mod.run(args.quick))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """The main job on the simulator: compile a residual SNN, stream N-MNIST-like events, read vmem."""
+    import trio
+
+    import speckstream as ss
+    from speckstream.compiler.build import CompileWarning
+    from speckstream.demo import nmnist_like, residual_net
+
+    console = _console()
+    console.rule("[bold]speckstream demo: an (untrained) residual SNN on the simulated Speck")
+    warnings.simplefilter("ignore", CompileWarning)
+    cfg = ss.compile(residual_net(), input_shape=(2, 34, 34), chip="speck2f", monitor="all")
+    print(cfg.summary())  # plain print: the table is wider than rich's default console
+    spikes, starts = nmnist_like(n_samples=args.samples)
+    out_core = cfg.output_cores[0]
+
+    def dev_requests(cfg, core):
+        from speckstream import codec
+        return codec.read_requests_for_core(core, cfg.cores[core].output_shape)
+
+    # per-class output counts: subscribe to the output core around each sample's replay
+    counts = np.zeros((len(starts), cfg.cores[out_core].output_shape[0]), int)
+
+    async def main_with_counts():
+        async with ss.open_device("sim") as dev:
+            await dev.apply(cfg)
+            total_in = total_out = 0
+            t_run = 0.0
+            for i, t0 in enumerate(starts):
+                sample = spikes[(spikes["t"] >= t0) & (spikes["t"] < t0 + 300_000)].copy()
+                sample["t"] -= np.uint64(t0)
+                await dev.reset_state()
+                await dev.reset_time()
+                sub = dev.subscribe("spike", cores=[out_core], max_batches=1 << 14)
+                res = await dev.replay(sample, speed=None)
+                dev.unsubscribe(sub)
+                async for _, arr in sub.receive:
+                    np.add.at(counts[i], arr["c"].astype(int), 1)
+                total_in += res.events_in
+                total_out += res.events_out
+                t_run += res.duration_s
+            vmem = await dev.read_neurons(dev_requests(cfg, cfg.layer_order[0]))
+            return total_in, total_out, t_run, dev.stats, vmem
+
+    total_in, total_out, t_run, stats, vmem = trio.run(main_with_counts)
+    from rich.table import Table
+
+    t = Table(title=f"output spikes per class (core {out_core}), one row per sample")
+    t.add_column("sample")
+    for k in range(counts.shape[1]):
+        t.add_column(f"c{k}", justify="right")
+    t.add_column("argmax", justify="right")
+    for i, row in enumerate(counts):
+        t.add_row(str(i), *(str(v) for v in row), str(int(row.argmax())) if row.any() else "-")
+    console.print(t)
+    console.print(_stats_table("run statistics", {
+        "input events": total_in, "output spikes (all monitored cores)": total_out,
+        "wall time (s)": t_run, "input rate (events/s)": total_in / t_run if t_run else float("nan"),
+        "synaptic updates": stats["device"]["synaptic_updates"],
+        f"vmem read back (core {cfg.layer_order[0]}, neurons)": len(vmem)}))
+    if args.output:
+        cfg.save(args.output)
+        console.print(f"saved the compiled configuration to {args.output}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="speckstream", description="Compile SNNs for Speck / DYNAP-CNN chips and "
+                                "stream events through them (simulator or devkit).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="model -> chip configuration + summary")
+    c.add_argument("model", help="MODULE:FACTORY or path/to/file.py:FACTORY returning a torch.nn.Module")
+    c.add_argument("--input-shape", type=_shape, required=True, help="C,H,W e.g. 2,34,34")
+    c.add_argument("--chip", default="speck2f", choices=["speck2f", "speck2e", "dynapcnn"])
+    c.add_argument("--dvs", action="store_true", help="add the DVS input stage")
+    c.add_argument("--monitor", default="exits", choices=["exits", "all"])
+    c.add_argument("--slow-clock", type=float, default=None, metavar="HZ")
+    c.add_argument("-o", "--output", help="save as .json or .msgpack")
+    c.set_defaults(fn=cmd_compile)
+
+    r = sub.add_parser("run", help="replay an event file through a compiled config on a device")
+    r.add_argument("config", help="ChipConfig (.json / .msgpack)")
+    r.add_argument("events", help="event file: .spk, .npy, .aedat4 (.raw/.dat with faery)")
+    r.add_argument("--device", default="sim", help="sim (default), speck2fmodule:0, speck2fdevkit ...")
+    r.add_argument("--speed", default="1.0", help="replay speed (1.0 = real time) or 'max'")
+    r.add_argument("--realtime", action="store_true", help="simulator holds events until their timestamps")
+    r.add_argument("--core", type=int, default=None, help="input core (default: the config's first input core)")
+    r.add_argument("-o", "--output", help="record outputs to a .spk file")
+    r.set_defaults(fn=cmd_run)
+
+    v = sub.add_parser("vmem", help="stream membrane potentials of a core")
+    v.add_argument("config")
+    v.add_argument("--core", type=int, required=True)
+    v.add_argument("--rate", type=float, default=10.0, help="frames per second")
+    v.add_argument("--count", type=int, default=10)
+    v.add_argument("--device", default="sim")
+    v.add_argument("--events", help="event file to send first")
+    v.add_argument("-o", "--output", help="save frames to .npz")
+    v.set_defaults(fn=cmd_vmem)
+
+    i = sub.add_parser("inspect", help="header, counts per core/channel and time span of an event file")
+    i.add_argument("file")
+    i.set_defaults(fn=cmd_inspect)
+
+    b = sub.add_parser("bench", help="run the benchmark suites in bench/")
+    b.add_argument("suites", nargs="*", help="codec, compile, sim, runtime (default: all)")
+    b.add_argument("--quick", action="store_true")
+    b.set_defaults(fn=cmd_bench)
+
+    d = sub.add_parser("demo", help="the main job: a residual SNN on the simulator")
+    d.add_argument("--samples", type=int, default=10)
+    d.add_argument("-o", "--output", help="save the compiled configuration")
+    d.set_defaults(fn=cmd_demo, record=None)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from speckstream.codec.errors import CodecError
+    from speckstream.compiler.errors import CompileError
+    from speckstream.runtime.errors import DeviceError
+
+    try:
+        return args.fn(args)
+    except UsageError as e:
+        parser.error(str(e))  # exits 2
+    except (CompileError, CodecError, DeviceError, FileNotFoundError, ValueError, ImportError) as e:
+        print(f"speckstream {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 1

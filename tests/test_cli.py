@@ -1,0 +1,71 @@
+"""The command line, run as a user would (subprocess), checking output and exit codes."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from speckstream import codec
+
+HERE = os.path.dirname(__file__)
+
+
+def cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "speckstream", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    r = cli("compile", "nets_for_cli:small", "--input-shape", "2,34,34", "-o", str(d / "net.json"))
+    assert r.returncode == 0, r.stderr
+    return d, r
+
+
+def test_compile_prints_the_summary_and_saves(compiled):
+    d, r = compiled
+    assert "ChipConfig for speck2f: 4 core(s)" in r.stdout and (d / "net.json").exists()
+
+
+def test_compile_errors_and_exit_codes(tmp_path):
+    r = cli("compile", "nets_for_cli:too_big", "--input-shape", "2,34,34")
+    assert r.returncode == 1 and "LayerDoesNotFitError" in r.stderr and "'14' needs kernel 512 Ki" in r.stderr
+    r = cli("compile", "nets_for_cli:small", "--input-shape", "2,34")
+    assert r.returncode == 2 and "C,H,W" in r.stderr
+    r = cli("compile", "nets_for_cli:nope", "--input-shape", "2,34,34")
+    assert r.returncode == 2 and "no attribute 'nope'" in r.stderr
+    r = cli("compile", "nets_for_cli:not_a_model", "--input-shape", "2,34,34")
+    assert r.returncode == 2
+
+
+def test_run_inspect_and_vmem(compiled, tmp_path):
+    d, _ = compiled
+    rng = np.random.default_rng(0)
+    n = 3000
+    sp = codec.spikes(t=np.sort(rng.integers(0, 200_000, n)), core=0, c=rng.integers(0, 2, n),
+                      x=rng.integers(0, 34, n), y=rng.integers(0, 34, n))
+    codec.write_spk(tmp_path / "in.spk", sp)
+    r = cli("run", str(d / "net.json"), str(tmp_path / "in.spk"), "--speed", "max", "-o", str(tmp_path / "out.spk"))
+    assert r.returncode == 0, r.stderr
+    assert "input events" in r.stdout and "3,000" in r.stdout and (tmp_path / "out.spk").exists()
+    r = cli("inspect", str(tmp_path / "in.spk"))
+    assert r.returncode == 0 and "spike: 3,000 events" in r.stdout and "core 0: 3,000 spikes" in r.stdout
+    r = cli("vmem", str(d / "net.json"), "--core", "0", "--rate", "20", "--count", "2", "-o", str(tmp_path / "v.npz"))
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "v.npz")["vmem"].shape == (2, 8, 34, 34)
+    r = cli("run", str(d / "net.json"), str(tmp_path / "missing.spk"))
+    assert r.returncode == 2 and "not found" in r.stderr
+    (tmp_path / "bad.spk").write_bytes(b"garbage")
+    r = cli("inspect", str(tmp_path / "bad.spk"))
+    assert r.returncode == 1 and "EventFileError" in r.stderr
+    r = cli("vmem", str(d / "net.json"), "--core", "7")
+    assert r.returncode == 2 and "core 7 is not in" in r.stderr
+
+
+def test_demo_runs(tmp_path):
+    r = cli("demo", "--samples", "2", "-o", str(tmp_path / "demo.json"))
+    assert r.returncode == 0, r.stderr
+    assert "output spikes per class" in r.stdout and (tmp_path / "demo.json").exists()
