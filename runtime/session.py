@@ -411,6 +411,7 @@ class Session:
             t_start = trio.current_time()
             base_us = self.now_us() + t_offset_us
             t_first = None
+            last_release = None
             for chunk in chunks:
                 if core is not None and isinstance(source, np.ndarray):
                     chunk = chunk.copy()
@@ -441,12 +442,14 @@ class Session:
                         # (early is fine: the device holds events until their timestamp)
                         lateness.append(max(0.0, (trio.current_time() - release) * 1e6))
                         n_in += b - a
+                    if len(chunk):
+                        last_release = self._epoch + int(chunk["t"][-1]) / 1e6
                 if progress:
                     progress(n_in, total)
             await self.flush()
-            if speed is not None and t_first is not None:
-                # let the device catch up to the last event, then drain briefly
-                await trio.sleep_until(max(self._epoch + self.now_us() / 1e6, trio.current_time()))
+            if last_release is not None:
+                # the device releases the last event at its timestamp: wait for it, then drain
+                await trio.sleep_until(last_release)
             await self._quiesce()
             duration = trio.current_time() - t_start
             if writer is not None:
@@ -454,8 +457,8 @@ class Session:
         if writer is not None:
             writer.close()
         return ReplayResult(
-            events_in=n_in, events_out=self.counts["out_spikes"] - out_before, duration_s=duration,
-            input_rate=n_in / duration if duration > 0 else math.inf,
+            events_in=int(n_in), events_out=int(self.counts["out_spikes"] - out_before), duration_s=float(duration),
+            input_rate=float(n_in / duration) if duration > 0 else math.inf,
             pacing_error_us=percentiles(lateness) if lateness else {},
             release_error_us=percentiles(take_release()) if take_release and speed is not None else {},
             dropped={"policy": self.counts["dropped_policy"] - dropped_before,
