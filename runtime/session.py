@@ -65,9 +65,11 @@ class ReplayResult:
 @dataclass
 class LoopResult:
     iterations: int
-    latency_us: dict  # round trip input send -> output -> callback -> next input: p50 / p90 / p99 / max
+    latency_us: dict  # round trip input send -> output -> callback -> next input: p50 / p90 / p99 / max (steps
+    # that got output; silent steps are counted in ``timeouts``)
     response_us: dict  # input send -> first output batch received
     timeouts: int
+    samples_us: np.ndarray = field(default_factory=lambda: np.empty(0))  # every round trip, in order
 
 
 def percentiles(x, ps=(50, 90, 99)) -> dict:
@@ -521,7 +523,8 @@ class Session:
                 if hasattr(r, "__await__"):
                     r = await r
                 now = trio.current_time()
-                lat.append((now - t_send) * 1e6)
+                if len(batch):  # a silent step (timeout) is not a round trip: counted in `timeouts`
+                    lat.append((now - t_send) * 1e6)
                 t_send = now
                 if r is not None and len(r):
                     await self.send(r)
@@ -529,7 +532,7 @@ class Session:
         finally:
             self.unsubscribe(sub)
         self._raise_if_failed()
-        return LoopResult(k, percentiles(lat), percentiles(resp), timeouts)
+        return LoopResult(k, percentiles(lat), percentiles(resp), timeouts, np.asarray(lat))
 
     # ------------------------------------------------------------------ stats
     @property

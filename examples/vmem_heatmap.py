@@ -1,0 +1,38 @@
+"""Animate the membrane potentials of a core as PNG frames while an event stream runs.
+    python examples/vmem_heatmap.py [outdir]
+"""
+import sys
+import warnings
+from pathlib import Path
+
+import trio
+
+import speckstream as ss
+from speckstream.demo import nmnist_like, residual_net
+from speckstream.plots import vmem_heatmap
+
+
+def main(outdir="out/vmem", frames=8):
+    warnings.simplefilter("ignore")
+    cfg = ss.compile(residual_net(), input_shape=(2, 34, 34))
+    core = cfg.layer_order[1]  # the second layer: 8 x 17 x 17
+    spikes, _ = nmnist_like(n_samples=1)
+    polled = []
+
+    async def run():
+        async with ss.open_device("sim", realtime=True) as dev:
+            await dev.apply(cfg)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(dev.replay, spikes)  # 300 ms of events in real time
+                async for f in dev.poll_vmem(core, every=0.04, count=frames):
+                    polled.append(f)  # render afterwards: plotting inside the loop would stall trio
+
+    trio.run(run)
+    paths = [vmem_heatmap(f.image, Path(outdir) / f"frame_{i:03d}.png", title=f"core {core} at {f.t_us / 1e3:.0f} ms",
+                          vmin=-150, vmax=150) for i, f in enumerate(polled)]
+    print(f"{len(paths)} frames in {outdir}/")
+    return paths
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
