@@ -225,7 +225,7 @@ def cmd_demo(args) -> int:
 
     import speckstream as ss
     from speckstream.compiler.build import CompileWarning
-    from speckstream.demo import nmnist_like, residual_net
+    from speckstream.demo import classify_samples, nmnist_like, residual_net
 
     console = _console()
     console.rule("[bold]speckstream demo: an (untrained) residual SNN on the simulated Speck")
@@ -239,31 +239,18 @@ def cmd_demo(args) -> int:
         from speckstream import codec
         return codec.read_requests_for_core(core, cfg.cores[core].output_shape)
 
-    # per-class output counts: subscribe to the output core around each sample's replay
-    counts = np.zeros((len(starts), cfg.cores[out_core].output_shape[0]), int)
-
-    async def main_with_counts():
+    async def main():
         async with ss.open_device("sim") as dev:
             await dev.apply(cfg)
-            total_in = total_out = 0
-            t_run = 0.0
-            for i, t0 in enumerate(starts):
-                sample = spikes[(spikes["t"] >= t0) & (spikes["t"] < t0 + 300_000)].copy()
-                sample["t"] -= np.uint64(t0)
-                await dev.reset_state()
-                await dev.reset_time()
-                sub = dev.subscribe("spike", cores=[out_core], max_batches=1 << 14)
-                res = await dev.replay(sample, speed=None)
-                dev.unsubscribe(sub)
-                async for _, arr in sub.receive:
-                    np.add.at(counts[i], arr["c"].astype(int), 1)
-                total_in += res.events_in
-                total_out += res.events_out
-                t_run += res.duration_s
+            counts, results = await classify_samples(dev, spikes, starts, out_core,
+                                                     cfg.cores[out_core].output_shape[0])
             vmem = await dev.read_neurons(dev_requests(cfg, cfg.layer_order[0]))
-            return total_in, total_out, t_run, dev.stats, vmem
+            return counts, results, dev.stats, vmem
 
-    total_in, total_out, t_run, stats, vmem = trio.run(main_with_counts)
+    counts, results, stats, vmem = trio.run(main)
+    total_in = sum(r.events_in for r in results)
+    total_out = sum(r.events_out for r in results)
+    t_run = sum(r.duration_s for r in results)
     from rich.table import Table
 
     t = Table(title=f"output spikes per class (core {out_core}), one row per sample")

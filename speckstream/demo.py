@@ -72,3 +72,25 @@ def nmnist_like(n_samples: int = 10, events_per_sample: int = 3000, size: int = 
         p = (rng.random(events_per_sample) < 0.5).astype(int)
         parts.append(ev.spikes(t=t + t0, core=0, c=p, x=x, y=y))
     return np.concatenate(parts), np.array(starts)
+
+
+async def classify_samples(dev, spikes: np.ndarray, starts, out_core: int, n_classes: int,
+                           duration_us: int = 300_000, keep_first: list | None = None):
+    """Replay each sample (state and stopwatch reset between samples) as fast as possible and count the
+    output core's spikes per class. Returns (counts [samples, classes], list of ReplayResult).
+    ``keep_first``: a list that receives the first sample's output spike arrays."""
+    counts = np.zeros((len(starts), n_classes), int)
+    results = []
+    for i, t0 in enumerate(starts):
+        sample = spikes[(spikes["t"] >= t0) & (spikes["t"] < t0 + duration_us)].copy()
+        sample["t"] -= np.uint64(t0)
+        await dev.reset_state()
+        await dev.reset_time()
+        sub = dev.subscribe("spike", cores=[out_core], max_batches=1 << 14)
+        results.append(await dev.replay(sample, speed=None))
+        dev.unsubscribe(sub)
+        async for _, arr in sub.receive:
+            np.add.at(counts[i], arr["c"].astype(int), 1)
+            if i == 0 and keep_first is not None:
+                keep_first.append(arr)
+    return counts, results
