@@ -470,9 +470,14 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
         C, H, W = b.input_shape
         if C > 2:
             raise CompileError(f"the DVS input stage gives 1 or 2 channels; input_shape has {C}")
+        # the model's input is the sensor map; pooling on it is done by the DVS stage
         dvs_cfg = b.dvs if isinstance(b.dvs, DVSConfig) else DVSConfig(
-            input_size=(H * b.dvs_pool, W * b.dvs_pool), pooling=(b.dvs_pool, b.dvs_pool), merge_polarities=C == 1)
+            input_size=(H, W), pooling=(b.dvs_pool, b.dvs_pool), merge_polarities=C == 1)
         dvs_cfg.destinations = [core_of[i] for i in b.entry_layers]
+        for core in dvs_cfg.destinations:
+            if cores[core].input_shape != dvs_cfg.output_shape():
+                raise ShapeMismatchError(f"the DVS stage sends {dvs_cfg.output_shape()} but core {core} "
+                                         f"({cores[core].provenance.modules[0]}) takes {cores[core].input_shape}")
     cfg = ChipConfig(chip=spec.name, cores=cores, input_cores=[core_of[i] for i in b.entry_layers], dvs=dvs_cfg,
                      slow_clock_hz=slow_clock_hz, input_shape=b.input_shape,
                      layer_order=[core_of[l.index] for l in order], notes=notes)

@@ -149,3 +149,15 @@ def test_aedat4_reader(tmp_path):
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(Exception):
         codec.read_spikes(path)
+
+
+def test_evt3_raw_through_faery(tmp_path):
+    faery = pytest.importorskip("faery")
+    rng = np.random.default_rng(5)
+    ev = np.zeros(300, dtype=faery.EVENTS_DTYPE)
+    ev["t"] = np.sort(rng.integers(0, 50_000, 300))
+    ev["x"], ev["y"], ev["on"] = rng.integers(0, 64, 300), rng.integers(0, 48, 300), rng.integers(0, 2, 300)
+    path = tmp_path / "rec.raw"
+    faery.events_stream_from_array(ev, dimensions=(64, 48)).to_file(str(path), zero_t0=False)
+    got = codec.read_spikes(path, core=1)
+    assert np.array_equal(got["x"], ev["x"]) and np.array_equal(got["t"], ev["t"]) and (got["core"] == 1).all()

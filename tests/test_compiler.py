@@ -346,3 +346,26 @@ def test_importing_config_and_runtime_does_not_import_torch():
     code = ("import sys, speckstream, speckstream.compiler, speckstream.compiler.config, speckstream.sim, "
             "speckstream.codec, speckstream.runtime; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_average_pool_rescales_the_next_layers_weights():
+    torch.manual_seed(3)
+    conv2 = nn.Conv2d(4, 4, 1, bias=False)
+    m = nn.Sequential(nn.Conv2d(2, 4, 1, bias=False), iaf(), nn.AvgPool2d(2), conv2, iaf())
+    cfg = ss.compile(m, input_shape=(2, 4, 4))
+    cc = cfg.cores[cfg.layer_order[1]]
+    assert cc.provenance.weight_rescale == 0.25
+    # the same integers as discretizing weights / 4 directly
+    d = discretize_layer(conv2.weight.detach().numpy() * 0.25, None, 1.0, -1.0, None)
+    assert np.array_equal(cc.weights, d.weights) and cc.threshold_high == d.threshold_high
+    assert cfg.cores[cfg.layer_order[0]].destinations[0].pooling == 2
+
+
+def test_dvs_input_stage_absorbs_input_pooling():
+    m = nn.Sequential(sl.SumPool2d(2), nn.Conv2d(2, 4, 3, padding=1, bias=False), iaf())
+    with pytest.raises(GraphStructureError, match="DVS input stage"):
+        ss.compile(m, input_shape=(2, 64, 64))
+    cfg = ss.compile(m, input_shape=(2, 64, 64), dvs=True)
+    assert cfg.dvs.pooling == (2, 2) and cfg.dvs.input_size == (64, 64)
+    assert cfg.dvs.destinations == cfg.input_cores and cfg.cores[cfg.input_cores[0]].input_shape == (2, 32, 32)
+    assert ChipConfig.from_json(cfg.to_json()) == cfg

@@ -241,3 +241,18 @@ def test_cython_engine_matches_reference_spike_for_spike(case, leak_fires):
     for c in cfg.cores:
         assert np.array_equal(a.vmem(c), b.vmem(c))
     assert a.stats == b.stats
+
+
+def test_dvs_stage_pooling_crop_mirror_and_polarity():
+    from speckstream.compiler.config import DVSConfig
+
+    cfg = config(core(0, 2, 4, 4, 2, weights=[10, 0, 0, 10], thr=10))
+    cfg.dvs = DVSConfig(input_size=(16, 16), pooling=(2, 2), crop=(2, 6, 1, 5), flip_x=True, destinations=[0])
+    s = ChipSimulator(cfg)
+    ev = np.zeros(4, codec.DVS_EVENT_DTYPE)
+    # (x, y, p): pooled (x//2, y//2), cropped to rows 2..5 / cols 1..4, then x mirrored in the 4-wide crop
+    ev["x"], ev["y"], ev["p"], ev["t"] = [2, 9, 0, 15], [4, 11, 4, 4], [1, 0, 1, 1], [1, 2, 3, 4]
+    out = s.feed_dvs(ev)
+    # event 0: pooled (1, 2) -> crop (0, 0) -> mirror x=3, channel 1; event 1: (4, 5) -> (3, 3) -> x=0, c 0
+    # event 2: pooled x=0 < left 1: cropped away; event 3: pooled x=7 >= right 5: cropped away
+    assert list(zip(out["x"].tolist(), out["y"].tolist(), out["c"].tolist())) == [(3, 0, 1), (0, 3, 0)]
