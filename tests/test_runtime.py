@@ -317,6 +317,11 @@ async def test_samna_backend_against_the_stand_in():
         handle.chip.inject([samna_standin.DropNotice()])
         await trio.sleep(0.05)
         assert dev.stats["unknown"] == 1
+        cfg_v = config(core(0, 2, 8, 8, 2, weights=[10, 0, 0, 10], thr=10, vmem=np.full((2, 8, 8), 5)))
+        await dev.apply(cfg_v)
+        assert handle.chip.config.cnn_layers[0].neurons_initial_value[0][0][0] == 5
+        await dev.reset_state()  # re-applies with zero initial vmem
+        assert not np.any(np.array(handle.chip.config.cnn_layers[0].neurons_initial_value))
         assert threading.active_count() == before + 1  # exactly one device thread
     assert handle.closed and threading.active_count() == before
 

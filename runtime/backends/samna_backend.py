@@ -9,6 +9,7 @@ library (a compiled extension, no PyPI-shim marker).
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -134,6 +135,7 @@ class SamnaBackend:
         self.apply_settle_s = apply_settle_s
         self._thread: DeviceThread | None = None
         self._keep: list = []  # graphs and nodes must stay referenced (SAMNA.md 2.2)
+        self._config: ChipConfig | None = None
         self.counts = {"unknown_events": 0, "read_calls": 0}
 
     async def open(self) -> None:
@@ -195,6 +197,11 @@ class SamnaBackend:
     async def apply(self, config: ChipConfig) -> None:
         if config.chip != self.chip:
             raise DeviceError(f"configuration is for {config.chip}, device {self.name} is a {self.chip}")
+        await self._apply_config(config)
+        self._config = config
+        await self.reset_time()
+
+    async def _apply_config(self, config: ChipConfig) -> None:
         ns = getattr(self._samna, CHIP_NODES[self.chip][0])
 
         def apply_sync():
@@ -206,7 +213,6 @@ class SamnaBackend:
 
         await self._call(apply_sync)
         await trio.sleep(self.apply_settle_s)  # sinabs waits after apply "to let it be written"
-        await self.reset_time()
 
     async def reset_time(self) -> None:
         def reset():
@@ -215,9 +221,14 @@ class SamnaBackend:
         await self._call(reset)
 
     async def reset_state(self) -> None:
-        if self.model.get_configuration() is None:
+        """Zero every neuron by re-applying the last configuration with zero initial vmem: independent of
+        the (unpublished) neuron address layout, and what closed sinabs' chip/sim gap (sinabs#148)."""
+        if self._config is None:
             return
-        raise DeviceError("reset_state on a devkit: re-apply the configuration (zero initial vmem)")
+        zeroed = copy.deepcopy(self._config)
+        for cc in zeroed.cores.values():
+            cc.initial_vmem = np.zeros_like(cc.initial_vmem)
+        await self._apply_config(zeroed)
 
     async def set_slow_clock(self, hz: float | None) -> None:
         def set_clk():
