@@ -6,11 +6,11 @@ and :func:`compile` loads the torch-based front end on first use.
 from __future__ import annotations
 
 from .chips import CHIPS, ChipSpec, get_chip
-from .config import ChipConfig, CoreConfig, Destination, DVSConfig, Provenance, load_config
+from .config import ChipConfig, CoreConfig, Destination, DVSConfig, Provenance, ReadoutConfig, load_config
 from .errors import CompileError
 from .validate import ConfigValidationError, validate
 
-__all__ = ["compile", "compile_nir", "ChipConfig", "CoreConfig", "Destination", "DVSConfig", "Provenance",
+__all__ = ["compile", "compile_nir", "ChipConfig", "CoreConfig", "Destination", "DVSConfig", "Provenance", "ReadoutConfig",
            "load_config", "CompileError", "ConfigValidationError", "validate", "CHIPS", "ChipSpec", "get_chip"]
 
 

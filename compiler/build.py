@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .chips import ChipSpec, get_chip, kernel_memory, neuron_memory
-from .config import ChipConfig, CoreConfig, Destination, DVSConfig, Provenance
+from .config import ChipConfig, CoreConfig, Destination, DVSConfig, Provenance, ReadoutConfig
 from .discretize import discretize_layer
 from .errors import (CompileError, GraphStructureError, LayerDoesNotFitError, MissingSpikingLayerError,
                      NoCoreAssignmentError, PoolingConflictError, ShapeMismatchError, TooManyDestinationsError,
@@ -304,8 +304,25 @@ def _initial_vmem(node: Node, shape) -> np.ndarray | None:
     return v0.reshape(shape)
 
 
+def _extend_for_readout(w, bias, v0):
+    """speck2e/2f readout errata: class k is fed by channel 4(k-1), so channel i moves to 4i
+    (sinabs ``utils.extend_readout_layer``); the channels in between stay silent (zero weights)."""
+    C = w.shape[0]
+    n = (C - 1) * 4 + 1
+    w2 = np.zeros((n, *w.shape[1:]))
+    w2[::4] = w
+    b2 = None if bias is None else np.zeros(n)
+    if b2 is not None:
+        b2[::4] = bias
+    v2 = None
+    if v0 is not None:
+        v2 = np.zeros((n, *v0.shape[1:]))
+        v2[::4] = v0
+    return w2, b2, v2
+
+
 def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor="exits",
-            core_map: dict | None = None, slow_clock_hz: float | None = None) -> ChipConfig:
+            core_map: dict | None = None, slow_clock_hz: float | None = None, readout=None) -> ChipConfig:
     """Compile a spiking network into a validated :class:`ChipConfig`.
 
     Args:
@@ -317,14 +334,16 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
         monitor: which cores send their output spikes to the host: "exits" (default), "all", None, or a list
             of layer names / layer indices.
         core_map: pin layers to cores, ``{layer name or index: core}``; the rest are assigned automatically.
-        slow_clock_hz: slow-clock rate stored in the config (needed for leak / biases).
+        slow_clock_hz: slow-clock rate stored in the config (needed for leak / biases / readout).
+        readout: None, True or a :class:`ReadoutConfig`: route the single output layer to the readout layer
+            (core 12). With the speck2e/2f errata on (default) its channel i is moved to 4i.
 
     Raises:
         CompileError (a subclass naming the module) when the chip cannot hold the model.
     """
     if type(model).__module__.startswith("nir"):
         return compile_nir(model, input_shape, chip=chip, dvs=dvs, monitor=monitor, core_map=core_map,
-                           slow_clock_hz=slow_clock_hz)
+                           slow_clock_hz=slow_clock_hz, readout=readout)
     if input_shape is None:
         raise CompileError("input_shape (C, H, W) is required")
     if len(tuple(input_shape)) != 3:
@@ -363,6 +382,18 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
                                                 f"'{layers[d.target].name}' (modules {d.modules}); the chip pools "
                                                 f"by {spec.poolings}", d.modules[-1] if d.modules else l.name)
 
+    ro_cfg = (ReadoutConfig() if readout is True else readout) or None
+    ro_layer = None
+    if ro_cfg is not None:
+        exits = [l for l in layers if not any(d.target is not None for d in l.dests)]
+        if len(exits) != 1:
+            raise CompileError(f"the readout layer needs exactly one output layer; the model has {len(exits)} "
+                               f"({', '.join(l.name for l in exits)})")
+        ro_layer = exits[0]
+        if sum(d.target is not None for d in ro_layer.dests) + 1 > spec.max_destinations:
+            raise TooManyDestinationsError(f"'{ro_layer.neuron.name}' has no destination left for the readout",
+                                           ro_layer.neuron.name)
+
     if len(layers) > spec.n_cores:
         raise TooManyLayersError(f"the model has {len(layers)} core layers ("
                                  f"{', '.join(l.name for l in layers)}); {spec.name} has {spec.n_cores} cores")
@@ -379,6 +410,16 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
                                      l.neuron.name)
         thr, low, rtz = _spiking_params(l.neuron)
         v0 = _initial_vmem(l.neuron, out)
+        if l is ro_layer:
+            max_classes = 15 if (ro_cfg.errata or ro_cfg.address_sel != 3) else 16
+            if out[1:] != (1, 1) and ro_cfg.address_sel == 3:
+                raise ShapeMismatchError(f"readout (1x1y16f) needs a 1x1 output map; '{l.name}' gives {out}", l.name)
+            if ro_cfg.address_sel == 3 and out[0] > max_classes:
+                raise CompileError(f"'{l.name}' has {out[0]} outputs; the readout has {max_classes} classes", l.name)
+            if ro_cfg.errata and ro_cfg.address_sel == 3:
+                w, bias, v0 = _extend_for_readout(w, bias, v0)
+                out = (w.shape[0], out[1], out[2])
+                notes.append(f"layer '{l.name}': readout errata remap, channel i -> 4i ({out[0]} channels)")
         d = discretize_layer(w * l.rescale, bias, thr, low, v0, name=l.name)
         notes.extend(d.warnings)
         for what, val, ok in (("kernel size", k, 1 <= k <= spec.max_kernel),
@@ -456,7 +497,8 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
             threshold_low=d.threshold_low,
             initial_vmem=d.initial_vmem if d.initial_vmem is not None else np.zeros(out, np.int16),
             return_to_zero=rtz, leak_enable=bool(np.any(d.biases)), monitor=l.index in mon,
-            destinations=[Destination(core_of[dd.target], dd.pooling) for dd in l.dests if dd.target is not None],
+            destinations=[Destination(core_of[dd.target], dd.pooling) for dd in l.dests if dd.target is not None]
+            + ([Destination(spec.readout_id, 1)] if l is ro_layer else []),
             provenance=Provenance(layer_index=order.index(l), scale=d.scale, weight_rescale=l.rescale,
                                   modules=[l.weight.name] + ([l.bn.name] if l.bn else []) + [l.neuron.name]
                                   + list(dict.fromkeys(pools)), exit_pooling=exit_pool))
@@ -480,7 +522,7 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
                                          f"({cores[core].provenance.modules[0]}) takes {cores[core].input_shape}")
     cfg = ChipConfig(chip=spec.name, cores=cores, input_cores=[core_of[i] for i in b.entry_layers], dvs=dvs_cfg,
                      slow_clock_hz=slow_clock_hz, input_shape=b.input_shape,
-                     layer_order=[core_of[l.index] for l in order], notes=notes)
+                     layer_order=[core_of[l.index] for l in order], notes=notes, readout=ro_cfg)
     for n in notes:
         warnings.warn(n, CompileWarning, stacklevel=2)
     validate(cfg)

@@ -109,6 +109,25 @@ class DVSConfig:
 
 
 @dataclass
+class ReadoutConfig:
+    """The readout layer (core id 12; CHIP.md 5.3). Fed by pointing a core destination at 12.
+
+    Per slow-clock tick it counts input spikes per class (16 classes, 0 = idle), keeps a moving average
+    over ``average`` ticks, finds the max class and emits one ReadoutValue: bit 20 valid, bits 19..16 max
+    class, bits 15..0 by ``output_mode`` (0: 0, 1: threshold-compare bits, 2: average of
+    ``selected_class``, 3: average of the max class).
+    """
+
+    address_sel: int = 3  # readout_configuration_sel: 0 = 2x2y4f, 1 = 2x4y2f, 2 = 4x4y1f, 3 = 1x1y16f
+    output_mode: int = 3  # output_mode_sel
+    average: int = 16  # ticks: 1 (low-pass filter off), 16 or 32
+    threshold: int = 0
+    selected_class: int = 0
+    errata: bool = True  # speck2e/2f: class k (1..15) is driven by CNN channel 4(k-1)
+    monitor: bool = True
+
+
+@dataclass
 class ChipConfig:
     """A complete chip configuration."""
 
@@ -120,6 +139,7 @@ class ChipConfig:
     input_shape: tuple[int, int, int] | None = None
     layer_order: list[int] = field(default_factory=list)  # cores in model (topological) order
     notes: list[str] = field(default_factory=list)
+    readout: ReadoutConfig | None = None
 
     # ------------------------------------------------------------------ views
     def core(self, core: int) -> CoreConfig:
@@ -188,7 +208,8 @@ class ChipConfig:
                 "input_cores": list(self.input_cores), "dvs": asdict(self.dvs) if self.dvs else None,
                 "slow_clock_hz": self.slow_clock_hz,
                 "input_shape": list(self.input_shape) if self.input_shape else None,
-                "layer_order": list(self.layer_order), "notes": list(self.notes)}
+                "layer_order": list(self.layer_order), "notes": list(self.notes),
+                "readout": asdict(self.readout) if self.readout else None}
 
     @classmethod
     def from_dict(cls, d: dict, *, binary: bool) -> "ChipConfig":
@@ -219,7 +240,8 @@ class ChipConfig:
         return cls(chip=d["chip"], cores=cores, input_cores=list(d["input_cores"]), dvs=dvs,
                    slow_clock_hz=d.get("slow_clock_hz"),
                    input_shape=tuple(d["input_shape"]) if d.get("input_shape") else None,
-                   layer_order=list(d.get("layer_order") or sorted(cores)), notes=list(d.get("notes") or []))
+                   layer_order=list(d.get("layer_order") or sorted(cores)), notes=list(d.get("notes") or []),
+                   readout=ReadoutConfig(**d["readout"]) if d.get("readout") else None)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(binary=False), indent=1)

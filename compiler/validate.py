@@ -69,6 +69,8 @@ def find_problems(cfg: ChipConfig) -> list[str]:
             if d.pooling not in spec.poolings:
                 p.append(f"{where}: destination pooling {d.pooling} not in {spec.poolings}")
             if d.core == spec.readout_id:
+                if cfg.readout is None:
+                    p.append(f"{where}: sends to the readout layer (12), which is not configured")
                 continue
             if d.core not in cfg.cores:
                 p.append(f"{where}: destination core {d.core} is not configured")
@@ -81,6 +83,14 @@ def find_problems(cfg: ChipConfig) -> list[str]:
             elif d.feature_shift and (sent[0] > dst.input_shape[0] or sent[1:] != dst.input_shape[1:]):
                 p.append(f"{where}: sends channels up to {sent[0]} / map {sent[1:]} to core {d.core} "
                          f"(input {dst.input_shape})")
+    ro = cfg.readout
+    if ro is not None:
+        if ro.address_sel not in (0, 1, 2, 3) or ro.output_mode not in (0, 1, 2, 3):
+            p.append(f"readout: address_sel {ro.address_sel} / output_mode {ro.output_mode} not in 0..3")
+        if ro.average not in (1, 16, 32):
+            p.append(f"readout: average over {ro.average} ticks; the chip averages over 1, 16 or 32")
+        if not 0 <= ro.threshold <= 0xFFFF or not 0 <= ro.selected_class <= 15:
+            p.append("readout: threshold must fit 16 bits and selected_class be 0..15")
     for c in cfg.input_cores:
         if c not in cfg.cores:
             p.append(f"input core {c} is not configured")

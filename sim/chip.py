@@ -24,10 +24,11 @@ import numpy as np
 from ..codec import neurons as _neurons
 from ..codec.addresses import decode
 from ..codec.errors import AddressError
-from ..codec.events import NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, SPIKE_DTYPE, WRITE_REQUEST_DTYPE
+from ..codec.events import NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE, WRITE_REQUEST_DTYPE
 from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
 from .dvs import dvs_to_spikes
+from .readout import ReadoutModel
 from .reference import ReferenceEngine
 from .state import PackedState
 
@@ -89,7 +90,9 @@ class ChipSimulator:
         self.now_us = 0
         self._tick_period_us = 0
         self._next_tick_us = 0
-        self.readout_spikes: list[np.ndarray] = []
+        self.readout_spikes: list[np.ndarray] = []  # spikes sent to core 12 when no readout is configured
+        self.readout_values: list[np.ndarray] = []
+        self._readout = None
         self.inputs = 0
         if config is not None:
             self.apply(config)
@@ -106,6 +109,8 @@ class ChipSimulator:
                         else ReferenceEngine(cfg, leak_fires=self.options.leak_fires,
                                              max_cascade=self.options.max_cascade))
         self.config = cfg
+        self._readout = ReadoutModel(cfg.readout) if cfg.readout is not None else None
+        self.readout_values: list[np.ndarray] = []
         if cfg.slow_clock_hz:
             self.set_slow_clock(cfg.slow_clock_hz)
 
@@ -149,10 +154,16 @@ class ChipSimulator:
         eng = self._require()
         spikes = np.ascontiguousarray(spikes, dtype=SPIKE_DTYPE)
         until = self.now_us if until is None else until
+        first_tick = self._next_tick_us
         self.now_us, self._next_tick_us, bad = eng.run(spikes, self.now_us, self._next_tick_us,
                                                        self._tick_period_us, until)
         out, ro = eng.take_outputs()
-        if ro.size:
+        if self._readout is not None:
+            self._readout.add_spikes(ro)
+            if self._tick_period_us and self._next_tick_us > first_tick:
+                ticks = np.arange(first_tick, self._next_tick_us, self._tick_period_us, dtype=np.uint64)
+                self.readout_values.append(self._readout.ticks(ticks))
+        elif ro.size:
             self.readout_spikes.append(ro)
         if bad >= 0:
             self.inputs += bad
@@ -164,6 +175,12 @@ class ChipSimulator:
                                f"t={e['t']} µs) is off {where}; {bad} earlier spikes were processed")
         self.inputs += spikes.shape[0]
         return out
+
+    def take_readout(self) -> np.ndarray:
+        """ReadoutValue words produced by slow-clock ticks so far (READOUT_DTYPE, ``t`` = tick time, µs)."""
+        vals = np.concatenate(self.readout_values) if self.readout_values else np.empty(0, READOUT_DTYPE)
+        self.readout_values = []
+        return vals
 
     def feed_dvs(self, events: np.ndarray) -> np.ndarray:
         """Feed DvsEvents through the configured DVS stage (crop, pooling, polarity, mirror)."""

@@ -286,6 +286,12 @@ def test_config_conversion_to_samna_layout():
     assert l0.leak_enable and l0.threshold_low == -9 and l0.monitor_enable
     assert (l0.destinations[0].layer, l0.destinations[0].enable, l0.destinations[0].pooling) == (1, True, 2)
     assert not l0.destinations[1].enable and not sc.dvs_layer.pass_sensor_events
+    from speckstream.compiler import ReadoutConfig
+
+    cfg.readout = ReadoutConfig(average=32, output_mode=1, threshold=7)
+    r = to_samna_config(cfg, samna_standin.make_module()).readout
+    assert (r.enable, r.readout_configuration_sel, r.output_mode_sel, r.threshold, r.low_pass_filter32_not16,
+            r.low_pass_filter_disable) == (True, 3, 1, 7, True, False)
 
 
 async def test_samna_backend_against_the_stand_in():
@@ -342,3 +348,26 @@ async def test_samna_open_missing_board():
     with pytest.raises(DeviceNotFound, match="no Speck2fDevKit #0 connected"):
         async with ss.open_device("speck2fdevkit:0", samna=samna):
             pass
+
+
+async def test_readout_values_reach_subscribers_stamped_on_receipt(autojump_clock):
+    from speckstream.compiler import ReadoutConfig
+
+    c = core(0, 1, 1, 1, 2, weights=[0, 10], thr=10, dests=[(12, 1)])  # fires channel 1 = class 1
+    cfg = config(c, slow_clock_hz=10.0)
+    cfg.readout = ReadoutConfig(average=1, errata=False)
+    async with ss.open_device("sim", realtime=True) as dev:
+        await dev.apply(cfg)
+        got = []
+        async with trio.open_nursery() as n:
+            async def consume():
+                async for arr in dev.events("readout"):
+                    got.append(arr)
+                    if sum(map(len, got)) >= 3:
+                        return
+            n.start_soon(consume)
+            await dev.send(codec.spikes(t=[50_000, 60_000], core=0))
+    vals = np.concatenate(got)
+    assert ((vals["value"][:1] >> 16) & 0xF).tolist() == [1] and (vals["value"][0] >> 20) & 1 == 1
+    assert (vals["value"][:3] & 0xFFFF).tolist() == [2, 0, 0]  # 2 spikes in the first 100 ms window
+    assert np.all(np.diff(vals["t"].astype(np.int64)) >= 90_000)  # one per 100 ms tick, stamped on receipt

@@ -256,3 +256,44 @@ def test_dvs_stage_pooling_crop_mirror_and_polarity():
     # event 0: pooled (1, 2) -> crop (0, 0) -> mirror x=3, channel 1; event 1: (4, 5) -> (3, 3) -> x=0, c 0
     # event 2: pooled x=0 < left 1: cropped away; event 3: pooled x=7 >= right 5: cropped away
     assert list(zip(out["x"].tolist(), out["y"].tolist(), out["c"].tolist())) == [(3, 0, 1), (0, 3, 0)]
+
+
+def test_readout_layer_values_per_tick():
+    """A 3-class output layer with the speck2e/2f errata: class k is fed by channel 4(k-1)."""
+    import torch
+    from torch import nn
+
+    import sinabs.layers as sl
+    import speckstream as ss
+    from speckstream.compiler import ReadoutConfig
+
+    fc = nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        fc.weight.copy_(torch.eye(3))
+    net = nn.Sequential(nn.Flatten(), fc, sl.IAFSqueeze(batch_size=1, spike_threshold=1.0, min_v_mem=-1.0))
+    from speckstream.compiler.build import CompileWarning
+
+    with pytest.warns(CompileWarning, match="readout errata remap"):
+        cfg = ss.compile(net, input_shape=(3, 1, 1), readout=ReadoutConfig(average=1), slow_clock_hz=10.0)
+    cc = cfg.cores[cfg.layer_order[0]]
+    assert cc.output_shape == (9, 1, 1) and [d.core for d in cc.destinations] == [12]
+    assert np.array_equal(np.flatnonzero(cc.weights[:, :, 0, 0].any(axis=1)), [0, 4, 8])
+    s = ChipSimulator(cfg)
+    # ticks at 100 ms, 200 ms, 300 ms; class 2 (channel 1 -> 4) gets 3 spikes before the first tick,
+    # class 3 (channel 2 -> 8) 5 spikes in the second window, nothing in the third
+    s.feed(codec.spikes(t=[10, 20, 30], core=cc.core, c=1))
+    s.feed(codec.spikes(t=[150_000] * 5, core=cc.core, c=2))
+    s.advance_to(300_000)
+    vals = s.take_readout()
+    assert vals["t"].tolist() == [100_000, 200_000, 300_000]
+    word = vals["value"].astype(int)
+    assert ((word >> 20) & 1).tolist() == [1, 1, 0]
+    assert ((word >> 16) & 0xF).tolist()[:2] == [2, 3]
+    assert (word & 0xFFFF).tolist() == [3, 5, 0]
+    # moving average over 16 ticks, threshold-compare mode
+    cfg.readout = ReadoutConfig(average=16, output_mode=1, threshold=1)
+    s = ChipSimulator(cfg)
+    s.feed(codec.spikes(t=np.full(32, 10), core=cc.core, c=0))
+    s.advance_to(100_000)
+    w = int(s.take_readout()["value"][0])
+    assert (w >> 16) & 0xF == 1 and w & 0xFFFF == 0b10  # avg 32 // 16 = 2 >= 1 for class 1 only

@@ -98,6 +98,15 @@ def to_samna_config(cfg: ChipConfig, samna, *, pass_sensor_events: bool = False)
             layer.destinations[i].pooling = dst.pooling
             if dst.feature_shift:  # undocumented field (SAMNA.md 4.1): touch it only when needed
                 layer.destinations[i].feature_shift = dst.feature_shift
+    if cfg.readout is not None:
+        ro, r = cfg.readout, sc.readout
+        r.enable = True
+        r.readout_configuration_sel = ro.address_sel
+        r.output_mode_sel = ro.output_mode
+        r.threshold = ro.threshold
+        r.low_pass_filter_disable = ro.average == 1
+        r.low_pass_filter32_not16 = ro.average == 32
+        r.monitor_enable = ro.monitor
     sc.dvs_layer.pass_sensor_events = pass_sensor_events
     if cfg.dvs is not None:
         dv = cfg.dvs

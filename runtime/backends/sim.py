@@ -123,10 +123,13 @@ class SimBackend:
     def _process(self, spikes: np.ndarray, until: int | None = None) -> None:
         out = self.sim.feed(spikes, until=until)
         self.counts["released"] += len(spikes)
-        if len(out):
+        readout = self.sim.take_readout()
+        if len(readout):
+            readout["t"] = 0  # ReadoutValue has no timestamp on the chip: stamped on receipt
+        if len(out) or len(readout):
             out = out.copy()
             out["t"] &= _MASK32  # the chip's 32-bit µs stamps leave the device
-            self._emit(DecodedOutput(out, _empty(NEURON_VALUE_DTYPE), _empty(READOUT_DTYPE), _empty(DVS_EVENT_DTYPE)))
+            self._emit(DecodedOutput(out, _empty(NEURON_VALUE_DTYPE), readout, _empty(DVS_EVENT_DTYPE)))
 
     def _release(self) -> None:
         """Realtime: release pending input whose time has come and advance the chip to now."""
