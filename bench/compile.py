@@ -26,7 +26,7 @@ def run(quick: bool = False) -> list[dict]:
     for name, factory, shape in nets:
         model = factory()
 
-        def comp():
+        def comp(model=model, shape=shape):
             try:
                 ss.compile(model, input_shape=shape)
             except ss.CompileError:
@@ -37,7 +37,7 @@ def run(quick: bool = False) -> list[dict]:
 
         with contextlib.redirect_stdout(io.StringIO()):  # the residual model prints in forward
             t = best_of(comp, repeat=3)
-            fwd = best_of(lambda: model(torch.zeros(1, *shape)), repeat=3)
+            fwd = best_of(lambda m=model, s=shape: m(torch.zeros(1, *s)), repeat=3)
         rows.append({"what": f"compile {name}", "value": t * 1e3, "unit": "ms",
                      "baseline": f"forward {fwd * 1e3:.2f} ms", "ratio": t / fwd, "target": "< 1000 ms"})
     return rows

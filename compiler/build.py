@@ -17,7 +17,7 @@ from .config import ChipConfig, CoreConfig, Destination, DVSConfig, Provenance, 
 from .discretize import discretize_layer
 from .errors import (CompileError, GraphStructureError, LayerDoesNotFitError, MissingSpikingLayerError,
                      NoCoreAssignmentError, PoolingConflictError, ShapeMismatchError, TooManyDestinationsError,
-                     TooManyLayersError, UnsupportedLayerError, UnsupportedParameterError)
+                     TooManyLayersError, UnsupportedParameterError)
 from .graph import INPUT, Node, extract
 from .mapping import match
 from .validate import validate
@@ -151,7 +151,7 @@ class _Builder:
         return dests
 
     def walk_input(self, by_weight):
-        layers, pool = [], 1
+        layers = []
         frontier = [(c, 1) for c in self.consumers(INPUT)]
         while frontier:
             n, p = frontier.pop(0)

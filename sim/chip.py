@@ -16,7 +16,6 @@ Choices CHIP.md marks as inferred are switches in :class:`SimOptions`, with thes
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -237,7 +236,3 @@ class ChipSimulator:
         return {"inputs": self.inputs, "synaptic_updates": int(eng.n_updates),
                 "saturated": int(eng.n_saturated), "ticks": int(eng.n_ticks), "now_us": self.now_us}
 
-
-def _warn_engine() -> None:  # pragma: no cover - only without the extension
-    if ENGINE != "cython":
-        warnings.warn("speckstream.sim runs on the slow pure-Python engine (extension not built)")

@@ -1,4 +1,3 @@
-import warnings
 
 import numpy as np
 import pytest
@@ -147,7 +146,7 @@ def test_aedat4_reader(tmp_path):
     assert np.array_equal(got["t"], ev["t"]) and np.array_equal(got["x"], ev["x"])
     assert np.array_equal(got["c"], ev["on"].astype(np.uint16)) and (got["core"] == 2).all()
     path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(Exception):
+    with pytest.raises(EventFileError, match="corrupt AEDAT4"):
         codec.read_spikes(path)
 
 

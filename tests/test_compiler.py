@@ -1,7 +1,6 @@
 import importlib.util
 import json
 import pathlib
-import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from torch import nn
 import sinabs.layers as sl
 import speckstream as ss
 from speckstream.compiler import ChipConfig, get_chip, validate
-from speckstream.compiler.build import CompileWarning
 from speckstream.compiler.discretize import discretize_layer
 from speckstream.compiler.errors import (CompileError, GraphStructureError, LayerDoesNotFitError,
                                          MissingSpikingLayerError, NoCoreAssignmentError, PoolingConflictError,
