@@ -64,9 +64,8 @@ def load_samna():
     ok, why = find_samna()
     if not ok:
         raise SamnaUnavailable(f"cannot open a real devkit: {why}. Use open_device('sim') for the simulator.")
-    import samna  # noqa: PLC0415 - only after find_samna() said it is the real library
-
-    return samna
+    # imported only here, after find_samna() has read the installed files and found the real library
+    return importlib.import_module("samna")
 
 
 # ------------------------------------------------------------------------------ config conversion
