@@ -60,17 +60,23 @@ def decode_neuron_values(values: np.ndarray, shape, *, layout: str = "packed",
     return out
 
 
+def states_to_image(states: np.ndarray, shape, fill: int = 0) -> np.ndarray:
+    """Decoded neuron states (NEURON_STATE_DTYPE) -> int16 image [C, H, W]; the last state per neuron wins."""
+    img = np.full(tuple(int(v) for v in shape), fill, dtype=np.int16)
+    img[states["c"], states["y"], states["x"]] = states["vmem"]
+    return img
+
+
 def vmem_image(values: np.ndarray, shape, *, layout: str = "packed", fill: int = 0,
                return_mask: bool = False):
     """NeuronValue replies of one core -> dense int16 image [C, H, W] (the last reply per neuron wins).
 
     Neurons without a reply hold ``fill``; ``return_mask=True`` also returns the bool mask of neurons seen.
     """
-    C, H, W = (int(v) for v in shape)
     states = decode_neuron_values(values, shape, layout=layout)
-    img = np.full((C, H, W), fill, dtype=np.int16)
-    img[states["c"], states["y"], states["x"]] = states["vmem"]
+    img = states_to_image(states, shape, fill)
     if return_mask:
+        C, H, W = (int(v) for v in shape)
         seen = np.zeros((C, H, W), dtype=bool)
         seen[states["c"], states["y"], states["x"]] = True
         return img, seen

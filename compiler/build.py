@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,6 +22,18 @@ from .errors import (CompileError, GraphStructureError, LayerDoesNotFitError, Mi
 from .graph import INPUT, Node, extract
 from .mapping import match
 from .validate import validate
+
+
+class _Built(NamedTuple):
+    """A layer's chip form before core assignment."""
+
+    kernel: int
+    stride: tuple
+    padding: tuple
+    out: tuple
+    disc: object  # Discretized
+    rtz: bool
+    feasible: list[int]  # cores whose memory holds the layer
 
 
 class CompileWarning(UserWarning):
@@ -438,7 +451,7 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
                     if need["kernel"] <= c.kernel and need["neuron"] <= c.neuron and need["bias"] <= c.bias]
         if not feasible:
             too_big.append((l.name, need))
-        built[l.index] = (w, k, stride, pad, out, d, rtz, need, feasible)
+        built[l.index] = _Built(k, stride, pad, out, d, rtz, feasible)
     if too_big:
         big = spec.largest()
         lines = [f"'{n}' needs kernel {_ki(x['kernel'])}, neuron {_ki(x['neuron'])}, bias {x['bias']}"
@@ -455,17 +468,17 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
         if pos is None:
             raise CompileError(f"core_map names '{key}', which is not a layer (layers: "
                                f"{', '.join(l.name for l in order)})")
-        if core not in built[order[pos].index][8]:
+        if core not in built[order[pos].index].feasible:
             raise NoCoreAssignmentError(f"core_map pins '{order[pos].name}' to core {core}, which it does not fit "
-                                        f"(fits {built[order[pos].index][8]})", [order[pos].name])
+                                        f"(fits {built[order[pos].index].feasible})", [order[pos].name])
         if core in pinned.values():
             raise NoCoreAssignmentError(f"core_map pins two layers to core {core}", [order[pos].name])
         pinned[pos] = core
-    assignment, culprits = match([built[l.index][8] for l in order], pinned)
+    assignment, culprits = match([built[l.index].feasible for l in order], pinned)
     if culprits:
         group = [order[i] for i in culprits]
-        cores = sorted({c for l in group for c in built[l.index][8]})
-        detail = "; ".join(f"'{l.name}' fits cores {built[l.index][8]}" for l in group)
+        cores = sorted({c for l in group for c in built[l.index].feasible})
+        detail = "; ".join(f"'{l.name}' fits cores {built[l.index].feasible}" for l in group)
         raise NoCoreAssignmentError(f"{len(group)} layers compete for {len(cores)} core(s) {cores}: {detail}",
                                     [l.name for l in group])
     core_of = {l.index: assignment[i] for i, l in enumerate(order)}
@@ -488,7 +501,7 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
 
     cores = {}
     for l in order:
-        w, k, stride, pad, out, d, rtz, need, _ = built[l.index]
+        k, stride, pad, out, d, rtz, _ = built[l.index]
         pools = [m for dd in l.dests for m in dd.modules]
         exit_pool = max([dd.pooling for dd in l.dests if dd.target is None] or [1])
         cc = CoreConfig(

@@ -123,8 +123,7 @@ class Session:
             else:
                 suppressed = await self._nursery_cm.__aexit__(etype, exc, tb)
         finally:
-            self.counts["lost_in_flight"] += self._pending
-            self._pending = 0
+            self._settle_pending()
             with trio.CancelScope(shield=True):
                 await self.backend.close()
         if self._error is not None and (exc is None or suppressed):
@@ -220,12 +219,11 @@ class Session:
     async def _writer(self) -> None:
         try:
             async for batch in self._in_recv:
-                device = batch
                 if len(batch) and int(batch["t"][-1]) >= WRAP:
                     raise DeviceError(f"input timestamp {int(batch['t'][-1])} µs is past the chip's 32-bit "
                                       "stopwatch range (71.6 min); call reset_time() between segments")
                 async with self._lock:
-                    await self.backend.write_spikes(device)
+                    await self.backend.write_spikes(batch)
                 self.counts["written"] += len(batch)
                 self._pending -= len(batch)
         except DeviceDisconnected as e:
@@ -239,9 +237,13 @@ class Session:
         except Exception as e:  # a backend bug must still end the session cleanly, with accounting
             self._fail(DeviceError(f"{self.backend.name} writer failed: {type(e).__name__}: {e}"))
 
-    def _accounting(self) -> dict:
+    def _settle_pending(self) -> None:
+        """Events accepted but never written are lost in flight: count them once."""
         self.counts["lost_in_flight"] += self._pending
         self._pending = 0
+
+    def _accounting(self) -> dict:
+        self._settle_pending()
         return {"accepted": self.counts["accepted"], "written": self.counts["written"],
                 "not_written": self.counts["lost_in_flight"], "dropped_by_policy": self.counts["dropped_policy"],
                 "outputs_delivered": self.counts["out_spikes"]}
@@ -371,10 +373,7 @@ class Session:
             vals = await self.read_neurons(req, timeout_s=every * 0.9 if every > 0 else 0.1)
             vals = vals[vals["core"] == core]
             states = _neurons.decode_neuron_values(vals, shape, layout=layout, drop_invalid=True)
-            image = None
-            if neurons is None:
-                image = np.zeros(shape, np.int16)
-                image[states["c"], states["y"], states["x"]] = states["vmem"]
+            image = _neurons.states_to_image(states, shape) if neurons is None else None
             yield VmemFrame(t_us, core, image, states, len(req), len(req) - len(states))
             k += 1
             next_t += every

@@ -199,21 +199,23 @@ class ChipSimulator:
         out["t"] = self.now_us
         out["core"] = requests["core"]
         out["address"] = requests["address"]
-        for core in np.unique(requests["core"]):
-            sel = requests["core"] == core
-            v = self._vmem(int(core))
-            c, x, y = decode(requests["address"][sel], v.shape, layout=self.options.address_layout)
+        for sel, v, c, x, y in self._neurons_of(requests):
             out["vmem"][sel] = v[c, y, x]
         return out
 
     def write_neurons(self, requests: np.ndarray) -> None:
         """Apply WriteNeuronValue requests."""
         requests = np.asarray(requests, dtype=WRITE_REQUEST_DTYPE)
+        for sel, v, c, x, y in self._neurons_of(requests):
+            v[c, y, x] = requests["vmem"][sel]
+
+    def _neurons_of(self, requests: np.ndarray):
+        """Per core in ``requests``: (selection mask, the core's writable [C, H, W] vmem, c, x, y)."""
         for core in np.unique(requests["core"]):
             sel = requests["core"] == core
             v = self._vmem(int(core))
             c, x, y = decode(requests["address"][sel], v.shape, layout=self.options.address_layout)
-            v[c, y, x] = requests["vmem"][sel]
+            yield sel, v, c, x, y
 
     def vmem(self, core: int) -> np.ndarray:
         """A copy of a core's membrane potentials as int16 [C, H, W]."""

@@ -225,6 +225,7 @@ def cmd_demo(args) -> int:
 
     import speckstream as ss
     from speckstream.compiler.build import CompileWarning
+    from speckstream import codec
     from speckstream.demo import classify_samples, nmnist_like, residual_net
 
     console = _console()
@@ -235,16 +236,14 @@ def cmd_demo(args) -> int:
     spikes, starts = nmnist_like(n_samples=args.samples)
     out_core = cfg.output_cores[0]
 
-    def dev_requests(cfg, core):
-        from speckstream import codec
-        return codec.read_requests_for_core(core, cfg.cores[core].output_shape)
 
     async def main():
         async with ss.open_device("sim") as dev:
             await dev.apply(cfg)
             counts, results = await classify_samples(dev, spikes, starts, out_core,
                                                      cfg.cores[out_core].output_shape[0])
-            vmem = await dev.read_neurons(dev_requests(cfg, cfg.layer_order[0]))
+            first = cfg.layer_order[0]
+            vmem = await dev.read_neurons(codec.read_requests_for_core(first, cfg.cores[first].output_shape))
             return counts, results, dev.stats, vmem
 
     counts, results, stats, vmem = trio.run(main)

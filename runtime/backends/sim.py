@@ -129,7 +129,7 @@ class SimBackend:
         if len(out) or len(readout):
             out = out.copy()
             out["t"] &= _MASK32  # the chip's 32-bit µs stamps leave the device
-            self._emit(DecodedOutput(out, _empty(NEURON_VALUE_DTYPE), readout, _empty(DVS_EVENT_DTYPE)))
+            self._emit(_output(spikes=out, readout=readout))
 
     def _release(self) -> None:
         """Realtime: release pending input whose time has come and advance the chip to now."""
@@ -170,7 +170,7 @@ class SimBackend:
         if self.faults.reply_delay_s > 0:
             self._delayed.append((self._clock() + self.faults.reply_delay_s, replies))
         else:
-            self._emit(DecodedOutput(_empty(SPIKE_DTYPE), replies, _empty(READOUT_DTYPE), _empty(DVS_EVENT_DTYPE)))
+            self._emit(_output(neuron_values=replies))
 
     async def write_neurons(self, requests: np.ndarray) -> None:
         self._check()
@@ -191,7 +191,7 @@ class SimBackend:
             now = self._clock()
             while self._delayed and self._delayed[0][0] <= now:
                 _, r = self._delayed.popleft()
-                self._emit(DecodedOutput(_empty(SPIKE_DTYPE), r, _empty(READOUT_DTYPE), _empty(DVS_EVENT_DTYPE)))
+                self._emit(_output(neuron_values=r))
             if self._out:
                 parts = list(self._out)
                 self._out.clear()
@@ -227,5 +227,9 @@ class SimBackend:
         return s
 
 
-def _empty(dtype) -> np.ndarray:
-    return np.empty(0, dtype=dtype)
+def _output(spikes=None, neuron_values=None, readout=None) -> DecodedOutput:
+    """A DecodedOutput holding the given arrays and empty ones for the rest."""
+    return DecodedOutput(spikes if spikes is not None else np.empty(0, SPIKE_DTYPE),
+                         neuron_values if neuron_values is not None else np.empty(0, NEURON_VALUE_DTYPE),
+                         readout if readout is not None else np.empty(0, READOUT_DTYPE),
+                         np.empty(0, DVS_EVENT_DTYPE))
