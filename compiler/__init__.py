@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from .chips import CHIPS, ChipSpec, get_chip
 from .config import ChipConfig, CoreConfig, Destination, DVSConfig, Provenance, ReadoutConfig, load_config
-from .errors import CompileError
-from .validate import ConfigValidationError, validate
+from .errors import CompileError, CompileWarning, ConfigValidationError
+from .validate import validate
 
-__all__ = ["compile", "compile_nir", "ChipConfig", "CoreConfig", "Destination", "DVSConfig", "Provenance", "ReadoutConfig",
-           "load_config", "CompileError", "ConfigValidationError", "validate", "CHIPS", "ChipSpec", "get_chip"]
+__all__ = ["compile", "compile_nir", "ChipConfig", "CoreConfig", "Destination", "DVSConfig", "Provenance",
+           "ReadoutConfig", "load_config", "CompileError", "CompileWarning", "ConfigValidationError", "validate",
+           "CHIPS", "ChipSpec", "get_chip"]
 
 
 def __getattr__(name: str):

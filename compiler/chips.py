@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["Ki", "CoreResources", "ChipSpec", "CHIPS", "get_chip", "ceil_log2", "kernel_memory", "neuron_memory"]
+
 Ki = 1024
 
 
@@ -34,10 +36,22 @@ class ChipSpec:
     max_destinations: int = 2
     readout_id: int = 12
     dvs_id: int = 13
+    max_dvs_input: int = 128  # the sensor / DVS stage input is at most 128 x 128
+    dvs_poolings: tuple[int, ...] = (1, 2, 4)  # per axis
+    max_dvs_destinations: int = 2
+    max_state: int = 32767  # int16 vmem / thresholds
+    min_state: int = -32768
+    slow_clock_hz: tuple[float, float] = (1.0, 1_000_000.0)  # the devkit takes an integer rate in Hz
 
     @property
     def n_cores(self) -> int:
         return len(self.cores)
+
+    def limits_text(self) -> str:
+        """The per-layer limits, for error messages."""
+        return (f"kernel<={self.max_kernel}, stride {self.strides}, padding<={self.max_padding}, "
+                f"channels<={self.max_channels}, input<={self.max_input_size}x{self.max_input_size}, "
+                f"neurons<={self.max_output_size}x{self.max_output_size}")
 
     def largest(self) -> CoreResources:
         return CoreResources(-1, max(c.kernel for c in self.cores), max(c.neuron for c in self.cores),
@@ -58,6 +72,8 @@ CHIPS: dict[str, ChipSpec] = {
 
 
 def get_chip(name: str) -> ChipSpec:
+    if not isinstance(name, str):
+        raise ValueError(f"chip must be a name such as 'speck2f', got {name!r}")
     key = name.lower().replace("module", "").replace("devkit", "").replace("testboard", "")
     try:
         return CHIPS[key]

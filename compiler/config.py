@@ -14,6 +14,10 @@ import msgpack
 import numpy as np
 
 from .chips import get_chip, kernel_memory, neuron_memory
+from .errors import ConfigValidationError
+
+__all__ = ["Destination", "Provenance", "CoreConfig", "DVSConfig", "ReadoutConfig", "ChipConfig", "load_config",
+           "CONFIG_FORMAT", "CONFIG_VERSION"]
 
 CONFIG_FORMAT = "speckstream-chipconfig"
 CONFIG_VERSION = 1
@@ -65,9 +69,10 @@ class CoreConfig:
         self.output_shape = tuple(int(v) for v in self.output_shape)
         self.stride = tuple(int(v) for v in self.stride)
         self.padding = tuple(int(v) for v in self.padding)
-        self.weights = np.asarray(self.weights, dtype=np.int8)
-        self.biases = np.asarray(self.biases, dtype=np.int16)
-        self.initial_vmem = np.asarray(self.initial_vmem, dtype=np.int16)
+        where = f"core {self.core}"
+        self.weights = _int_array(self.weights, np.int8, f"{where} weights")
+        self.biases = _int_array(self.biases, np.int16, f"{where} biases")
+        self.initial_vmem = _int_array(self.initial_vmem, np.int16, f"{where} initial_vmem")
 
     @property
     def kernel_memory(self) -> int:
@@ -84,10 +89,16 @@ class CoreConfig:
 
 @dataclass
 class DVSConfig:
-    """The DVS pre-processing stage (CHIP.md 3.3 / 5.2): polarity merge -> pooling -> crop -> mirror."""
+    """The DVS pre-processing stage (CHIP.md 3.3 / 5.2): polarity select / merge -> pooling (x and y
+    independently) -> crop -> mirror; then up to two destination cores, and / or the host (``monitor``).
 
-    input_size: tuple[int, int] = (128, 128)  # (H, W)
-    pooling: tuple[int, int] = (1, 1)  # (y, x)
+    ``pass_sensor_events``: the chip's own camera feeds the stage (live sensor input). Off, the stage takes
+    only DvsEvents written by the host (replay); the sensor's events are dropped.
+    ``input_size`` None is filled by the compiler from the model's input shape.
+    """
+
+    input_size: tuple[int, int] | None = None  # (H, W) of the events entering the stage (the sensor)
+    pooling: tuple[int, int] = (1, 1)  # (y, x), each 1, 2 or 4
     crop: tuple[int, int, int, int] | None = None  # (top, bottom, left, right) after pooling, exclusive end
     merge_polarities: bool = False
     flip_x: bool = False
@@ -97,13 +108,28 @@ class DVSConfig:
     off_channel: bool = True
     monitor: bool = False
     destinations: list[int] = field(default_factory=list)
+    pass_sensor_events: bool = False
+
+    def pooled_size(self) -> tuple[int, int]:
+        """(H, W) after pooling, before the crop."""
+        if self.input_size is None:
+            raise ValueError("DVSConfig.input_size is not set")
+        return self.input_size[0] // self.pooling[0], self.input_size[1] // self.pooling[1]
+
+    def roi(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) of the region kept after pooling (the whole pooled map without a crop)."""
+        H, W = self.pooled_size()
+        return tuple(self.crop) if self.crop is not None else (0, H, 0, W)  # type: ignore[return-value]
+
+    def origin_cut(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """samna's ``origin`` (x, y) and inclusive ``cut`` (x, y), as sinabs writes them: always set, since
+        samna >= 0.46 checks the DVS output size against the core it feeds (sinabs#274)."""
+        top, bottom, left, right = self.roi()
+        return (left, top), (right - 1, bottom - 1)
 
     def output_shape(self) -> tuple[int, int, int]:
-        H = self.input_size[0] // self.pooling[0]
-        W = self.input_size[1] // self.pooling[1]
-        if self.crop is not None:
-            top, bottom, left, right = self.crop
-            H, W = bottom - top, right - left
+        top, bottom, left, right = self.roi()
+        H, W = bottom - top, right - left
         C = 1 if self.merge_polarities else 2
         return (C, W, H) if self.swap_xy else (C, H, W)
 
@@ -124,7 +150,7 @@ class ReadoutConfig:
     threshold: int = 0
     selected_class: int = 0
     errata: bool = True  # speck2e/2f: class k (1..15) is driven by CNN channel 4(k-1)
-    monitor: bool = True
+    monitor: bool = False  # ReadoutValue events to the host; on the chip this stops spike monitoring
 
 
 @dataclass
@@ -157,6 +183,11 @@ class ChipConfig:
         """Cores with no core destination (the network's exits)."""
         return [c for c in self.layer_order if not any(d.core < 12 for d in self.cores[c].destinations)]
 
+    @property
+    def dvs_only(self) -> bool:
+        """A DVS stage and no core: sensor / DVS events go through the stage straight to the host."""
+        return not self.cores and self.dvs is not None
+
     def summary(self) -> str:
         """A table of cores: source modules, shapes, memory used/available, destinations, scale."""
         spec = get_chip(self.chip)
@@ -181,6 +212,11 @@ class ChipConfig:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [f"ChipConfig for {self.chip}: {len(self.cores)} core(s), input {self.input_shape} -> cores "
                  f"{self.input_cores}" + (" via DVS layer" if self.dvs else "")]
+        if self.dvs is not None:
+            d = self.dvs
+            lines.append(f"DVS stage: sensor {d.input_size} -> pool {d.pooling[0]}x{d.pooling[1]} -> roi {d.roi()} -> "
+                         f"{d.output_shape()} -> cores {d.destinations or '-'}" + (" +mon" if d.monitor else "")
+                         + (" [live sensor]" if d.pass_sensor_events else " [host input]"))
         for j, r in enumerate(rows):
             lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)))
             if j == 0:
@@ -214,9 +250,10 @@ class ChipConfig:
     @classmethod
     def from_dict(cls, d: dict, *, binary: bool) -> "ChipConfig":
         if not isinstance(d, dict) or d.get("format") != CONFIG_FORMAT:
-            raise ValueError("not a speckstream ChipConfig (missing format marker)")
+            raise ConfigValidationError(["not a speckstream ChipConfig (missing format marker)"])
         if d.get("version") != CONFIG_VERSION:
-            raise ValueError(f"ChipConfig version {d.get('version')} not supported (reader: {CONFIG_VERSION})")
+            raise ConfigValidationError([f"ChipConfig version {d.get('version')} not supported "
+                                         f"(reader: {CONFIG_VERSION})"])
 
         def arr(a):
             raw = a["data"] if binary else base64.b64decode(a["data"])
@@ -271,6 +308,23 @@ class ChipConfig:
         return _canonical(self) == _canonical(other)
 
 
+def _int_array(values, dtype, what: str) -> np.ndarray:
+    """``values`` as ``dtype``, refusing (never wrapping or truncating) values the dtype cannot hold."""
+    a = np.asarray(values)
+    if a.dtype == dtype:
+        return a
+    if a.size:
+        if a.dtype.kind not in "iub":
+            if a.dtype.kind != "f" or not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+                raise ConfigValidationError([f"{what}: values must be integers (got dtype {a.dtype})"])
+        info = np.iinfo(dtype)
+        lo, hi = a.min(), a.max()
+        if lo < info.min or hi > info.max:
+            raise ConfigValidationError([f"{what}: values {lo}..{hi} do not fit {np.dtype(dtype).name} "
+                                         f"[{info.min}, {info.max}]"])
+    return a.astype(dtype)
+
+
 def _canonical(cfg: ChipConfig) -> bytes:
     return msgpack.packb(cfg.to_dict(binary=True), use_bin_type=True)
 
@@ -291,5 +345,8 @@ def load_config(path_or_config) -> ChipConfig:
         if path.suffix.lower() == ".json" or data[:1] == b"{":
             return ChipConfig.from_json(data.decode("utf-8"))
         return ChipConfig.from_msgpack(data)
-    except (ValueError, KeyError, TypeError, msgpack.ExtraData) as e:
-        raise ValueError(f"{path}: not a valid speckstream ChipConfig ({e})") from None
+    except ConfigValidationError as e:
+        raise ConfigValidationError([f"{path}: {p}" for p in e.problems]) from e
+    except (ValueError, KeyError, TypeError, AttributeError, msgpack.ExtraData) as e:
+        raise ConfigValidationError([f"{path}: not a valid speckstream ChipConfig "
+                                     f"({type(e).__name__}: {e})"]) from e

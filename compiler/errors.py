@@ -1,8 +1,16 @@
-"""Compile errors. Each names the offending module by its name in the model (``module`` attribute)."""
+"""Compile errors and warnings. Each error names the offending module by its name in the model
+(``module`` attribute) whenever one module is to blame."""
 from __future__ import annotations
 
+from ..errors import SpeckstreamError, SpeckstreamWarning
 
-class CompileError(ValueError):
+__all__ = ["CompileError", "UnsupportedLayerError", "UnsupportedParameterError", "InvalidParameterError",
+           "GraphStructureError", "MissingSpikingLayerError", "TooManyDestinationsError", "ShapeMismatchError",
+           "PoolingConflictError", "LayerDoesNotFitError", "NoCoreAssignmentError", "TooManyLayersError",
+           "ConfigValidationError", "CompileWarning"]
+
+
+class CompileError(SpeckstreamError, ValueError):
     """Base class: the model cannot be put on the chip as it is."""
 
     def __init__(self, message: str, module: str | None = None):
@@ -16,6 +24,11 @@ class UnsupportedLayerError(CompileError):
 
 class UnsupportedParameterError(CompileError):
     """A supported module with parameters the chip cannot do (dilation, groups, non-square kernel...)."""
+
+
+class InvalidParameterError(CompileError):
+    """A parameter that no chip (and no sane model) can use: NaN / inf values, a threshold <= 0, a vmem floor
+    at or above the threshold, a negative batch-norm variance, weights that all quantize to zero."""
 
 
 class GraphStructureError(CompileError):
@@ -35,7 +48,8 @@ class ShapeMismatchError(CompileError):
 
 
 class PoolingConflictError(CompileError):
-    """Average pools of different sizes feed one core: the weight rescale would be ambiguous."""
+    """Average pools of different sizes feed one core: the weight rescale would be ambiguous (pass
+    ``compile(..., rescale="mean")`` to resolve it as sinabs does)."""
 
 
 class LayerDoesNotFitError(CompileError):
@@ -47,7 +61,7 @@ class LayerDoesNotFitError(CompileError):
 
 
 class NoCoreAssignmentError(CompileError):
-    """Every layer fits some core, but not all at once; ``layers`` is the smallest clashing set found."""
+    """Every layer fits some core, but not all at once; ``layers`` is a smallest clashing set found."""
 
     def __init__(self, message: str, layers: list[str]):
         self.layers = layers
@@ -56,3 +70,16 @@ class NoCoreAssignmentError(CompileError):
 
 class TooManyLayersError(CompileError):
     """More core layers than the chip has cores."""
+
+
+class ConfigValidationError(SpeckstreamError, ValueError):
+    """A ChipConfig breaks a hardware rule; ``problems`` lists every one found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid chip configuration:\n  - " + "\n  - ".join(problems))
+
+
+class CompileWarning(SpeckstreamWarning):
+    """Something compiled but deserves the user's attention (precision loss, collapsed scale, a floor close
+    to the threshold, spikes that pooling drops...)."""

@@ -8,6 +8,7 @@ no lower bound on v; pass ``min_v_mem`` to :func:`speckstream.compiler.compile_n
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,9 +79,31 @@ def _safe(key: str) -> str:
     return re.sub(r"[^0-9a-zA-Z_]", "_", key)
 
 
+def _nir():
+    try:
+        import nir
+    except ImportError:
+        raise CompileError("NIR graphs need the 'nir' package: pip install 'speckstream[compile]'") from None
+    return nir
+
+
+def load_nir(path) -> object:
+    """Read a ``.nir`` file (NIR's HDF5 format) into a ``nir.NIRGraph``."""
+    nir = _nir()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"NIR file not found: {path}")
+    try:
+        return nir.read(str(path))
+    except Exception as e:
+        raise CompileError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from e
+
+
 def nir_to_torch(graph, input_shape=None, min_v_mem: float | None = None):
     """Convert a ``nir.NIRGraph``; returns (module, input_shape)."""
-    import nir
+    nir = _nir()
+    if not isinstance(graph, nir.NIRGraph):
+        raise CompileError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
 
     preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
     for a, b in graph.edges:

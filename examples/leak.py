@@ -28,7 +28,7 @@ def leak_net():
 
 
 def main(outdir="out/leak"):
-    cfg = ss.compile(leak_net(), input_shape=(1, 2, 2), slow_clock_hz=1.0)
+    cfg = ss.compile(leak_net(), input_shape=(1, 2, 2), slow_clock_hz=1.0, initial_vmem="model")
     cc = cfg.cores[cfg.input_cores[0]]
     print(f"discretized: weight {cc.weights.item()}, bias {cc.biases.item()}, threshold {cc.threshold_high}, "
           f"floor {cc.threshold_low}, initial vmem {cc.initial_vmem.ravel().tolist()}")

@@ -170,7 +170,7 @@ def test_leak_case_from_the_issue():
     import speckstream as ss
     import models
 
-    cfg = ss.compile(models.leak_net(), input_shape=(1, 2, 2))
+    cfg = ss.compile(models.leak_net(), input_shape=(1, 2, 2), initial_vmem="model")
     cc = cfg.cores[0]
     assert (cc.weights.item(), cc.biases.item(), cc.threshold_high, cc.threshold_low) == (127, -13, 127, -127)
     s = ChipSimulator(cfg)
