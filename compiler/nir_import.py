@@ -60,18 +60,28 @@ def _tuple(v):
 
 
 class NIRModule(nn.Module):
+    """The NIR graph as a torch module whose submodules are named after the NIR nodes (so compile errors
+    name the node), merges after the node they feed (``<node>_merge``)."""
+
     def __init__(self, layers: dict, order: list[str], preds: dict[str, list[str]], merges: dict, output: str):
         super().__init__()
-        self.layers = nn.ModuleDict(layers)
-        self.merges = nn.ModuleDict(merges)
+        self._attr: dict[str, str] = {}
+        for key, m in layers.items():
+            attr = key if not hasattr(nn.Module, key) and key not in self._attr.values() else f"node_{key}"
+            self.add_module(attr, m)
+            self._attr[key] = attr
+        self._merge_attr: dict[str, str] = {}
+        for key, m in merges.items():
+            self.add_module(f"{self._attr.get(key, key)}_merge", m)
+            self._merge_attr[key] = f"{self._attr.get(key, key)}_merge"
         self.order, self.preds, self.output = order, preds, output
 
     def forward(self, x):
         vals = {"__input__": x}
         for key in self.order:
             ins = [vals[p] for p in self.preds[key]]
-            v = self.merges[key](*ins) if key in self.merges else ins[0]
-            vals[key] = self.layers[key](v) if key in self.layers else v
+            v = getattr(self, self._merge_attr[key])(*ins) if key in self._merge_attr else ins[0]
+            vals[key] = getattr(self, self._attr[key])(v) if key in self._attr else v
         return vals[self.output]
 
 

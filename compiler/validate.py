@@ -172,7 +172,7 @@ def find_problems(cfg: ChipConfig) -> list[str]:
         p.append(f"input cores {cfg.input_cores} repeat a core")
     if cfg.layer_order and sorted(cfg.layer_order) != sorted(cfg.cores):
         p.append(f"layer_order {cfg.layer_order} is not an ordering of the configured cores {sorted(cfg.cores)}")
-    if cfg.cores and not any(p_.startswith("core") for p_ in p):
+    if cfg.cores:
         cyc = _cycle(cfg)
         if cyc:
             p.append(f"cores {' -> '.join(map(str, cyc))} form a loop; recurrence is not supported (it can "

@@ -26,7 +26,7 @@ from ..codec.errors import AddressError
 from ..codec.events import NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE, WRITE_REQUEST_DTYPE
 from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
-from .dvs import dvs_to_spikes
+from .dvs import check_dvs_events, dvs_stage, dvs_to_spikes
 from .readout import ReadoutModel
 from .reference import ReferenceEngine
 from .state import PackedState
@@ -93,6 +93,7 @@ class ChipSimulator:
         self.readout_values: list[np.ndarray] = []
         self._readout = None
         self.inputs = 0
+        self.sensor_dropped = 0
         if config is not None:
             self.apply(config)
 
@@ -182,11 +183,34 @@ class ChipSimulator:
         return vals
 
     def feed_dvs(self, events: np.ndarray) -> np.ndarray:
-        """Feed DvsEvents through the configured DVS stage (crop, pooling, polarity, mirror)."""
+        """Feed host-written DvsEvents (DVS_EVENT_DTYPE, sensor coordinates) through the configured DVS stage
+        (polarity, pooling, crop, mirror) into its destination cores. Returns the monitored output spikes, with
+        the stage's own events (core 13) when the stage is monitored, in time order."""
         cfg = self._require() and self.config
         if cfg.dvs is None:
             raise RuntimeError("this configuration has no DVS input stage")
-        return self.feed(dvs_to_spikes(events, cfg.dvs))
+        events = check_dvs_events(events, cfg.dvs)
+        out = self.feed(dvs_to_spikes(events, cfg.dvs)) if cfg.dvs.destinations else self._advance(events)
+        if cfg.dvs.monitor:
+            stage = dvs_stage(events, cfg.dvs)
+            if len(stage):
+                both = np.concatenate([stage, out])
+                out = both[np.argsort(both["t"], kind="stable")]
+        return out
+
+    def feed_sensor(self, events: np.ndarray) -> np.ndarray:
+        """Events from the chip's own camera. They enter the DVS stage only when the configuration routes the
+        sensor in (``DVSConfig.pass_sensor_events``); otherwise they are dropped (counted in
+        ``stats["sensor_dropped"]``), as on the chip."""
+        cfg = self._require() and self.config
+        if cfg.dvs is None or not cfg.dvs.pass_sensor_events:
+            self.sensor_dropped += len(events)
+            return np.empty(0, SPIKE_DTYPE)
+        return self.feed_dvs(events)
+
+    def _advance(self, events: np.ndarray) -> np.ndarray:
+        """Advance time over events that reach no core (a DVS-only stage)."""
+        return self.advance_to(max(int(events["t"].max()), self.now_us)) if len(events) else np.empty(0, SPIKE_DTYPE)
 
     def advance_to(self, t_us: int) -> np.ndarray:
         """Advance virtual time to ``t_us`` running due slow-clock ticks; returns spikes they caused."""
@@ -235,6 +259,6 @@ class ChipSimulator:
     @property
     def stats(self) -> dict:
         eng = self._require()
-        return {"inputs": self.inputs, "synaptic_updates": int(eng.n_updates),
+        return {"inputs": self.inputs, "sensor_dropped": self.sensor_dropped, "synaptic_updates": int(eng.n_updates),
                 "saturated": int(eng.n_saturated), "ticks": int(eng.n_ticks), "now_us": self.now_us}
 

@@ -1,39 +1,62 @@
-"""The DVS pre-processing stage as CHIP.md 5.2 orders it: polarity select/merge -> pooling -> crop (ROI)
--> mirror / diagonal mirror; then one copy per destination core."""
+"""The DVS pre-processing stage as CHIP.md 5.2 orders it: polarity select / merge -> pooling (x and y
+independently) -> crop (ROI) -> mirror / diagonal mirror; then one copy per destination core, and a copy
+to the host (layer 13) when the stage is monitored."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..codec.errors import AddressError
 from ..codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE
 from ..compiler.config import DVSConfig
 
+__all__ = ["DVS_LAYER", "check_dvs_events", "dvs_stage", "dvs_to_spikes"]
 
-def dvs_to_spikes(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
+DVS_LAYER = 13  # the DVS layer's id on the event bus (monitored DVS events carry it)
+
+
+def check_dvs_events(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
+    """DvsEvents as DVS_EVENT_DTYPE, refusing coordinates off the sensor (naming the first one)."""
+    ev = np.asarray(events, dtype=DVS_EVENT_DTYPE)
+    H0, W0 = dvs.input_size
+    bad = (ev["x"] >= W0) | (ev["y"] >= H0) | (ev["p"] > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise AddressError(f"DVS event {i} (x={ev['x'][i]}, y={ev['y'][i]}, p={ev['p'][i]}) is off the "
+                           f"{H0}x{W0} (H x W) sensor of the DVS stage")
+    return ev
+
+
+def dvs_stage(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
+    """DvsEvents (on the sensor) -> the stage's output events as SPIKE_DTYPE with core 13."""
     ev = np.asarray(events, dtype=DVS_EVENT_DTYPE)
     p = ev["p"].astype(np.int64)
-    keep = np.where(p == 1, dvs.on_channel, dvs.off_channel)
-    H0, W0 = dvs.input_size
-    keep &= (ev["x"] < W0) & (ev["y"] < H0)
+    keep = np.where(p == 1, dvs.on_channel, dvs.off_channel).astype(bool)
     ev, p = ev[keep], p[keep]
     c = np.zeros_like(p) if dvs.merge_polarities else p
     y = ev["y"].astype(np.int64) // dvs.pooling[0]
     x = ev["x"].astype(np.int64) // dvs.pooling[1]
-    H, W = H0 // dvs.pooling[0], W0 // dvs.pooling[1]
-    if dvs.crop is not None:
-        top, bottom, left, right = dvs.crop
-        m = (y >= top) & (y < bottom) & (x >= left) & (x < right)
-        ev, c, x, y = ev[m], c[m], x[m] - left, y[m] - top
-        H, W = bottom - top, right - left
+    top, bottom, left, right = dvs.roi()
+    m = (y >= top) & (y < bottom) & (x >= left) & (x < right)
+    ev, c, x, y = ev[m], c[m], x[m] - left, y[m] - top
+    H, W = bottom - top, right - left
     if dvs.flip_x:
         x = W - 1 - x
     if dvs.flip_y:
         y = H - 1 - y
     if dvs.swap_xy:
         x, y = y, x
-    n = ev.shape[0]
+    out = np.empty(ev.shape[0], dtype=SPIKE_DTYPE)
+    out["t"], out["core"], out["c"], out["x"], out["y"] = ev["t"], DVS_LAYER, c, x, y
+    return out
+
+
+def dvs_to_spikes(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
+    """The stage's output, one copy per destination core (interleaved per event, in destination order)."""
+    stage = dvs_stage(events, dvs)
     dests = dvs.destinations or []
-    out = np.empty(n * len(dests), dtype=SPIKE_DTYPE)
+    out = np.empty(stage.shape[0] * len(dests), dtype=SPIKE_DTYPE)
     for j, core in enumerate(dests):
-        part = out[j::len(dests)] if dests else out
-        part["t"], part["core"], part["c"], part["x"], part["y"] = ev["t"], core, c, x, y
+        part = out[j::len(dests)]
+        part[:] = stage
+        part["core"] = core
     return out

@@ -74,11 +74,19 @@ def load_factory(spec: str):
 def cmd_compile(args) -> int:
     import speckstream as ss
 
-    model = load_factory(args.model)
+    if args.model.lower().endswith(".nir"):
+        if not Path(args.model).exists():
+            raise UsageError(f"NIR file not found: {args.model}")
+        model = args.model
+    else:
+        if args.input_shape is None:
+            raise UsageError("--input-shape C,H,W is required for a torch model")
+        model = load_factory(args.model)
+    dvs = "sensor" if args.sensor else (True if args.dvs else None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cfg = ss.compile(model, input_shape=args.input_shape, chip=args.chip, dvs=True if args.dvs else None,
-                         monitor=args.monitor, slow_clock_hz=args.slow_clock)
+        cfg = ss.compile(model, input_shape=args.input_shape, chip=args.chip, dvs=dvs, monitor=args.monitor,
+                         slow_clock_hz=args.slow_clock, rescale=args.rescale, initial_vmem=args.initial_vmem)
     print(cfg.summary())
     for w in caught:
         if "Compile" in type(w.message).__name__:
@@ -278,12 +286,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="model -> chip configuration + summary")
-    c.add_argument("model", help="MODULE:FACTORY or path/to/file.py:FACTORY returning a torch.nn.Module")
-    c.add_argument("--input-shape", type=_shape, required=True, help="C,H,W e.g. 2,34,34")
-    c.add_argument("--chip", default="speck2f", choices=["speck2f", "speck2e", "dynapcnn"])
-    c.add_argument("--dvs", action="store_true", help="add the DVS input stage")
-    c.add_argument("--monitor", default="exits", choices=["exits", "all"])
-    c.add_argument("--slow-clock", type=float, default=None, metavar="HZ")
+    c.add_argument("model", help="MODULE:FACTORY or path/to/file.py:FACTORY returning a torch.nn.Module, or a "
+                   "path to a .nir file")
+    c.add_argument("--input-shape", type=_shape, default=None,
+                   help="C,H,W of what the model receives, e.g. 2,34,34 (optional for .nir files)")
+    c.add_argument("--chip", default="speck2f", choices=["speck2f", "speck2e", "dynapcnn"], help="target chip")
+    c.add_argument("--dvs", action="store_true", help="add the DVS input stage (fed by host-written DvsEvents; "
+                   "absorbs pooling on the input)")
+    c.add_argument("--sensor", action="store_true", help="add the DVS input stage fed by the chip's own camera "
+                   "(live sensor input; implies --dvs)")
+    c.add_argument("--monitor", default="exits", choices=["exits", "all"],
+                   help="which layers send their spikes to the host")
+    c.add_argument("--slow-clock", type=float, default=None, metavar="HZ", help="slow clock for leak / readout")
+    c.add_argument("--rescale", choices=["mean", "harmonic"], default=None,
+                   help="resolve average pools of different sizes into one core as sinabs does "
+                   "(default: refuse)")
+    c.add_argument("--initial-vmem", choices=["model", "zero"], default=None,
+                   help="neuron states: the model's (default, warned when non-zero) or zero")
     c.add_argument("-o", "--output", help="save as .json or .msgpack")
     c.set_defaults(fn=cmd_compile)
 

@@ -69,7 +69,7 @@ def load_samna():
 
 
 # ------------------------------------------------------------------------------ config conversion
-def to_samna_config(cfg: ChipConfig, samna, *, pass_sensor_events: bool = False):
+def to_samna_config(cfg: ChipConfig, samna):
     """ChipConfig -> samna SpeckConfiguration (SAMNA.md 4; sinabs' config builder, CHIP.md 5.1)."""
     ns = getattr(samna, CHIP_NODES[cfg.chip][0])
     sc = ns.configuration.SpeckConfiguration()
@@ -106,15 +106,16 @@ def to_samna_config(cfg: ChipConfig, samna, *, pass_sensor_events: bool = False)
         r.low_pass_filter_disable = ro.average == 1
         r.low_pass_filter32_not16 = ro.average == 32
         r.monitor_enable = ro.monitor
-    sc.dvs_layer.pass_sensor_events = pass_sensor_events
-    if cfg.dvs is not None:
-        dv = cfg.dvs
+    dv = cfg.dvs
+    # without a DVS stage the sensor must not feed the network (replay); with one, the config says
+    sc.dvs_layer.pass_sensor_events = bool(dv.pass_sensor_events) if dv is not None else False
+    if dv is not None:
         sc.dvs_layer.merge = dv.merge_polarities
         sc.dvs_layer.pooling.y, sc.dvs_layer.pooling.x = dv.pooling
-        if dv.crop is not None:
-            top, bottom, left, right = dv.crop
-            sc.dvs_layer.origin.x, sc.dvs_layer.origin.y = left, top
-            sc.dvs_layer.cut.x, sc.dvs_layer.cut.y = right - 1, bottom - 1
+        # always written (sinabs does): samna >= 0.46 checks the DVS output size against the core it feeds
+        (ox, oy), (cx, cy) = dv.origin_cut()
+        sc.dvs_layer.origin.x, sc.dvs_layer.origin.y = ox, oy
+        sc.dvs_layer.cut.x, sc.dvs_layer.cut.y = cx, cy
         sc.dvs_layer.mirror.x, sc.dvs_layer.mirror.y = dv.flip_x, dv.flip_y
         sc.dvs_layer.mirror_diagonal = dv.swap_xy
         sc.dvs_layer.on_channel, sc.dvs_layer.off_channel = dv.on_channel, dv.off_channel
