@@ -431,7 +431,8 @@ def assemble(graph: LayerGraph, built: list[Built], core_of: dict[int, int], mon
             destinations=dests,
             provenance=Provenance(layer_index=pos, scale=d.scale, weight_rescale=b.rescale,
                                   modules=[lay.weight.name] + ([lay.bn.name] if lay.bn else []) + [lay.neuron.name]
-                                  + list(dict.fromkeys(pools)), exit_pooling=exit_pool))
+                                  + list(dict.fromkeys(pools)), exit_pooling=exit_pool,
+                                  neuron=lay.neuron.name))
         cores[cc.core] = cc
     if opts.readout is not None and opts.readout.monitor and monitors:
         notes.append("readout.monitor is on together with spike monitors: on the chip, monitoring the readout "

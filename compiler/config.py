@@ -41,6 +41,7 @@ class Provenance:
     scale: float = 1.0  # discretization factor applied to weights, biases and thresholds
     weight_rescale: float = 1.0  # avg-pool rescale multiplied into the weights before discretizing
     exit_pooling: int = 1  # pooling after the last layer (not on chip: monitors see pre-pool spikes)
+    neuron: str | None = None  # the spiking module's name
 
 
 @dataclass

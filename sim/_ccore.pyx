@@ -111,6 +111,9 @@ cdef class Core:
     cdef int16_t[::1] biases
     cdef int64_t[::1] b_off
     cdef public bint leak_fires
+    cdef public bint drop_off_map
+    cdef public unsigned long long n_off_map
+    cdef long long[::1] clamps
     cdef public long long max_cascade
     cdef public unsigned long long n_updates
     cdef public unsigned long long n_saturated
@@ -118,6 +121,7 @@ cdef class Core:
     cdef vec out
     cdef vec readout
     cdef queue q
+    cdef public object clamps_arr  # floor clamps per core (int64[9])
 
     def __cinit__(self):
         self.out.data = NULL; self.out.n = 0; self.out.cap = 0
@@ -131,8 +135,12 @@ cdef class Core:
 
     def __init__(self, int32_t[:, ::1] params, int8_t[::1] weights, int64_t[::1] w_off,
                  int16_t[::1] vmem, int64_t[::1] v_off, int16_t[::1] biases, int64_t[::1] b_off,
-                 bint leak_fires=False, long long max_cascade=100_000_000):
+                 bint leak_fires=False, long long max_cascade=100_000_000, bint drop_off_map=True):
         self.params = params
+        self.drop_off_map = drop_off_map
+        self.n_off_map = 0
+        self.clamps_arr = np.zeros(params.shape[0], np.int64)
+        self.clamps = self.clamps_arr
         self.weights = weights
         self.w_off = w_off
         self.vmem = vmem
@@ -161,9 +169,15 @@ cdef class Core:
                 if vec_push(&self.readout, t, READOUT_ID, <uint16_t>(o + p[P_D0_SHIFT + 3 * d]),
                             <uint16_t>(ox // pool), <uint16_t>(oy // pool)) < 0:
                     return -1
-            elif q_push(&self.q, <uint8_t>dcore, <uint16_t>(o + p[P_D0_SHIFT + 3 * d]),
-                        <uint16_t>(ox // pool), <uint16_t>(oy // pool)) < 0:
-                return -1
+            else:
+                # a pooled spike past the destination's map (odd-sized source): torch / sinabs drop it
+                if self.drop_off_map and (ox // pool >= self.params[dcore, P_WIN]
+                                          or oy // pool >= self.params[dcore, P_HIN]):
+                    self.n_off_map += 1
+                    continue
+                if q_push(&self.q, <uint8_t>dcore, <uint16_t>(o + p[P_D0_SHIFT + 3 * d]),
+                          <uint16_t>(ox // pool), <uint16_t>(oy // pool)) < 0:
+                    return -1
         return 0
 
     cdef int convolve(self, uint64_t t, int core, int c, int x, int y) noexcept nogil:
@@ -198,6 +212,7 @@ cdef class Core:
                     v = vrow[o] + wrow[o]
                     if v < thr_lo:
                         v = thr_lo
+                        self.clamps[core] += 1
                     if v >= thr_hi:
                         v = 0 if rtz else v - thr_hi
                         if self.fire(t, core, o, ox, oy) < 0:

@@ -46,6 +46,10 @@ class SimOptions:
     address_layout: str = "packed"
     max_cascade: int = 100_000_000
     engine: str | None = None  # "cython", "reference", or None (the fastest available)
+    #: a pooled spike that lands past the destination's input map (a source with an odd size pooled by 2)
+    #: is dropped, as torch / sinabs drop it (counted in stats["off_map"]); False convolves it as if the map
+    #: were larger (the behaviour before 0.2; what the silicon does is to be checked with hwcheck)
+    drop_off_map: bool = True
 
 
 class _CythonEngine:
@@ -53,7 +57,7 @@ class _CythonEngine:
         self.state = PackedState(cfg)
         s = self.state
         self.core = _CythonCore(s.params, s.weights, s.w_off, s.vmem, s.v_off, s.biases, s.b_off,
-                                opts.leak_fires, opts.max_cascade)
+                                opts.leak_fires, opts.max_cascade, opts.drop_off_map)
 
     def vmem_view(self, core):
         return self.state.vmem_view(core)
@@ -69,6 +73,8 @@ class _CythonEngine:
         return out.view(SPIKE_DTYPE), ro.view(SPIKE_DTYPE)
 
     n_updates = property(lambda self: self.core.n_updates)
+    n_off_map = property(lambda self: self.core.n_off_map)
+    clamps_arr = property(lambda self: self.core.clamps_arr)
     n_saturated = property(lambda self: self.core.n_saturated)
     n_ticks = property(lambda self: self.core.n_ticks)
 
@@ -107,7 +113,8 @@ class ChipSimulator:
             raise RuntimeError("the Cython simulation engine is not built (reinstall speckstream)")
         self._engine = (_CythonEngine(cfg, self.options) if kind == "cython"
                         else ReferenceEngine(cfg, leak_fires=self.options.leak_fires,
-                                             max_cascade=self.options.max_cascade))
+                                             max_cascade=self.options.max_cascade,
+                                             drop_off_map=self.options.drop_off_map))
         self.config = cfg
         self._readout = ReadoutModel(cfg.readout) if cfg.readout is not None else None
         self.readout_values: list[np.ndarray] = []
@@ -260,5 +267,6 @@ class ChipSimulator:
     def stats(self) -> dict:
         eng = self._require()
         return {"inputs": self.inputs, "sensor_dropped": self.sensor_dropped, "synaptic_updates": int(eng.n_updates),
+                "off_map": int(eng.n_off_map), "clamps": {c: int(eng.clamps_arr[c]) for c in sorted(self.config.cores)},
                 "saturated": int(eng.n_saturated), "ticks": int(eng.n_ticks), "now_us": self.now_us}
 

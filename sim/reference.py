@@ -9,6 +9,7 @@ Semantics (same switches as the engine, see sim/chip.py):
 * per update: ``v += w``; ``v < low -> v = low``; ``v >= high`` -> one spike, ``v = 0`` or ``v -= high``;
   ``v > 32767 -> 32767`` (counted);
 * output spikes: monitor copy (pre-pooling), then per destination ``(o + shift, x // pool, y // pool)``
+  (dropped and counted when that lands off the destination's input map, unless ``drop_off_map=False``)
   queued FIFO and delivered until the network is quiet, with the timestamp of the releasing input;
 * slow-clock tick: each leaking core adds ``bias[o]`` to all neurons with the same floor/saturation
   rules; it fires only when ``leak_fires`` is set.
@@ -26,9 +27,13 @@ READOUT_ID = 12
 
 
 class ReferenceEngine:
-    def __init__(self, cfg: ChipConfig, *, leak_fires: bool = False, max_cascade: int = 100_000_000):
+    def __init__(self, cfg: ChipConfig, *, leak_fires: bool = False, max_cascade: int = 100_000_000,
+                 drop_off_map: bool = True):
         self.cfg = cfg
         self.leak_fires = leak_fires
+        self.drop_off_map = drop_off_map
+        self.n_off_map = 0
+        self.clamps_arr = np.zeros(9, np.int64)
         self.max_cascade = max_cascade
         self.vmem = {c: cc.initial_vmem.astype(np.int64).copy() for c, cc in cfg.cores.items()}
         self.n_updates = self.n_saturated = self.n_ticks = 0
@@ -47,6 +52,7 @@ class ReferenceEngine:
         v = int(self.vmem[core][o, oy, ox]) + int(w)
         if v < cc.threshold_low:
             v = cc.threshold_low
+            self.clamps_arr[core] += 1
         if v >= cc.threshold_high:
             v = 0 if cc.return_to_zero else v - cc.threshold_high
             self._fire(t, core, o, ox, oy, queue)
@@ -63,6 +69,9 @@ class ReferenceEngine:
             ev = (d.core, o + d.feature_shift, ox // d.pooling, oy // d.pooling)
             if d.core == READOUT_ID:
                 self._readout.append((t, *ev))
+            elif self.drop_off_map and (ev[2] >= self.cfg.cores[d.core].input_shape[2]
+                                        or ev[3] >= self.cfg.cores[d.core].input_shape[1]):
+                self.n_off_map += 1  # a pooled spike past the destination's map: torch / sinabs drop it
             else:
                 queue.append(ev)
 

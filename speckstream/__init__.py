@@ -18,6 +18,13 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "compile": ("speckstream.compiler", "compile"),
+    "simulate": ("speckstream.api", "simulate"),
+    "evaluate": ("speckstream.api", "evaluate"),
+    "compare": ("speckstream.api", "compare"),
+    "EvalResult": ("speckstream.api", "EvalResult"),
+    "CompareReport": ("speckstream.api", "CompareReport"),
+    "SpeckstreamError": ("speckstream.errors", "SpeckstreamError"),
+    "SpeckstreamWarning": ("speckstream.errors", "SpeckstreamWarning"),
     "CompileError": ("speckstream.compiler.errors", "CompileError"),
     "ChipConfig": ("speckstream.compiler.config", "ChipConfig"),
     "load_config": ("speckstream.compiler.config", "load_config"),
@@ -31,7 +38,9 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
     from speckstream import codec
+    from speckstream.api import CompareReport, EvalResult, compare, evaluate, simulate
     from speckstream.compiler import compile
+    from speckstream.errors import SpeckstreamError, SpeckstreamWarning
     from speckstream.compiler.config import ChipConfig, load_config
     from speckstream.compiler.errors import CompileError
     from speckstream.runtime import Session, open_device

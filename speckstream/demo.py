@@ -94,3 +94,132 @@ async def classify_samples(dev, spikes: np.ndarray, starts, out_core: int, n_cla
             if i == 0 and keep_first is not None:
                 keep_first.append(arr)
     return counts, results
+
+
+# ------------------------------------------------------------------------------------------ the digits demo
+def float_snn_predictions(model, dataset) -> np.ndarray:
+    """The float SNN as sinabs runs it: time-stepped in 1 ms bins, batch 1, state reset per sample; the
+    class with the most output spikes (-1 when none)."""
+    import torch
+
+    from .digits import to_frames
+
+    preds = []
+    with torch.no_grad():
+        for events, _ in dataset:
+            for m in model.modules():
+                if hasattr(m, "reset_states"):
+                    m.reset_states()
+            counts = model(torch.from_numpy(to_frames(events))).sum(0).numpy()
+            preds.append(int(counts.argmax()) if counts.max() > 0 else -1)
+    return np.asarray(preds)
+
+
+def digits_report(show=print, out_dir=None, n_test: int | None = None, executor=None) -> dict:
+    """Compile the trained digits network, classify the held-out digits on the simulated chip and in sinabs
+    (float, time-stepped), and report both side by side. Returns the figures; saves plots to ``out_dir``."""
+    import time
+    import warnings
+
+    import speckstream as ss
+
+    from .compiler.errors import CompileWarning
+    from .digits import digits_dataset, digits_net, load_digits_split
+
+    _, _, xte, yte = load_digits_split()
+    if n_test is not None:
+        xte, yte = xte[:n_test], yte[:n_test]
+    test = digits_dataset(xte, yte, seed=100_000)
+    model = digits_net()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileWarning)
+        cfg = ss.compile(model, input_shape=(1, 8, 8))
+    show(cfg.summary())
+    t0 = time.perf_counter()
+    float_pred = float_snn_predictions(digits_net(), test)
+    t_float = time.perf_counter() - t0
+    res = ss.evaluate(cfg, test, executor=executor, progress=False)
+    labels = np.asarray(yte)
+    float_acc = float(np.mean(float_pred == labels))
+    agree = float(np.mean(float_pred == res.predictions))
+    n_events = sum(len(e) for e, _ in test)
+    figures = {"samples": len(labels), "float_snn_accuracy": float_acc, "chip_accuracy": res.accuracy,
+               "agreement": agree, "input_events": n_events, "chip_events_per_s": res.events_per_s,
+               "float_snn_events_per_s": n_events / t_float, "confusion": res.confusion(10)}
+    show(f"\nheld-out digits: {len(labels)} (scikit-learn load_digits, Poisson 250 Hz, 100 ms, "
+         f"{n_events / len(labels):.0f} events per digit)")
+    show(f"float SNN (sinabs, 1 ms steps)  accuracy {float_acc:.4f}   ({figures['float_snn_events_per_s']:,.0f} "
+         "input events/s)")
+    show(f"chip (simulated, event-driven)  accuracy {res.accuracy:.4f}   ({res.events_per_s:,.0f} input events/s)")
+    show(f"prediction agreement            {agree:.4f}")
+    show("\nper class   n   float   chip")
+    for k in range(10):
+        sel = labels == k
+        show(f"    {k}     {sel.sum():3d}   {np.mean(float_pred[sel] == k):.3f}   {np.mean(res.predictions[sel] == k):.3f}")
+    if out_dir is not None:
+        figures["plots"] = _digits_plots(cfg, test, res, out_dir)
+        show(f"\nplots: {', '.join(str(p) for p in figures['plots'])}")
+    return figures
+
+
+def _digits_plots(cfg, test, res, out_dir) -> list:
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .api import to_input
+    from .sim import ChipSimulator
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    conf = res.confusion(10)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    im = ax.imshow(conf, cmap="Blues")
+    fig.colorbar(im, ax=ax, label="samples")
+    ax.set(xlabel="chip prediction" + (" (last column: no output)" if conf.shape[1] > 10 else ""),
+           ylabel="true digit", title=f"simulated chip, accuracy {res.accuracy:.3f}")
+    fig.tight_layout()
+    paths.append(out / "confusion.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    # one sample: input events and every layer's output spikes, with real timestamps
+    mon = cfg.__class__.from_msgpack(cfg.to_msgpack())
+    for cc in mon.cores.values():
+        cc.monitor = True
+    events, label = test[0]
+    sim = ChipSimulator(mon)
+    _, ev = to_input(mon, events)
+    spikes = sim.feed(ev)
+    fig, axes = plt.subplots(len(mon.layer_order) + 1, 1, figsize=(7, 6), sharex=True)
+    axes[0].plot(ev["t"] / 1000, ev["y"] * 8 + ev["x"], "|", ms=3)
+    axes[0].set_ylabel("input\npixel")
+    for ax, c in zip(axes[1:], mon.layer_order):
+        s = spikes[spikes["core"] == c]
+        C, H, W = mon.cores[c].output_shape
+        ax.plot(s["t"] / 1000, (s["c"].astype(int) * H + s["y"]) * W + s["x"], "|", ms=3)
+        ax.set_ylabel(f"core {c}\nneuron")
+    axes[-1].set_xlabel("time (ms)")
+    axes[0].set_title(f"digit {label}: {len(ev)} input events, {len(spikes)} spikes on chip")
+    fig.tight_layout()
+    paths.append(out / "raster.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    # membrane potentials of the first layer after the sample
+    first = mon.layer_order[0]
+    v = sim.vmem(first)
+    C, H, W = v.shape
+    grid = v.reshape(4, C // 4, H, W).transpose(0, 2, 1, 3).reshape(4 * H, (C // 4) * W)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    lim = max(1, int(np.abs(grid).max()))
+    im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.colorbar(im, ax=ax, label=f"vmem (chip units; threshold {mon.cores[first].threshold_high})")
+    ax.set(title=f"core {first} vmem after the digit ({C} channels of {H}x{W})", xticks=[], yticks=[])
+    fig.tight_layout()
+    paths.append(out / "vmem.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths

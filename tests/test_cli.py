@@ -66,6 +66,10 @@ def test_run_inspect_and_vmem(compiled, tmp_path):
 
 
 def test_demo_runs(tmp_path):
-    r = cli("demo", "--samples", "2", "-o", str(tmp_path / "demo.json"))
+    r = cli("demo", "--samples", "20", "--serial", "--out", str(tmp_path / "plots"), "-o", str(tmp_path / "demo.json"))
     assert r.returncode == 0, r.stderr
-    assert "output spikes per class" in r.stdout and (tmp_path / "demo.json").exists()
+    assert "float SNN (sinabs, 1 ms steps)" in r.stdout and "chip (simulated, event-driven)" in r.stdout
+    assert "prediction agreement" in r.stdout and (tmp_path / "demo.json").exists()
+    assert all((tmp_path / "plots" / f).stat().st_size > 1000 for f in ("confusion.png", "raster.png", "vmem.png"))
+    r = cli("demo", "--samples", "0")
+    assert r.returncode == 2 and "--samples" in r.stderr
