@@ -16,6 +16,7 @@ Choices CHIP.md marks as inferred are switches in :class:`SimOptions`, with thes
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +101,7 @@ class ChipSimulator:
         self._readout = None
         self.inputs = 0
         self.sensor_dropped = 0
+        self._busy = threading.Lock()
         if config is not None:
             self.apply(config)
 
@@ -161,6 +163,14 @@ class ChipSimulator:
         eng = self._require()
         spikes = np.ascontiguousarray(spikes, dtype=SPIKE_DTYPE)
         until = self.now_us if until is None else until
+        if not self._busy.acquire(blocking=False):  # the engine runs without the GIL: refuse, never corrupt
+            raise RuntimeError("this ChipSimulator is already running in another thread; use one per thread")
+        try:
+            return self._feed(eng, spikes, until)
+        finally:
+            self._busy.release()
+
+    def _feed(self, eng, spikes: np.ndarray, until: int) -> np.ndarray:
         first_tick = self._next_tick_us
         self.now_us, self._next_tick_us, bad = eng.run(spikes, self.now_us, self._next_tick_us,
                                                        self._tick_period_us, until)

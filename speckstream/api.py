@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -115,16 +116,16 @@ class EvalResult:
         return m
 
 
-_WORKER: dict = {}
+_WORKER = threading.local()  # per thread: a simulator is not thread-safe (its engine runs without the GIL)
 
 
 def _worker_sim(blob: bytes, options: SimOptions | None) -> tuple[ChipSimulator, ChipConfig]:
-    """The worker's simulator for a configuration (unpacked once per worker, then reused)."""
-    key = hashlib.sha1(blob).hexdigest()
-    if _WORKER.get("key") != key:
+    """The worker's simulator for a configuration (unpacked once per worker thread, then reused)."""
+    key = (hashlib.sha1(blob).hexdigest(), repr(options))
+    if getattr(_WORKER, "key", None) != key:
         cfg = ChipConfig.from_msgpack(blob)
-        _WORKER.update(key=key, cfg=cfg, sim=ChipSimulator(cfg, options=options))
-    return _WORKER["sim"], _WORKER["cfg"]
+        _WORKER.key, _WORKER.cfg, _WORKER.sim = key, cfg, ChipSimulator(cfg, options=options)
+    return _WORKER.sim, _WORKER.cfg
 
 
 def _init_worker(blob: bytes, options: SimOptions | None) -> None:
