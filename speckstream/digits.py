@@ -61,9 +61,10 @@ def to_frames(events: np.ndarray, duration_ms: int = 100) -> np.ndarray:
     return x
 
 
-def digits_net(weights: str | Path | None = WEIGHTS, *, min_v_mem: float = -100.0, relu: bool = False):
+def digits_net(weights: str | Path | None = WEIGHTS, *, min_v_mem: float = -100.0, relu: bool = False,
+               batch_size: int = 1):
     """The digits network; with ``weights`` the committed trained parameters. ``relu=True`` gives the ANN
-    it was trained as."""
+    it was trained as; ``batch_size`` is sinabs' IAFSqueeze batch (time-stepped runs of several samples)."""
     import torch
     from torch import nn
 
@@ -72,7 +73,7 @@ def digits_net(weights: str | Path | None = WEIGHTS, *, min_v_mem: float = -100.
             return nn.ReLU()
         import sinabs.layers as sl
 
-        return sl.IAFSqueeze(batch_size=1, spike_threshold=1.0, min_v_mem=min_v_mem)
+        return sl.IAFSqueeze(batch_size=batch_size, spike_threshold=1.0, min_v_mem=min_v_mem)
 
     net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), act(), nn.AvgPool2d(2),
                         nn.Conv2d(16, 32, 3, padding=1, bias=False), act(), nn.AvgPool2d(2),
