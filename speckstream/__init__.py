@@ -32,6 +32,7 @@ _LAZY = {
     "Session": ("speckstream.runtime", "Session"),
     "ChipSimulator": ("speckstream.sim", "ChipSimulator"),
     "codec": ("speckstream.codec", None),
+    "digits": ("speckstream.digits", None),
 }
 
 __all__ = ["__version__", *_LAZY]
