@@ -12,13 +12,18 @@ from contextlib import asynccontextmanager
 
 from .backends.samna_backend import DEVICE_TYPES, SamnaBackend, find_samna
 from .backends.sim import SimBackend, SimFaults
-from .errors import DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
-from .session import LoopResult, ReplayResult, Session, VmemFrame, percentiles
+from .closed_loop import LoopResult
+from .errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
+from .replay import ReplayResult
+from .session import Session
+from .stats import percentiles
+from .subscriptions import Subscription, SubscriptionStatistics
 from .timebase import Unwrapper
+from .vmem import VmemFrame
 
 __all__ = ["open_device", "Session", "SimBackend", "SimFaults", "SamnaBackend", "find_samna", "DeviceError",
-           "DeviceDisconnected", "DeviceNotFound", "SamnaUnavailable", "VmemFrame", "ReplayResult", "LoopResult",
-           "Unwrapper", "percentiles", "make_backend"]
+           "DeviceDisconnected", "DeviceClosed", "DeviceNotFound", "SamnaUnavailable", "VmemFrame", "ReplayResult",
+           "LoopResult", "Subscription", "SubscriptionStatistics", "Unwrapper", "percentiles", "make_backend"]
 
 
 def make_backend(spec: str = "sim", *, realtime: bool = False, faults: SimFaults | None = None, samna=None,

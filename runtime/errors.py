@@ -1,8 +1,13 @@
-"""Runtime errors. All derive from :class:`DeviceError`."""
+"""Runtime errors. All derive from :class:`DeviceError` (a ``RuntimeError`` under
+``speckstream.SpeckstreamError``)."""
 from __future__ import annotations
 
+from ..errors import SpeckstreamError
 
-class DeviceError(RuntimeError):
+__all__ = ["DeviceError", "DeviceNotFound", "SamnaUnavailable", "DeviceDisconnected", "DeviceClosed"]
+
+
+class DeviceError(SpeckstreamError, RuntimeError):
     """A device failed or refused an operation."""
 
 
@@ -15,11 +20,16 @@ class SamnaUnavailable(DeviceNotFound):
 
 
 class DeviceDisconnected(DeviceError):
-    """The device vanished mid-stream. ``accounting`` says what happened to every accepted event."""
+    """The device vanished mid-stream ("it broke"). ``accounting`` says what happened to every accepted event:
+    ``accepted == written + not_written`` and ``offered == accepted + dropped_by_policy``."""
 
     def __init__(self, message: str, accounting: dict | None = None):
         self.accounting = accounting or {}
         super().__init__(message + (f" [{_fmt(self.accounting)}]" if accounting else ""))
+
+
+class DeviceClosed(DeviceError):
+    """The session was closed ("you closed it"); open a new one."""
 
 
 def _fmt(d: dict) -> str:

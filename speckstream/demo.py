@@ -88,8 +88,8 @@ async def classify_samples(dev, spikes: np.ndarray, starts, out_core: int, n_cla
         await dev.reset_time()
         sub = dev.subscribe("spike", cores=[out_core], max_batches=1 << 14)
         results.append(await dev.replay(sample, speed=None))
-        dev.unsubscribe(sub)
-        async for _, arr in sub.receive:
+        sub.close()  # no more batches; those queued are still read below
+        async for arr in sub:
             np.add.at(counts[i], arr["c"].astype(int), 1)
             if i == 0 and keep_first is not None:
                 keep_first.append(arr)

@@ -42,6 +42,7 @@ class SimBackend:
         self.name = f"sim:{chip}"
         self.chip = chip
         self.realtime = realtime
+        self.virtual_clock = not realtime  # chip time follows input timestamps, as fast as the CPU allows
         self.faults = faults or SimFaults()
         self.sim = ChipSimulator(options=options)
         self._clock = clock

@@ -1,0 +1,66 @@
+"""A controller in the loop: output batch -> callback -> input, with round-trip latency."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+import numpy as np
+import trio
+
+from ..codec import events as ev
+from .stats import percentiles
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import Session
+
+__all__ = ["LoopResult", "closed_loop"]
+
+
+@dataclass
+class LoopResult:
+    iterations: int
+    latency_us: dict  # round trip input send -> output -> callback -> next input (steps that got output)
+    response_us: dict  # input send -> first output batch received
+    timeouts: int
+    samples_us: np.ndarray = field(default_factory=lambda: np.empty(0))  # every round trip, in order
+
+
+async def closed_loop(session: "Session", callback: Callable[[np.ndarray], np.ndarray | None | Awaitable],
+                      initial: np.ndarray, *, iterations: int | None = None, duration_s: float | None = None,
+                      timeout_s: float = 0.1, cores=None) -> LoopResult:
+    if iterations is None and duration_s is None:
+        raise ValueError("give iterations or duration_s")
+    if not (timeout_s > 0 and math.isfinite(timeout_s)):
+        raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s}")
+    session._check()
+    initial = session._validated(initial)
+    lat, resp = [], []
+    timeouts = k = 0
+    end = trio.current_time() + duration_s if duration_s is not None else math.inf
+    with session.subscribe("spike", cores=cores, max_batches=1024) as sub:
+        t_send = trio.current_time()
+        await session.send(initial)
+        while (iterations is None or k < iterations) and trio.current_time() < end:
+            batch = None
+            with trio.move_on_after(timeout_s):
+                _, batch = await sub.receive()
+                while (more := sub.receive_nowait()) is not None:  # everything already waiting too
+                    batch = np.concatenate([batch, more[1]])
+            if batch is None:
+                timeouts += 1
+                batch = np.empty(0, ev.SPIKE_DTYPE)
+            else:
+                resp.append((trio.current_time() - t_send) * 1e6)
+            r = callback(batch)
+            if hasattr(r, "__await__"):
+                r = await r
+            now = trio.current_time()
+            if len(batch):  # a silent step (timeout) is not a round trip: counted in `timeouts`
+                lat.append((now - t_send) * 1e6)
+            t_send = now
+            if r is not None and len(r):
+                await session.send(r)
+            k += 1
+    session._raise_if_unusable()
+    return LoopResult(k, percentiles(lat), percentiles(resp), timeouts, np.asarray(lat))

@@ -1,0 +1,174 @@
+"""Replaying a recording (or an array) into a device, paced by its timestamps, optionally recording outputs.
+
+:func:`pace` is the pure part (which events go in which write, and when); :func:`replay` drives a session
+with it. Everything the caller can get wrong (speed, event order, addresses, the source) is checked before
+the first event is written.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+import trio
+
+from ..codec import events as ev
+from ..codec.errors import CodecError
+from ..codec.files import EventFileWriter, iter_spikes
+from .stats import percentiles
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import Session
+
+__all__ = ["ReplayResult", "pace", "check_order", "replay"]
+
+
+@dataclass
+class ReplayResult:
+    events_in: int
+    events_out: int
+    duration_s: float
+    input_rate: float  # input events / s (wall clock)
+    pacing_error_us: dict = field(default_factory=dict)  # p50/p99/max µs a slice reached the device late
+    release_error_us: dict = field(default_factory=dict)  # simulator: µs each event entered the chip late
+    dropped: dict = field(default_factory=dict)
+    record: str | None = None
+
+
+def check_order(t: np.ndarray, *, start: int = 0, last: int | None = None) -> None:
+    """Refuse decreasing timestamps, naming the first out-of-order event (``start`` = its index offset)."""
+    t = np.asarray(t)
+    if len(t) and last is not None and int(t[0]) < last:
+        raise CodecError(f"event {start} has timestamp {int(t[0])} µs, before the previous event ({last} µs): "
+                         "replay needs events in time order (pass sort=True to sort them)")
+    if len(t) > 1:
+        back = np.flatnonzero(t[1:] < t[:-1])
+        if back.size:
+            i = int(back[0]) + 1
+            raise CodecError(f"event {start + i} has timestamp {int(t[i])} µs, before event {start + i - 1} "
+                             f"({int(t[i - 1])} µs): replay needs events in time order (pass sort=True to sort them)")
+
+
+def pace(t_dev_us: np.ndarray, slice_s: float) -> list[tuple[int, int]]:
+    """Split events (device µs, non-decreasing) into writes covering ``slice_s`` seconds each: [(a, b), ...]."""
+    if len(t_dev_us) == 0:
+        return []
+    step = slice_s * 1e6
+    edges = np.arange(t_dev_us[0], t_dev_us[-1] + step, step)
+    idx = np.searchsorted(t_dev_us, edges)
+    bounds = list(idx) + [len(t_dev_us)]
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if a != b]
+
+
+def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray], int]:
+    if isinstance(source, np.ndarray):
+        arr = ev.as_events(source, "spike") if source.dtype == ev.SPIKE_DTYPE or "core" in (source.dtype.names or ()) \
+            else None
+        if arr is None:
+            from ..codec.convert import from_xytp
+
+            arr = from_xytp(source, core=core or 0)
+        elif core is not None:
+            arr = arr.copy()
+            arr["core"] = core
+        if sort:
+            arr = arr[np.argsort(arr["t"], kind="stable")]
+        check_order(arr["t"])
+        return iter([arr]), len(arr)
+    if sort:
+        arr = np.concatenate(list(iter_spikes(source, core=core or 0)) or [np.empty(0, ev.SPIKE_DTYPE)])
+        return iter([arr[np.argsort(arr["t"], kind="stable")]]), len(arr)
+
+    def checked():
+        n, last = 0, None
+        for chunk in iter_spikes(source, core=core or 0):
+            check_order(chunk["t"], start=n, last=last)
+            if len(chunk):
+                last = int(chunk["t"][-1])
+            n += len(chunk)
+            yield chunk
+    return checked(), 0
+
+
+async def replay(session: "Session", source, *, speed: float | None = 1.0, record=None, core: int | None = None,
+                 lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+    if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float))
+                              or not math.isfinite(speed) or speed <= 0):
+        raise ValueError(f"speed must be a positive number (1.0 = real time) or None (as fast as possible); "
+                         f"got {speed!r}")
+    session._check()
+    if session.config is None:
+        from .errors import DeviceError
+
+        raise DeviceError("apply a configuration before replaying")
+    chunks, total = _chunks(source, core, sort)
+    virtual = getattr(session.backend, "virtual_clock", False)
+    sub = session.subscribe("all", max_batches=1 << 16) if record else None
+    writer = None
+    out_before, dropped_before = session.counts["out_spikes"], session.counts["dropped_policy"]
+    take_release = getattr(session.backend, "take_release_lateness", None)
+    if take_release:
+        take_release()  # start a fresh record
+    lateness: list[float] = []
+    n_in = 0
+    try:
+        if record:
+            writer = EventFileWriter(record, meta={"source": "array" if isinstance(source, np.ndarray)
+                                                   else str(source), "speed": speed})
+        t_start = trio.current_time()
+        base_us = session.now_us() + t_offset_us
+        t_first = None
+        last_release = None
+        for chunk in chunks:
+            if not len(chunk):
+                continue
+            if t_first is None:
+                t_first = int(chunk["t"][0])
+            chunk = chunk.copy()
+            if speed is None and not virtual:
+                chunk["t"] = 0  # released on arrival
+                await session.send(chunk)
+                n_in += len(chunk)
+            else:
+                t_dev = base_us + (chunk["t"].astype(np.float64) - t_first) / (speed or 1.0)
+                chunk["t"] = t_dev.astype(np.uint64)
+                for a, b in ([(0, len(chunk))] if speed is None else pace(t_dev, slice_s)):
+                    release = session._epoch + int(chunk["t"][a]) / 1e6
+                    if speed is not None:
+                        await trio.sleep_until(release - lead_s)
+                    await session.send(chunk[a:b])
+                    if speed is not None:  # how late the slice reached the device queue (early is fine)
+                        lateness.append(max(0.0, (trio.current_time() - release) * 1e6))
+                    n_in += b - a
+                    _drain(sub, writer)
+                last_release = session._epoch + int(chunk["t"][-1]) / 1e6 if speed is not None else None
+            if progress:
+                progress(n_in, total)
+        await session.flush()
+        if last_release is not None:  # the device releases the last event at its timestamp
+            await trio.sleep_until(last_release)
+        await session._quiesce()
+        duration = trio.current_time() - t_start
+    finally:
+        if sub is not None:
+            sub.close()
+            _drain(sub, writer)
+        if writer is not None:
+            writer.close()  # with what was recorded, on every exit path
+    return ReplayResult(
+        events_in=int(n_in), events_out=int(session.counts["out_spikes"] - out_before), duration_s=float(duration),
+        input_rate=float(n_in / duration) if duration > 0 else math.inf,
+        pacing_error_us=percentiles(lateness) if lateness else {},
+        release_error_us=percentiles(take_release()) if take_release and speed is not None else {},
+        dropped={"policy": session.counts["dropped_policy"] - dropped_before,
+                 "subscriptions": sum(s.dropped_events for s in session._subs)},
+        record=str(record) if record else None)
+
+
+def _drain(sub, writer) -> None:
+    if sub is None or writer is None:
+        return
+    while (got := sub.receive_nowait()) is not None:
+        writer.append(got[1], got[0])

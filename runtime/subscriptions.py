@@ -1,0 +1,102 @@
+"""Output subscriptions: a resource per consumer (close it, or use ``with``), fed by the dispatcher.
+
+A slow subscriber loses (and counts) batches instead of stalling the device drain. When the session fails
+or closes, a subscription's iteration ends with the session's error (DeviceDisconnected, DeviceError,
+DeviceClosed), never with a bare channel exception.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import trio
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import Session
+
+__all__ = ["KINDS", "FIELDS", "Subscription", "SubscriptionStatistics"]
+
+KINDS = ("spike", "neuron_value", "readout", "dvs")
+FIELDS = {"spike": "spikes", "neuron_value": "neuron_values", "readout": "readout", "dvs": "dvs"}
+
+
+@dataclass(frozen=True)
+class SubscriptionStatistics:
+    kinds: tuple  #: output kinds delivered
+    queued: int  #: batches waiting to be read
+    dropped_batches: int  #: batches lost because the subscriber was too slow (its bound was full)
+    dropped_events: int  #: events in those batches
+
+
+class Subscription:
+    """One consumer of output batches. ``async for batch in sub`` (single kind) or ``(kind, batch)``."""
+
+    def __init__(self, session: "Session", kinds: frozenset, cores: frozenset | None, max_batches: int):
+        self._session = session
+        self.kinds, self.cores = kinds, cores
+        self._send, self._recv = trio.open_memory_channel(max_batches)
+        self.dropped_batches = self.dropped_events = 0
+        self.closed = False
+
+    # ------------------------------------------------------------------ fed by the dispatcher
+    def offer(self, kind: str, arr: np.ndarray) -> None:
+        if self.cores is not None and len(arr) and "core" in arr.dtype.names:
+            arr = arr[np.isin(arr["core"], list(self.cores))]
+        if len(arr) == 0:
+            return
+        try:
+            self._send.send_nowait((kind, arr))
+        except trio.WouldBlock:
+            self.dropped_batches += 1
+            self.dropped_events += len(arr)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def end(self) -> None:
+        """No more batches (the session failed or closed): readers drain what is queued, then get its error."""
+        self._send.close()
+
+    # ------------------------------------------------------------------ consumer side
+    async def receive(self) -> tuple[str, np.ndarray]:
+        """The next (kind, batch); the session's error once it has failed or closed and the queue is empty."""
+        try:
+            return await self._recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            self._session._raise_if_unusable()
+            raise
+
+    def receive_nowait(self) -> tuple[str, np.ndarray] | None:
+        try:
+            return self._recv.receive_nowait()
+        except trio.WouldBlock:
+            return None
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return None
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            kind, arr = await self.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        return arr if len(self.kinds) == 1 else (kind, arr)
+
+    def close(self) -> None:
+        """Stop receiving; idempotent."""
+        if not self.closed:
+            self.closed = True
+            self._session._unsubscribe(self)
+            self._send.close()
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def statistics(self) -> SubscriptionStatistics:
+        return SubscriptionStatistics(tuple(sorted(self.kinds)), self._send.statistics().current_buffer_used,
+                                      self.dropped_batches, self.dropped_events)
