@@ -54,6 +54,7 @@ class Session:
         self._unwrap = Unwrapper()
         self._epoch = 0.0
         self._error: BaseException | None = None
+        self._error_reported = False  # raised to the caller at least once (then not again at exit)
         self._state = "new"  # new -> open -> closed
         self._lock = trio.Lock()  # serialises device calls from the pumps and the user
         self._pump_scopes: list[trio.CancelScope] = []  # one per pump: cancelling them never touches user code
@@ -91,8 +92,8 @@ class Session:
             self._end_subscriptions()
             with trio.CancelScope(shield=True):
                 await self.backend.close()
-        if self._error is not None and exc is None:
-            raise self._error
+        if self._error is not None and exc is None and not self._error_reported:
+            raise self._error  # a failure no call has reported yet
         return False
 
     async def _pump(self, fn) -> None:
@@ -122,6 +123,7 @@ class Session:
 
     def _raise_if_unusable(self) -> None:
         if self._error is not None:
+            self._error_reported = True
             raise self._error
         if self._state == "closed":
             raise DeviceClosed(f"{self.backend.name} is closed; open a new session")
@@ -229,20 +231,20 @@ class Session:
         accepted = 0
         for start in range(0, len(spikes), self.batch_size):
             batch = spikes[start:start + self.batch_size]
-            self.counts["offered"] += len(batch)
-            try:
+            try:  # a batch counts as offered once its fate is known: queued, or dropped by the policy
                 if policy == "wait":
-                    await self._in_send.send(batch)
+                    await self._in_send.send(batch)  # cancelled here: neither offered nor accepted
                 else:
                     try:
                         self._in_send.send_nowait(batch)
                     except trio.WouldBlock:
+                        self.counts["offered"] += len(batch)
                         self.counts["dropped_policy"] += len(batch)
                         continue
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self.counts["offered"] -= len(batch)
                 self._raise_if_unusable()
                 raise
+            self.counts["offered"] += len(batch)
             # counted once the queue holds it (the writer may already have run: _pending can dip < 0)
             self._pending += len(batch)
             if self._pending > 0 and self._idle.is_set():

@@ -1,0 +1,252 @@
+"""Runtime faults: each bug from the reliability issue reproduced, then a fault matrix that cancels or breaks
+the device at every await of every use and checks the error type, the accounting, no leaked subscription,
+and a prompt exit."""
+from __future__ import annotations
+
+import gc
+import math
+
+import numpy as np
+import pytest
+import trio
+
+import speckstream as ss
+from speckstream import codec
+from speckstream.codec.errors import AddressError, CodecError, EventFileError
+from speckstream.runtime import DeviceClosed, DeviceDisconnected, SimFaults
+
+from chipcfg import config, core
+
+
+def relay_cfg():
+    return config(core(0, 2, 16, 16, 2, weights=[[20, 0], [0, 20]], thr=10),
+                  core(1, 2, 8, 8, 2, weights=[[20, 0], [0, 20]], thr=10))
+
+
+def spikes(n, seed=0, t0=0, step=10):
+    rng = np.random.default_rng(seed)
+    return codec.spikes(t=t0 + np.arange(n) * step, core=0, c=rng.integers(0, 2, n), x=rng.integers(0, 16, n),
+                        y=rng.integers(0, 16, n))
+
+
+def leaves(eg):
+    out = []
+    for e in eg.exceptions:
+        out.extend(leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
+# ------------------------------------------------------------------------------ replay input checks
+@pytest.mark.parametrize("speed", [0, -1, math.nan, math.inf, "fast", True])
+async def test_replay_refuses_bad_speeds(speed):
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        with pytest.raises(ValueError, match="speed must be a positive number"):
+            await dev.replay(spikes(10), speed=speed)
+
+
+async def test_one_out_of_order_timestamp_is_named_not_a_hang(autojump_clock):
+    sp = spikes(100)
+    sp["t"][57] = 3
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        with trio.fail_after(1):
+            with pytest.raises(CodecError, match="event 57 has timestamp 3 µs, before event 56"):
+                await dev.replay(sp, speed=1.0)
+            with pytest.raises(CodecError, match="event 1 "):
+                await dev.replay(sp[::-1].copy(), speed=1.0)
+        assert dev.counts["accepted"] == 0  # nothing was sent
+        res = await dev.replay(sp, speed=1.0, sort=True)
+        assert res.events_in == 100
+        with pytest.raises(ValueError, match="spike 57 of this send"):
+            await dev.send(sp)
+
+
+async def test_realtime_simulator_gets_ordered_input_only(autojump_clock):
+    sp = spikes(20)
+    sp["t"][5] = 0
+    async with ss.open_device("sim", realtime=True) as dev:
+        await dev.apply(relay_cfg())
+        with pytest.raises(ValueError, match="spike 5 of this send"):
+            await dev.send(sp)
+
+
+# ------------------------------------------------------------------------------ one error, never a group
+async def test_replay_of_a_corrupt_file_raises_the_file_error(tmp_path):
+    (tmp_path / "bad.spk").write_bytes(b"\x00garbage")
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        with pytest.raises(EventFileError):
+            await dev.replay(tmp_path / "bad.spk")
+
+
+async def test_replay_to_an_unconfigured_core_raises_the_address_error():
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        with pytest.raises(AddressError, match="core 7, which is not configured"):
+            await dev.replay(spikes(100), core=7, speed=None)
+
+
+async def test_an_off_map_event_in_a_large_send_names_its_index_in_the_send():
+    sp = spikes(200_000)
+    sp["x"][123_456] = 16
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        with pytest.raises(AddressError, match="spike 123456 of this send .*input map \\(2, 16, 16\\)"):
+            await dev.send(sp)
+        assert dev.counts["accepted"] == 0
+        await dev.send(spikes(100))  # the session is still usable
+        await dev.flush()
+
+
+async def test_disconnect_during_replay_raises_disconnected_with_accounting():
+    with pytest.raises(DeviceDisconnected) as e:
+        async with ss.open_device("sim", faults=SimFaults(disconnect_after=500), batch_size=100) as dev:
+            await dev.apply(relay_cfg())
+            await dev.replay(spikes(2000), speed=None)
+    acc = e.value.accounting
+    assert acc["written"] == 500 and acc["accepted"] == acc["written"] + acc["not_written"]
+
+
+async def test_disconnect_during_closed_loop_raises_disconnected():
+    with pytest.raises(DeviceDisconnected):
+        async with ss.open_device("sim", faults=SimFaults(disconnect_after=50)) as dev:
+            await dev.apply(relay_cfg())
+            await dev.closed_loop(lambda b: spikes(10, t0=0, step=0), spikes(10, step=0), iterations=100)
+
+
+async def test_a_users_producer_and_consumer_see_only_the_disconnect():
+    got: list[BaseException] = []
+    async with ss.open_device("sim", faults=SimFaults(disconnect_after=3000), batch_size=500) as dev:
+        await dev.apply(relay_cfg())
+
+        async def producer():
+            for i in range(100):
+                await dev.send(spikes(500, seed=i, step=0))
+                await trio.sleep(0)
+
+        async def consumer():
+            async for _ in dev.events("spike"):
+                pass
+
+        try:
+            async with trio.open_nursery() as n:
+                n.start_soon(producer)
+                n.start_soon(consumer)
+        except BaseExceptionGroup as eg:
+            got = leaves(eg)
+        else:
+            pytest.fail("no error")
+        with pytest.raises(DeviceDisconnected):
+            await dev.send(spikes(1))
+    assert got and all(isinstance(e, DeviceDisconnected) for e in got), got  # no Cancelled escapes
+
+
+# ------------------------------------------------------------------------------ leaks, use after close
+async def test_a_cancelled_recorded_replay_leaves_no_subscription_and_a_readable_file(tmp_path, autojump_clock):
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        with trio.move_on_after(0.3):
+            await dev.replay(spikes(100_000, step=100), speed=1.0, record=tmp_path / "out.spk")
+        assert dev._subs == []
+        await dev.send(spikes(1000))
+        await dev.flush()
+    rec = codec.read_spikes(tmp_path / "out.spk")
+    assert len(rec) > 0
+
+
+async def test_every_method_after_close_raises_device_closed():
+    dev_cm = ss.open_device("sim")
+    dev = await dev_cm.__aenter__()
+    await dev.apply(relay_cfg())
+    await dev_cm.__aexit__(None, None, None)
+    with trio.fail_after(1):
+        for call in (lambda: dev.send(spikes(10)), dev.flush, lambda: dev.replay(spikes(10)),
+                     lambda: dev.read_neurons(codec.read_requests(0, [0], [0], [0], (2, 16, 16))),
+                     lambda: dev.apply(relay_cfg()), dev.reset_time):
+            with pytest.raises(DeviceClosed, match="is closed"):
+                await call()
+        with pytest.raises(DeviceClosed):
+            async for _ in dev.events():
+                pass
+    await dev.__aexit__(None, None, None)  # closing twice is a no-op
+
+
+# ------------------------------------------------------------------------------ vmem replies
+async def test_two_concurrent_polls_never_count_each_others_replies(autojump_clock):
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        frames = {0: [], 1: []}
+
+        async def poll(c):
+            async for f in dev.poll_vmem(c, every=0.05, count=20):
+                frames[c].append(f)
+
+        async with trio.open_nursery() as n:
+            n.start_soon(poll, 0)
+            n.start_soon(poll, 1)
+    assert all(f.missing == 0 for c in (0, 1) for f in frames[c])
+
+
+async def test_delayed_replies_are_missing_and_never_handed_out_as_fresh(autojump_clock):
+    cfg = relay_cfg()
+    async with ss.open_device("sim", faults=SimFaults(reply_delay_s=0.15)) as dev:
+        await dev.apply(cfg)
+        frames = []
+        async for f in dev.poll_vmem(0, every=0.1, count=6):
+            frames.append(f)
+            # change the state between polls: a stale reply would show the old value
+            await dev.write_neurons(codec.write_requests(0, [0], [0], [0], [len(frames)], (2, 16, 16)))
+        assert all(f.missing == f.requested for f in frames)
+        assert dev.stats["stale_replies_dropped"] > 0
+
+
+# ------------------------------------------------------------------------------ fault matrix
+USES = {
+    "send": lambda dev: dev.send(spikes(20_000, step=1)),
+    "replay": lambda dev: dev.replay(spikes(5000, step=100), speed=1.0),
+    "replay_fast": lambda dev: dev.replay(spikes(5000, step=100), speed=None),
+    "poll_vmem": lambda dev: _consume(dev.poll_vmem(0, every=0.01, count=20)),
+    "closed_loop": lambda dev: dev.closed_loop(lambda b: spikes(5, step=0), spikes(5, step=0), iterations=50,
+                                               timeout_s=0.01),
+    "read_neurons": lambda dev: dev.read_neurons(codec.read_requests_for_core(0, (2, 16, 16))),
+}
+
+
+async def _consume(agen):
+    async for _ in agen:
+        pass
+
+
+@pytest.mark.parametrize("use", list(USES))
+@pytest.mark.parametrize("fault", ["cancel", "disconnect", "delay", "drop"])
+@pytest.mark.parametrize("at", [0.0, 0.001, 0.02])
+async def test_fault_matrix(use, fault, at, autojump_clock):
+    faults = {"disconnect": SimFaults(disconnect_after=100), "delay": SimFaults(reply_delay_s=0.05),
+              "drop": SimFaults(drop_fraction=0.5)}.get(fault, SimFaults())
+    t0 = trio.current_time()
+    t_exit = None
+    err = None
+    try:
+        async with ss.open_device("sim", faults=faults, batch_size=100) as dev:
+            await dev.apply(relay_cfg())
+            with trio.move_on_after(at if fault == "cancel" else 5):
+                await USES[use](dev)
+            subs_left = list(dev._subs)
+            t_exit = trio.current_time()
+    except DeviceDisconnected as e:
+        err = e
+    except BaseException as e:  # anything else is a bug
+        pytest.fail(f"{use}/{fault}@{at}: {type(e).__name__}: {e}")
+    if err is not None:
+        assert fault == "disconnect"
+        acc = err.accounting
+        assert acc["accepted"] == acc["written"] + acc["not_written"]
+    else:
+        assert subs_left == []
+        c = dev.counts
+        assert c["accepted"] == c["written"] + c["lost_in_flight"]
+        assert c["offered"] == c["accepted"] + c["dropped_policy"]
+    assert trio.current_time() - t0 < 6
+    if t_exit is not None:
+        assert trio.current_time() - t_exit < 0.5  # the session closes promptly
