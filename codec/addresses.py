@@ -73,6 +73,9 @@ def decode(addresses, shape, *, layout: str = "packed", drop_invalid: bool = Fal
     such addresses are dropped and ``(c, x, y, kept_mask)`` is returned.
     """
     lay = _layout(shape, layout)
+    if lay.is_ambiguous:
+        raise AddressError(f"the sinabs address layout is ambiguous on the wider-than-tall map (C={lay.C}, H={lay.H}, "
+                           f"W={lay.W}): addresses collide and cannot be decoded; use layout='packed'")
     k = kernels or _impl.kernels
     a = np.atleast_1d(np.asarray(addresses))
     if a.dtype.kind not in "iu":

@@ -26,20 +26,25 @@ def from_xytp(events: np.ndarray, *, core: int = 0, t_offset: int = 0, t_scale: 
         raise TypeError(f"expected a structured array with x/y/t/p fields, got dtype {events.dtype}")
     x, y = _field(events, "x"), _field(events, "y")
     t = _field(events, "t", "timestamp")
+    if events.ndim != 1:
+        raise ValueError(f"event arrays are 1-D; got shape {events.shape}")
     out = np.empty(events.shape[0], dtype=SPIKE_DTYPE)
-    tt = t.astype(np.float64) * t_scale + t_offset if t_scale != 1.0 else t.astype(np.int64) + t_offset
-    tt = np.rint(tt).astype(np.int64) if t_scale != 1.0 else tt
+    if t.dtype.kind == "f" and t.size and not np.all(np.isfinite(t)):
+        i = int(np.flatnonzero(~np.isfinite(t))[0])
+        raise ValueError(f"t[{i}] = {t[i]} is not a finite timestamp")
+    tt = np.rint(t.astype(np.float64) * t_scale + t_offset) if (t_scale != 1.0 or t.dtype.kind == "f") \
+        else t.astype(np.int64) + t_offset
     if tt.size and tt.min() < 0:
         raise ValueError(f"event {int(np.argmin(tt))}: timestamp becomes negative ({tt.min()} µs) after offset/scale")
-    out["t"] = tt
+    _store_checked(out, "t", tt)
     out["core"] = core
     if channel_from_polarity:
         p = _field(events, "p", "on", "polarity")
-        _store_checked(out, "c", p.astype(np.int64))
+        _store_checked(out, "c", p.astype(np.int64) if p.dtype.kind == "b" else p)
     else:
         out["c"] = channel
-    _store_checked(out, "x", x.astype(np.int64))
-    _store_checked(out, "y", y.astype(np.int64))
+    _store_checked(out, "x", x)
+    _store_checked(out, "y", y)
     return out
 
 
@@ -56,8 +61,9 @@ def dvs_from_xytp(events: np.ndarray, *, t_offset: int = 0) -> np.ndarray:
     """tonic-style x/y/t/p array -> DvsEvent array (for the chip's DVS input stage)."""
     events = np.asarray(events)
     out = np.empty(events.shape[0], dtype=DVS_EVENT_DTYPE)
-    out["t"] = _field(events, "t", "timestamp").astype(np.int64) + t_offset
-    _store_checked(out, "x", _field(events, "x").astype(np.int64))
-    _store_checked(out, "y", _field(events, "y").astype(np.int64))
+    t = _field(events, "t", "timestamp")
+    _store_checked(out, "t", t + t_offset if t.dtype.kind != "f" else np.rint(t + t_offset))
+    _store_checked(out, "x", _field(events, "x"))
+    _store_checked(out, "y", _field(events, "y"))
     out["p"] = _field(events, "p", "on", "polarity") != 0
     return out

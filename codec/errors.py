@@ -1,7 +1,11 @@
-"""Errors raised by the codec. All derive from :class:`CodecError` (a ``ValueError``)."""
+"""Errors raised by the codec. All derive from :class:`CodecError` (a ``ValueError`` under
+``speckstream.SpeckstreamError``)."""
+from ..errors import SpeckstreamError, SpeckstreamWarning
+
+__all__ = ["CodecError", "AddressError", "EventFileError", "TruncatedFileWarning", "CorruptChunkWarning"]
 
 
-class CodecError(ValueError):
+class CodecError(SpeckstreamError, ValueError):
     """Base class of every codec error."""
 
 
@@ -13,5 +17,9 @@ class EventFileError(CodecError):
     """An event file is corrupt, of an unknown format, or exceeds the reader's safety limits."""
 
 
-class TruncatedFileWarning(UserWarning):
+class TruncatedFileWarning(SpeckstreamWarning):
     """The last chunk of an event file was cut short; the intact chunks before it were kept."""
+
+
+class CorruptChunkWarning(SpeckstreamWarning):
+    """``on_error="skip"``: chunks whose payload failed its checksum were skipped (counted, with offsets)."""

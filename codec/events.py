@@ -75,17 +75,24 @@ def spikes(t=0, core=0, c=0, x=0, y=0) -> np.ndarray:
     return out
 
 
-def _store_checked(out: np.ndarray, name: str, values: np.ndarray) -> None:
-    """Store ``values`` into field ``name`` refusing values that the field cannot hold."""
-    info = np.iinfo(out.dtype[name])
-    if values.size:
+def _store_checked(out: np.ndarray, name: str, values) -> None:
+    """Store ``values`` into field ``name``, refusing (never truncating or wrapping) values the field cannot
+    hold: non-integral or non-finite floats, and integers out of its range. The error names field and index."""
+    values = np.asarray(values)
+    target = out.dtype[name]
+    if values.size and target.kind in "iu":
+        if values.dtype.kind == "f":
+            bad = ~np.isfinite(values) | (values != np.round(values))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"{name}[{i}] = {values[i]} is not an integer (the {target} field holds integers)")
+        elif values.dtype.kind not in "iub":
+            raise ValueError(f"field {name!r} must hold numbers, got dtype {values.dtype}")
+        info = np.iinfo(target)
         lo, hi = values.min(), values.max()
         if lo < info.min or hi > info.max:
             bad = int(np.flatnonzero((values < info.min) | (values > info.max))[0])
-            raise ValueError(
-                f"{name}[{bad}] = {values[bad]} does not fit the {out.dtype[name]} field "
-                f"[{info.min}, {info.max}]"
-            )
+            raise ValueError(f"{name}[{bad}] = {values[bad]} does not fit the {target} field [{info.min}, {info.max}]")
     out[name] = values
 
 
@@ -96,6 +103,8 @@ def as_events(arr: np.ndarray, kind: str) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.dtype == dtype:
         return arr
+    if arr.ndim != 1:
+        raise ValueError(f"event arrays are 1-D; got shape {arr.shape}")
     if arr.dtype.names is None:
         raise TypeError(f"expected a structured array of {kind!r} events, got dtype {arr.dtype}")
     missing = [n for n in dtype.names if n not in arr.dtype.names and n != "t"]

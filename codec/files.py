@@ -14,6 +14,7 @@ chunks. Nothing is ever unpickled; header sizes and chunk sizes are bounded.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import struct
 import warnings
@@ -25,8 +26,9 @@ import msgpack
 import numpy as np
 
 from .convert import from_xytp
-from .errors import EventFileError, TruncatedFileWarning
-from .events import KINDS, SPIKE_DTYPE
+from .errors import CorruptChunkWarning, EventFileError, TruncatedFileWarning
+from .events import KINDS, SPIKE_DTYPE, as_events
+from .isolated import iter_isolated
 
 FORMAT_NAME = "speckstream-events"
 FORMAT_VERSION = 1
@@ -53,6 +55,11 @@ def _descr(dtype: np.dtype) -> list:
     return [list(d) for d in np.lib.format.dtype_to_descr(dtype)]
 
 
+def _header_crc(header: dict) -> int:
+    """crc32 of the header's canonical msgpack bytes (without the crc field itself)."""
+    return zlib.crc32(msgpack.packb({k: v for k, v in header.items() if k != "header_crc32"}, use_bin_type=True))
+
+
 def _chunk_prefix(kind: str, n: int, crc: int, nbytes: int) -> bytes:
     k = kind.encode()
     if len(k) > 31:
@@ -71,9 +78,25 @@ class EventFileWriter:
     def __init__(self, path, *, meta: dict | None = None, mode: str = "w",
                  chunk_events: int = DEFAULT_CHUNK_EVENTS, checksum: bool = True):
         self.path = Path(path)
+        if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) or chunk_events < 1:
+            raise ValueError(f"chunk_events must be a positive integer, got {chunk_events!r}")
         self.chunk_events = int(chunk_events)
         self.checksum = checksum
         self.counts: dict[str, int] = {}
+        if mode not in ("w", "a"):
+            raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
+        header = None
+        if not (mode == "a" and self.path.exists() and self.path.stat().st_size > 0):
+            # everything that can fail is checked before the file is created
+            header = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
+                      "kinds": {k: _descr(dt) for k, dt in KINDS.items()}, "meta": dict(meta or {})}
+            try:
+                header["header_crc32"] = _header_crc(header)
+                blob = msgpack.packb(header, use_bin_type=True)
+            except (TypeError, ValueError, OverflowError) as e:
+                raise ValueError(f"meta cannot be stored in an event file (msgpack types only): {e}") from None
+            if len(blob) > MAX_HEADER_BYTES:
+                raise ValueError(f"metadata too large ({len(blob)} bytes > {MAX_HEADER_BYTES})")
         if mode == "a" and self.path.exists() and self.path.stat().st_size > 0:
             reader = EventFileReader(self.path)
             end = reader.scan()
@@ -82,23 +105,18 @@ class EventFileWriter:
             self._f = open(self.path, "r+b")
             self._f.truncate(end)
             self._f.seek(end)
-        elif mode in ("w", "a"):
-            self.meta = dict(meta or {})
-            self._f = open(self.path, "wb")
-            header = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
-                      "kinds": {k: _descr(dt) for k, dt in KINDS.items()}, "meta": self.meta}
-            blob = msgpack.packb(header, use_bin_type=True)
-            if len(blob) > MAX_HEADER_BYTES:
-                raise ValueError(f"metadata too large ({len(blob)} bytes > {MAX_HEADER_BYTES})")
-            self._f.write(blob)
         else:
-            raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
+            self.meta = header["meta"]
+            self._f = open(self.path, "wb")
+            self._f.write(blob)
 
     def append(self, events: np.ndarray, kind: str | None = None) -> None:
         """Append an event array (any length; split into chunks of ``chunk_events``)."""
         events = np.asarray(events)
+        if events.ndim != 1:
+            raise ValueError(f"event arrays are 1-D; got shape {events.shape}")
         kind = kind or kind_of(events)
-        if events.dtype != KINDS[kind]:
+        if kind not in KINDS or events.dtype != KINDS[kind]:
             raise TypeError(f"array of dtype {events.dtype} is not of kind {kind!r}")
         events = np.ascontiguousarray(events)
         for start in range(0, events.shape[0], self.chunk_events):
@@ -131,14 +149,22 @@ class EventFileReader:
     ...     spikes = r.read("spike")
     """
 
-    def __init__(self, path, *, max_chunk_bytes: int = MAX_CHUNK_BYTES):
+    def __init__(self, path, *, max_chunk_bytes: int = MAX_CHUNK_BYTES, on_error: str = "raise"):
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.path = Path(path)
         self.max_chunk_bytes = max_chunk_bytes
+        self.on_error = on_error
         self._f = open(self.path, "rb")
         self.truncated = False
         self.truncated_at: int | None = None
         self.counts: dict[str, int] = {}
-        self._read_header()
+        self.skipped: list[tuple[int, str, int]] = []  # (byte offset, kind, events) of chunks lost to corruption
+        try:
+            self._read_header()
+        except BaseException:
+            self._f.close()
+            raise
 
     def _fail(self, msg: str):
         raise EventFileError(f"{self.path}: {msg}")
@@ -155,20 +181,30 @@ class EventFileReader:
         except msgpack.OutOfData:
             self._fail("header is cut short or larger than 1 MiB")
         except Exception as e:  # msgpack raises several types on garbage
-            self._fail(f"not a speckstream event file (header does not decode: {e})")
+            self._fail(f"not a speckstream event file (header does not decode: {type(e).__name__}: {e})")
         if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
             self._fail("not a speckstream event file (missing format marker)")
         if header.get("version") != FORMAT_VERSION:
             self._fail(f"format version {header.get('version')} is not supported (this reader: {FORMAT_VERSION})")
-        self.meta = header.get("meta") or {}
+        crc = header.pop("header_crc32", None)
+        if crc is not None and crc != _header_crc(header):
+            self._fail("header fails its checksum: the file is corrupt")
+        meta = header.get("meta")
+        self.meta = meta if isinstance(meta, dict) else {}
+        kinds = header.get("kinds")
+        if not isinstance(kinds, dict):
+            self._fail(f"header 'kinds' is a {type(kinds).__name__}, not a map of kind -> dtype")
         self.dtypes: dict[str, np.dtype] = {}
-        for kind, descr in (header.get("kinds") or {}).items():
+        for kind, descr in kinds.items():
+            if kind in KINDS:  # built-in kinds: our dtype, never the file's (a flipped bit must not retype data)
+                self.dtypes[kind] = KINDS[kind]
+                continue
             try:
                 dt = np.lib.format.descr_to_dtype([tuple(d) for d in descr])
             except Exception as e:
                 self._fail(f"kind {kind!r} has an invalid dtype description: {e}")
-            if dt.hasobject:
-                self._fail(f"kind {kind!r} declares object fields, refused")
+            if dt.hasobject or dt.itemsize == 0:
+                self._fail(f"kind {kind!r} declares object fields or a zero-size record, refused")
             self.dtypes[kind] = dt
         self.data_start = up.tell()
 
@@ -178,9 +214,9 @@ class EventFileReader:
         into consecutive slices of it (no per-chunk allocation, no concatenation)."""
         f = self._f
         filled = 0
-        f.seek(self.data_start)
+        pos = self.data_start
         while True:
-            pos = f.tell()
+            f.seek(pos)  # each walk keeps its own position: interleaved readers never steal chunks
             b = f.read(2)
             if not b:
                 return
@@ -203,15 +239,16 @@ class EventFileReader:
             dt = self.dtypes.get(kind)
             if dt is None:
                 self._fail(f"chunk at byte {pos} has unknown kind {kind!r}")
-            if nbytes != n * dt.itemsize or nbytes > self.max_chunk_bytes:
+            if nbytes != n * dt.itemsize or nbytes > self.max_chunk_bytes or n > self.max_chunk_bytes:
                 self._fail(f"chunk at byte {pos}: {n} {kind} events do not match {nbytes} payload bytes "
                            f"(or exceed the {self.max_chunk_bytes}-byte chunk limit)")
             if f.tell() + nbytes > self._size():  # payload cut short: the last chunk is truncated
                 self._truncate(pos)
                 return
+            end = f.tell() + nbytes
             if want is not None and kind not in want:
-                f.seek(nbytes, os.SEEK_CUR)
                 self.counts[kind] = self.counts.get(kind, 0) + n
+                pos = end
                 yield kind, n, None
                 continue
             if dest is not None:
@@ -226,8 +263,16 @@ class EventFileReader:
                 self._truncate(pos)
                 return
             if crc and zlib.crc32(memoryview(arr).cast("B")) != crc:
-                self._fail(f"chunk at byte {pos} ({n} {kind} events) fails its checksum: data corrupt")
+                if self.on_error == "raise":
+                    self._fail(f"chunk at byte {pos} ({n} {kind} events) fails its checksum: data corrupt "
+                               "(on_error='skip' keeps the intact chunks)")
+                self.skipped.append((pos, kind, n))
+                if dest is not None:
+                    filled -= n
+                pos = end
+                continue
             self.counts[kind] = self.counts.get(kind, 0) + n
+            pos = end
             yield kind, n, arr
 
     def _size(self) -> int:
@@ -244,10 +289,12 @@ class EventFileReader:
     def chunks(self, kinds=None) -> Iterator[tuple[str, np.ndarray]]:
         """Yield ``(kind, array)`` per chunk in file order; ``kinds`` restricts to those kinds."""
         self.counts = {}
+        self.skipped = []
         want = None if kinds is None else ({kinds} if isinstance(kinds, str) else set(kinds))
         for kind, _, arr in self._iter_raw(want):
             if arr is not None:
                 yield kind, arr
+        self._report_skipped()
 
     def read(self, kind: str = "spike") -> np.ndarray:
         """All events of one kind in one array (a header scan sizes it; payloads are read into it)."""
@@ -257,10 +304,19 @@ class EventFileReader:
             return np.empty(0, dtype=KINDS.get(kind, KINDS["spike"]))
         out = np.empty(self.counts.get(kind, 0), dtype=dt)
         self.counts = {}
+        self.skipped = []
         filled = 0
-        for _, n, _ in self._iter_raw({kind}, dest=out):
+        for _, n, _ in self._iter_raw({kind}, dest=out):  # payloads land in ``out`` directly
             filled += n
+        self._report_skipped()
         return out[:filled]
+
+    def _report_skipped(self) -> None:
+        if self.skipped:
+            lost = sum(n for _, _, n in self.skipped)
+            where = ", ".join(str(p) for p, _, _ in self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else "")
+            warnings.warn(f"{self.path}: skipped {len(self.skipped)} corrupt chunk(s), {lost} events lost (at bytes "
+                          f"{where}); every intact chunk was kept", CorruptChunkWarning, stacklevel=3)
 
     def scan(self) -> int:
         """Walk all chunk headers (no payload reads); fills ``counts``; returns the end of the last intact chunk."""
@@ -284,12 +340,15 @@ class EventFileReader:
 
 
 def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = DEFAULT_CHUNK_EVENTS,
-                channel_from_polarity: bool = True) -> Iterator[np.ndarray]:
+                channel_from_polarity: bool = True, on_error: str = "raise") -> Iterator[np.ndarray]:
     """Yield chunks of input spikes (SPIKE_DTYPE) from an event file of any supported format.
 
-    ``.spk`` (speckstream recordings; its spikes are taken as they are), ``.npy`` (a SPIKE_DTYPE array or
-    any x/y/t/p structured array), ``.aedat4`` (through ``aedat``), ``.raw``/``.dat``/``.es``/``.csv``
-    (through ``faery``, optional). Non-spike files are mapped to ``core`` with polarity as channel.
+    ``.spk`` (speckstream recordings; its spikes are taken as they are; ``on_error="skip"`` keeps every intact
+    chunk of a file with corrupt ones), ``.npy`` (a 1-D SPIKE_DTYPE array or any x/y/t/p structured array),
+    ``.aedat4`` (through ``aedat``), ``.raw``/``.dat``/``.es``/``.csv`` (through ``faery``, optional); these two
+    decode in a child process, so a corrupt file raises EventFileError instead of aborting Python.
+    Non-spike files are mapped to ``core`` with polarity as channel. Every failure is an EventFileError
+    naming the file.
     """
     path = Path(path)
     if not path.exists():
@@ -297,47 +356,47 @@ def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = D
     suffix = path.suffix.lower()
     conv = dict(core=core, t_offset=t_offset, channel_from_polarity=channel_from_polarity)
     if suffix == ".spk":
-        with EventFileReader(path) as r:
-            for _, arr in r.chunks("spike"):
-                yield arr
+        with EventFileReader(path, on_error=on_error) as r:
+            yield from (arr for _, arr in r.chunks("spike"))
     elif suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False, mmap_mode="r")
-        except ValueError as e:
-            raise EventFileError(f"{path}: not a plain .npy array ({e})") from None
-        if arr.dtype == SPIKE_DTYPE:
-            for s in range(0, arr.shape[0], chunk_events):
-                yield np.array(arr[s:s + chunk_events])
-        else:
-            for s in range(0, arr.shape[0], chunk_events):
-                yield from_xytp(np.array(arr[s:s + chunk_events]), **conv)
-    elif suffix == ".aedat4":
-        try:
-            import aedat
-        except ImportError:
-            raise ImportError("reading AEDAT4 needs the 'aedat' package: pip install aedat") from None
-        try:
-            decoder = aedat.Decoder(str(path))
-            for packet in decoder:
-                if "events" in packet:
-                    yield from_xytp(packet["events"], **conv)
-        except (OSError, RuntimeError) as e:
-            raise EventFileError(f"{path}: corrupt AEDAT4 file ({e})") from None
-    elif suffix in (".raw", ".dat", ".es", ".csv"):
-        try:
-            import faery
-        except ImportError:
-            raise ImportError(f"reading {suffix} files needs the optional 'faery' package: "
-                              "pip install 'speckstream[evt]'") from None
-        for chunk in faery.events_stream_from_file(path):
-            yield from_xytp(chunk, **conv)
+        arr = _load_npy(path)
+        spike_like = set(SPIKE_DTYPE.names) <= set(arr.dtype.names)
+        for s in range(0, arr.shape[0], chunk_events):
+            part = np.array(arr[s:s + chunk_events])
+            try:
+                yield as_events(part, "spike") if spike_like else from_xytp(part, **conv)
+            except (ValueError, TypeError) as e:
+                raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
+    elif suffix in (".aedat4", ".raw", ".dat", ".es", ".csv"):
+        module = "aedat" if suffix == ".aedat4" else "faery"
+        if importlib.util.find_spec(module) is None:
+            raise ImportError(f"reading {suffix} files needs the '{module}' package: "
+                              f"pip install {'aedat' if module == 'aedat' else chr(39) + 'speckstream[evt]' + chr(39)}")
+        n = 0
+        for raw in iter_isolated(path, "aedat4" if suffix == ".aedat4" else suffix.lstrip(".")):
+            try:
+                yield from_xytp(raw, **conv)
+            except (ValueError, TypeError) as e:
+                raise EventFileError(f"{path}: events {n}..{n + len(raw) - 1}: {e}") from e
+            n += len(raw)
     else:
         raise EventFileError(f"{path}: unknown event file type {suffix!r} "
                              "(supported: .spk, .npy, .aedat4, .raw, .dat, .es, .csv)")
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as e:
+        raise EventFileError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from None
+    if arr.dtype.names is None or arr.ndim != 1:
+        raise EventFileError(f"{path}: expected a 1-D structured array of events (SPIKE_DTYPE or x/y/t/p fields); "
+                             f"got shape {arr.shape}, dtype {arr.dtype}")
+    return arr
+
+
 def read_spikes(path, **kwargs) -> np.ndarray:
-    """All input spikes of an event file (see :func:`iter_spikes`)."""
+    """All input spikes of an event file as one SPIKE_DTYPE array (see :func:`iter_spikes`)."""
     parts = list(iter_spikes(path, **kwargs))
     return np.concatenate(parts) if parts else np.empty(0, dtype=SPIKE_DTYPE)
 
