@@ -387,7 +387,7 @@ def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = D
 def _load_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r")
-    except (ValueError, OSError, EOFError) as e:
+    except Exception as e:  # numpy's header parser raises ValueError, EOFError, SyntaxError, TokenError...
         raise EventFileError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from None
     if arr.dtype.names is None or arr.ndim != 1:
         raise EventFileError(f"{path}: expected a 1-D structured array of events (SPIKE_DTYPE or x/y/t/p fields); "
