@@ -120,7 +120,12 @@ def cmd_run(args) -> int:
     if not path.exists():
         raise UsageError(f"event file not found: {path}")
     core = args.core if args.core is not None else cfg.input_cores[0]
-    speed = None if args.speed == "max" else float(args.speed)
+    try:
+        speed = None if args.speed == "max" else float(args.speed)
+    except ValueError:
+        raise UsageError(f"--speed must be a number (1.0 = real time) or 'max', got {args.speed!r}") from None
+    if speed is not None and not (speed > 0 and speed < float("inf")):
+        raise UsageError(f"--speed must be positive, got {args.speed}")
     total = sum(len(c) for c in codec.iter_spikes(path, core=core))
     console = _console()
 
@@ -318,19 +323,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _leaves(eg: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in eg.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from speckstream.codec.errors import CodecError
     from speckstream.compiler.errors import CompileError
+    from speckstream.errors import SpeckstreamError
     from speckstream.runtime.errors import DeviceError
 
     try:
         return args.fn(args)
     except UsageError as e:
         parser.error(str(e))  # exits 2
-    except (CompileError, CodecError, DeviceError, FileNotFoundError, ValueError, ImportError) as e:
+    except (SpeckstreamError, CompileError, CodecError, DeviceError, FileNotFoundError, ValueError, ImportError,
+            OSError) as e:
         print(f"speckstream {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except BaseExceptionGroup as eg:  # last resort: one line per underlying error, never a traceback
+        for e in _leaves(eg):
+            print(f"speckstream {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

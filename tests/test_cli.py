@@ -73,3 +73,16 @@ def test_demo_runs(tmp_path):
     assert all((tmp_path / "plots" / f).stat().st_size > 1000 for f in ("confusion.png", "raster.png", "vmem.png"))
     r = cli("demo", "--samples", "0")
     assert r.returncode == 2 and "--samples" in r.stderr
+
+
+def test_bad_arguments_and_bad_files_give_one_line(tmp_path, compiled):
+    d, _ = compiled
+    np.save(tmp_path / "plain.npy", np.arange(10))
+    r = cli("run", str(d / "net.json"), str(tmp_path / "plain.npy"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "EventFileError" in r.stderr and "plain.npy" in r.stderr
+    r = cli("run", str(d / "net.json"), str(tmp_path / "plain.npy"), "--speed", "fast")
+    assert r.returncode == 2 and "--speed" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "bad.spk").write_bytes(b"junk")
+    r = cli("run", str(d / "net.json"), str(tmp_path / "bad.spk"))
+    assert r.returncode == 1 and "EventFileError" in r.stderr and "Traceback" not in r.stderr
