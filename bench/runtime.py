@@ -39,7 +39,7 @@ def stream(n, seed=0, t=None):
 
 async def sustained(n: int, path: str) -> tuple[float, int]:
     codec.write_spk(path, stream(n))
-    async with ss.open_device("sim") as dev:
+    async with ss.open_device("sim", clock="virtual") as dev:
         await dev.apply(relay())
         got = 0
         async with trio.open_nursery() as nursery:
@@ -64,7 +64,7 @@ async def sustained(n: int, path: str) -> tuple[float, int]:
 
 async def naive(n: int) -> float:
     """Seed-notebook style: write one event, poll, repeat."""
-    be = make_backend("sim")
+    be = make_backend("sim", clock="virtual")
     await be.open()
     await be.apply(relay())
     ev = stream(n)
@@ -110,7 +110,7 @@ async def pacing(seconds: float, rate_hz: float = 100_000):
     n = int(seconds * rate_hz)
     rng = np.random.default_rng(2)
     t = np.sort(rng.integers(0, int(seconds * 1e6), n))
-    async with ss.open_device("sim", realtime=True) as dev:
+    async with ss.open_device("sim", clock="wall") as dev:
         await dev.apply(relay())
         return await dev.replay(stream(n, t=t), speed=1.0)
 

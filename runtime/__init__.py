@@ -26,16 +26,33 @@ __all__ = ["open_device", "Session", "SimBackend", "SimFaults", "SamnaBackend", 
            "LoopResult", "Subscription", "SubscriptionStatistics", "Unwrapper", "percentiles", "make_backend"]
 
 
-def make_backend(spec: str = "sim", *, realtime: bool = False, faults: SimFaults | None = None, samna=None,
-                 sim_options=None):
-    """Backend for a device spec: ``"sim"``, ``"sim:speck2e"``, ``"speck2fmodule:0"``, ``"speck2fdevkit"``..."""
+def _clock(clock: str | None, realtime: bool | None) -> str:
+    if clock is not None and clock not in ("wall", "virtual"):
+        raise ValueError(f"clock must be 'wall' (the session's clock, like a devkit) or 'virtual' (chip time follows "
+                         f"input timestamps, as fast as the CPU allows); got {clock!r}")
+    if realtime is not None:  # the older switch: realtime=True is the wall clock
+        want = "wall" if realtime else "virtual"
+        if clock is not None and clock != want:
+            raise ValueError(f"realtime={realtime} contradicts clock={clock!r}")
+        return want
+    return clock or "wall"
+
+
+def make_backend(spec: str = "sim", *, clock: str | None = None, realtime: bool | None = None,
+                 faults: SimFaults | None = None, samna=None, sim_options=None):
+    """Backend for a device spec: ``"sim"``, ``"sim:speck2e"``, ``"speck2fmodule:0"``, ``"speckfdevkit"``..."""
+    if not isinstance(spec, str):
+        raise DeviceNotFound(f"a device spec is a string such as 'sim' or 'speck2fmodule:0', got {spec!r}")
     kind, _, rest = spec.partition(":")
     kind = kind.lower()
     if kind == "sim":
         from ..compiler.chips import get_chip
 
-        chip = get_chip(rest or "speck2f").name
-        return SimBackend(chip, realtime=realtime, faults=faults, options=sim_options)
+        try:
+            chip = get_chip(rest or "speck2f").name
+        except ValueError as e:
+            raise DeviceNotFound(str(e)) from None
+        return SimBackend(chip, realtime=_clock(clock, realtime) == "wall", faults=faults, options=sim_options)
     if kind in DEVICE_TYPES:
         return SamnaBackend(spec, samna=samna)
     raise DeviceNotFound(f"unknown device {spec!r}; use 'sim' (the simulator) or one of "
@@ -43,15 +60,19 @@ def make_backend(spec: str = "sim", *, realtime: bool = False, faults: SimFaults
 
 
 @asynccontextmanager
-async def open_device(spec: str = "sim", *, realtime: bool = False, faults: SimFaults | None = None,
-                      samna=None, sim_options=None, **session_kwargs):
+async def open_device(spec: str = "sim", *, clock: str | None = None, realtime: bool | None = None,
+                      faults: SimFaults | None = None, samna=None, sim_options=None, **session_kwargs):
     """Open a device as a :class:`Session` (async context manager, trio).
 
     ``spec``: ``"sim"`` (the software chip, default), ``"sim:speck2e"``, or a devkit ``"speck2fmodule:0"``,
-    ``"speck2fdevkit"``, ``"speck2edevkit"``... (needs the real samna). ``realtime`` makes the simulator
-    hold inputs until their timestamps on the wall clock; ``faults`` injects simulator faults.
-    Session options: ``batch_size``, ``input_queue``, ``policy`` ("wait" or "drop"), ``read_timeout_s``.
+    ``"speck2fdevkit"``, ``"speck2edevkit"``... (needs the real samna).
+
+    ``clock`` (the simulator): ``"wall"`` (default) behaves like a devkit - its clock is the session's clock
+    (wall time, or trio's mock clock in tests), inputs are held until their timestamps and slow-clock ticks
+    happen as time passes; ``"virtual"`` is the fast path - chip time follows input timestamps, as fast as
+    the CPU allows. ``faults`` injects simulator faults. Session options: ``batch_size``, ``input_queue``,
+    ``policy`` ("wait" or "drop"), ``read_timeout_s``.
     """
-    backend = make_backend(spec, realtime=realtime, faults=faults, samna=samna, sim_options=sim_options)
+    backend = make_backend(spec, clock=clock, realtime=realtime, faults=faults, samna=samna, sim_options=sim_options)
     async with Session(backend, **session_kwargs) as session:
         yield session

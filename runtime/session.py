@@ -88,10 +88,11 @@ class Session:
         try:
             await self._nursery_cm.__aexit__(None, None, None)  # only the pumps live there; they stop
         finally:
-            self._settle_pending()
             self._end_subscriptions()
             with trio.CancelScope(shield=True):
                 await self.backend.close()
+            self._reconcile()
+            self._settle_pending()
         if self._error is not None and exc is None and not self._error_reported:
             raise self._error  # a failure no call has reported yet
         return False
@@ -282,10 +283,32 @@ class Session:
         except Exception as e:  # a backend bug must still end the session cleanly, with accounting
             self._fail(DeviceError(f"{self.backend.name} writer failed: {type(e).__name__}: {e}"))
 
+    def _reconcile(self) -> None:
+        """A write whose wait was abandoned (cancelled) may still have reached the device: count what the
+        backend says it took (samna backends count on their device thread)."""
+        took = getattr(self.backend, "device_written", None)
+        if took is not None and took > self.counts["written"]:
+            extra = took - self.counts["written"]
+            self.counts["written"] += extra
+            from_pending = min(extra, max(self._pending, 0))
+            self._pending -= from_pending
+            self.counts["lost_in_flight"] -= extra - from_pending  # settled at close, taken by the device since
+
     def _settle_pending(self) -> None:
         """Events accepted but never written are lost in flight: count them once."""
         self.counts["lost_in_flight"] += max(self._pending, 0)
         self._pending = 0
+
+    def accounting(self) -> dict:
+        """What happened to every accepted event, reconciled with the device now: ``accepted == written +
+        not_written`` (closed or failed sessions) and ``offered == accepted + dropped_by_policy``. A write
+        abandoned at close that the device completed later counts as written once it has."""
+        self._reconcile()
+        if self._state == "open" and self._error is None:
+            acc = {"accepted": self.counts["accepted"], "written": self.counts["written"],
+                   "pending": max(self._pending, 0), "dropped_by_policy": self.counts["dropped_policy"]}
+            return acc | {"offered": self.counts["offered"]}
+        return self._accounting() | {"offered": self.counts["offered"]}
 
     def _accounting(self) -> dict:
         self._settle_pending()

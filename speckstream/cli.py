@@ -130,7 +130,7 @@ def cmd_run(args) -> int:
     console = _console()
 
     async def main():
-        async with ss.open_device(args.device, realtime=args.realtime) as dev:
+        async with ss.open_device(args.device, clock="wall" if args.realtime else "virtual") as dev:
             await dev.apply(cfg)
             with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} events"),
                           TimeElapsedColumn(), console=console, transient=False) as progress:
@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("events", help="event file: .spk, .npy, .aedat4 (.raw/.dat with faery)")
     r.add_argument("--device", default="sim", help="sim (default), speck2fmodule:0, speck2fdevkit ...")
     r.add_argument("--speed", default="1.0", help="replay speed (1.0 = real time) or 'max'")
-    r.add_argument("--realtime", action="store_true", help="simulator holds events until their timestamps")
+    r.add_argument("--realtime", action="store_true", help="simulator on the wall clock (holds events until their "
+                   "timestamps, like a devkit); default: virtual time, as fast as possible")
     r.add_argument("--core", type=int, default=None, help="input core (default: the config's first input core)")
     r.add_argument("-o", "--output", help="record outputs to a .spk file")
     r.set_defaults(fn=cmd_run)

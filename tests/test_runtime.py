@@ -80,7 +80,7 @@ async def test_drop_policy_counts_instead_of_waiting():
 
 
 async def test_output_timestamps_are_unwrapped_past_32_bits(autojump_clock):
-    async with ss.open_device("sim") as dev:
+    async with ss.open_device("sim", clock="virtual") as dev:
         await dev.apply(relay_cfg())
         # the device clock wraps: feed the simulator virtual times beyond 2**32 µs
         sp = rand_spikes(3, t=[2 ** 32 - 10, 2 ** 32 + 5, 2 ** 32 + 2 ** 31 + 7])

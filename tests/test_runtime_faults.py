@@ -250,3 +250,65 @@ async def test_fault_matrix(use, fault, at, autojump_clock):
     assert trio.current_time() - t0 < 6
     if t_exit is not None:
         assert trio.current_time() - t_exit < 0.5  # the session closes promptly
+
+
+# ------------------------------------------------------------------------------ the simulator's clock
+async def test_leak_tutorial_loop_on_the_default_sim_sees_the_leak(autojump_clock):
+    """sinabs' leak tutorial: write ReadNeuronValue, sleep, read - on plain "sim" the slow clock runs."""
+    cfg = ss.compile(__import__("models").leak_net(), input_shape=(1, 2, 2), slow_clock_hz=1.0, initial_vmem="model")
+    req = codec.read_requests_for_core(0, (1, 2, 2))
+    seen = []
+    async with ss.open_device("sim") as dev:
+        await dev.apply(cfg)
+        for _ in range(4):
+            vals = await dev.read_neurons(req)
+            seen.append(int(vals["vmem"][0]))
+            await trio.sleep(1.0)
+    assert seen == [127, 114, 101, 88]
+
+
+async def test_as_fast_as_possible_replay_on_the_virtual_clock_keeps_relative_timestamps():
+    cfg = config(core(0, 1, 1, 1, 1, weights=[[20]], thr=10))
+    sp = codec.spikes(t=[0, 1000, 5000, 9000], core=0, c=0, x=0, y=0)
+    async with ss.open_device("sim", clock="virtual") as dev:
+        await dev.apply(cfg)
+        with dev.subscribe("spike") as sub:
+            await dev.replay(sp, speed=None)
+            sub.close()
+            out = np.concatenate([b async for b in sub])
+    t = out["t"].astype(np.int64)
+    assert np.array_equal(t - t[0], [0, 1000, 5000, 9000])  # not one vertical line at t = 0
+
+
+async def test_clock_arguments_are_checked():
+    with pytest.raises(ValueError, match="clock must be"):
+        async with ss.open_device("sim", clock="fast"):
+            pass
+    with pytest.raises(ValueError, match="contradicts"):
+        async with ss.open_device("sim", clock="virtual", realtime=True):
+            pass
+
+
+async def test_a_blocking_samna_write_is_cancelled_promptly_and_counted_as_the_device_took_it():
+    from fakes import samna_standin
+
+    samna = samna_standin.make_module()
+    t0 = trio.current_time()
+    async with ss.open_device("speck2fmodule:0", samna=samna) as dev:
+        dev.backend.apply_settle_s = 0
+        dev.backend.write_slice = 100
+        await dev.apply(relay_cfg())
+        chip = dev.backend.handle.chip
+        chip.write_block_s = 3.0
+        with trio.move_on_after(0.2):
+            await dev.send(spikes(100))
+            await dev.flush()
+        t_cancel = trio.current_time()
+    exit_s = trio.current_time() - t_cancel
+    assert exit_s < 1.0, exit_s  # not the 2.7 s of the blocked write
+    import time
+    time.sleep(3.2)  # the blocked samna call returns on its own thread...
+    # ...and the books count what the device took
+    acc = dev.accounting()
+    assert acc["written"] == 100 and acc["not_written"] == 0 and acc["accepted"] == 100
+    assert trio.current_time() - t0 < 5

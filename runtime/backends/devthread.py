@@ -51,12 +51,17 @@ class DeviceThread:
             raise value
         return value
 
-    async def stop(self) -> None:
-        """Finish the job in progress, then end the thread (joined: it never outlives the session)."""
+    async def stop(self, timeout_s: float = 0.5) -> None:
+        """Let the job in progress finish, then end the thread - waiting ``timeout_s`` at most: a samna call
+        blocked in C cannot be interrupted, and closing must stay prompt. Such a thread (a daemon) ends when
+        the blocked call returns; ``busy_at_stop`` says it happened."""
+        self.busy_at_stop = False
         if self._thread.is_alive():
             with trio.CancelScope(shield=True):
-                await self.run(_STOP)
-        self._thread.join(timeout=1.0)  # the thread returns right after delivering _STOP
+                with trio.move_on_after(timeout_s):
+                    await self.run(_STOP)
+        self._thread.join(timeout=0.05)
+        self.busy_at_stop = self._thread.is_alive()
 
 
 def _STOP() -> None:

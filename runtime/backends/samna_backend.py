@@ -130,7 +130,7 @@ class SamnaBackend:
     """A devkit through samna. Every samna call runs on one device thread; reads use short timeouts."""
 
     def __init__(self, device_id: str, *, samna=None, read_batch: int = 4096, read_timeout_ms: int = 5,
-                 apply_settle_s: float = 0.5):
+                 apply_settle_s: float = 0.5, write_slice: int = 4096):
         key, _, index = device_id.partition(":")
         key = key.lower()
         if key not in DEVICE_TYPES:
@@ -142,6 +142,8 @@ class SamnaBackend:
         self.read_batch = read_batch
         self.read_timeout_ms = read_timeout_ms
         self.apply_settle_s = apply_settle_s
+        self.write_slice = write_slice
+        self.device_written = 0  # input events samna has taken (counted on the device thread)
         self._thread: DeviceThread | None = None
         self._keep: list = []  # graphs and nodes must stay referenced (SAMNA.md 2.2)
         self._config: ChipConfig | None = None
@@ -178,15 +180,20 @@ class SamnaBackend:
         self.stopwatch = self.handle.get_stop_watch()
         self.io = self.handle.get_io_module()
 
-    async def close(self) -> None:
+    async def close(self, timeout_s: float = 0.5) -> None:
+        """Stop the graphs and close the device, waiting ``timeout_s`` at most: behind a samna call blocked in
+        C the close job stays queued and runs on the device thread once that call returns."""
         if self._thread is None:
             return
+        stuck = False
         try:
-            await self._thread.run(self._close_sync)
+            with trio.CancelScope(shield=True), trio.move_on_after(timeout_s) as scope:
+                await self._thread.run(self._close_sync)
+            stuck = scope.cancelled_caught
         except Exception:
             pass  # a vanished device cannot be closed cleanly; the thread still stops
         finally:
-            await self._thread.stop()
+            await self._thread.stop(timeout_s=0.0 if stuck else timeout_s)  # stuck: do not wait twice
             self._thread = None
 
     def _close_sync(self) -> None:
@@ -249,7 +256,16 @@ class SamnaBackend:
         await self._call(set_clk)
 
     async def write_spikes(self, spikes: np.ndarray) -> None:
-        await self._call(lambda: self.source.write(samna_events.spikes_to_samna(spikes, self._events)))
+        """Write in slices of ``write_slice`` events, one device-thread job each: cancellation takes effect
+        between slices, and ``device_written`` counts what the device took, even for a slice whose wait was
+        abandoned."""
+        for a in range(0, len(spikes), self.write_slice):
+            part = samna_events.spikes_to_samna(spikes[a:a + self.write_slice], self._events)
+            await self._call(self._write_counted, part)
+
+    def _write_counted(self, events: list) -> None:
+        self.source.write(events)
+        self.device_written += len(events)  # on the device thread, after samna took them
 
     async def write_reads(self, requests: np.ndarray) -> None:
         await self._call(lambda: self.source.write(samna_events.read_requests_to_samna(requests, self._events)))

@@ -92,12 +92,15 @@ class _Chip:
         self.written: list = []
         self.stopwatch_running = False
         self.slow_clk = (False, 0)
+        self.write_block_s = 0.0  # a write that blocks in "C" (the FPGA queue is full)
 
     def write(self, events):
         if self.gone:
             raise RuntimeError("device disconnected")
         if not isinstance(events, list):
             raise TypeError("write() takes a list of events")
+        if self.write_block_s:
+            time.sleep(self.write_block_s)
         self.written.extend(events)
         replies = []
         for ev in events:
