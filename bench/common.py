@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # tests/models.py, tests/chipcfg.py
 
 
 def best_of(fn, repeat: int = 3) -> float:

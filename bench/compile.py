@@ -12,7 +12,7 @@ import torch
 
 from common import best_of, parse, print_table
 
-import models
+from speckstream.testing import models
 import speckstream as ss
 
 

@@ -23,7 +23,7 @@ import speckstream as ss
 from speckstream import codec
 from speckstream.runtime import make_backend
 
-from chipcfg import config, core
+from speckstream.testing.configs import config, core
 
 
 def relay():

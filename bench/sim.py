@@ -19,12 +19,12 @@ import torch
 
 from common import best_of, parse, print_table, rate
 
-import models
+from speckstream.testing import models
 import speckstream as ss
 from speckstream import codec
 from speckstream.sim import ChipSimulator
 
-from chipcfg import config, core
+from speckstream.testing.configs import config, core
 
 
 def nmnist_like(n: int, seed: int = 0, size: int = 34) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Factories the CLI tests load by MODULE:FACTORY."""
-import models
+from speckstream.testing import models
 
 
 def small():

@@ -18,7 +18,7 @@ from speckstream.codec.errors import CodecError
 from speckstream.digits import digits_dataset, digits_net, load_digits_split
 from speckstream.sim import ChipSimulator, SimOptions
 
-import models
+from speckstream.testing import models
 
 pytestmark = pytest.mark.filterwarnings("ignore::speckstream.compiler.errors.CompileWarning")
 

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from speckstream import codec
 from speckstream.codec import samna_events
-from fakes import samna_standin
+from speckstream.testing import samna_standin
 
 
 def test_split_output_by_class_both_implementations():

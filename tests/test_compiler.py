@@ -18,7 +18,7 @@ from speckstream.compiler.errors import (CompileError, GraphStructureError, Inva
                                          ShapeMismatchError, TooManyDestinationsError, TooManyLayersError,
                                          UnsupportedLayerError, UnsupportedParameterError)
 
-import models
+from speckstream.testing import models
 
 pytestmark = pytest.mark.filterwarnings("ignore::speckstream.compiler.errors.CompileWarning")
 

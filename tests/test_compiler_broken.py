@@ -22,7 +22,7 @@ from speckstream.compiler.errors import (CompileError, CompileWarning, ConfigVal
                                          InvalidParameterError, ShapeMismatchError)
 from speckstream.errors import SpeckstreamError
 
-import models
+from speckstream.testing import models
 
 pytestmark = pytest.mark.filterwarnings("ignore::speckstream.compiler.errors.CompileWarning")
 

@@ -20,8 +20,8 @@ from speckstream.compiler.graph import as_float32_cpu, extract
 from speckstream.compiler.grouping import group_layers
 from speckstream.compiler.mapping import match
 
-import models
-import sinabs_ref
+from speckstream.testing import models
+from speckstream.testing import sinabs_reference as sinabs_ref
 
 pytestmark = pytest.mark.filterwarnings("ignore::speckstream.compiler.errors.CompileWarning",
                                         "ignore::UserWarning", "ignore::DeprecationWarning")
@@ -411,7 +411,7 @@ def test_dvs_only_networks_route_the_stage_to_the_host(model):
 
 # ------------------------------------------------------------------------------ the DVS stage on devices
 def test_samna_config_always_writes_the_dvs_cut_and_the_sensor_switch():
-    from fakes.samna_standin import make_module
+    from speckstream.testing.samna_standin import make_module
     from speckstream.runtime.backends.samna_backend import to_samna_config
 
     cfg = ss.compile(_PoolFirst((1, 1), avg=False), (2, 16, 16), dvs=True)

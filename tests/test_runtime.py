@@ -11,8 +11,8 @@ from speckstream.runtime import (DeviceDisconnected, DeviceNotFound, SamnaUnavai
                                  find_samna)
 from speckstream.runtime.backends.samna_backend import to_samna_config
 
-from chipcfg import config, core
-from fakes import samna_standin
+from speckstream.testing.configs import config, core
+from speckstream.testing import samna_standin
 
 
 def relay_cfg(monitor=True):

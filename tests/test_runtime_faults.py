@@ -15,7 +15,8 @@ from speckstream import codec
 from speckstream.codec.errors import AddressError, CodecError, EventFileError
 from speckstream.runtime import DeviceClosed, DeviceDisconnected, SimFaults
 
-from chipcfg import config, core
+from speckstream.testing import models
+from speckstream.testing.configs import config, core
 
 
 def relay_cfg():
@@ -255,7 +256,7 @@ async def test_fault_matrix(use, fault, at, autojump_clock):
 # ------------------------------------------------------------------------------ the simulator's clock
 async def test_leak_tutorial_loop_on_the_default_sim_sees_the_leak(autojump_clock):
     """sinabs' leak tutorial: write ReadNeuronValue, sleep, read - on plain "sim" the slow clock runs."""
-    cfg = ss.compile(__import__("models").leak_net(), input_shape=(1, 2, 2), slow_clock_hz=1.0, initial_vmem="model")
+    cfg = ss.compile(models.leak_net(), input_shape=(1, 2, 2), slow_clock_hz=1.0, initial_vmem="model")
     req = codec.read_requests_for_core(0, (1, 2, 2))
     seen = []
     async with ss.open_device("sim") as dev:
@@ -290,7 +291,7 @@ async def test_clock_arguments_are_checked():
 
 
 async def test_a_blocking_samna_write_is_cancelled_promptly_and_counted_as_the_device_took_it():
-    from fakes import samna_standin
+    from speckstream.testing import samna_standin
 
     samna = samna_standin.make_module()
     t0 = trio.current_time()

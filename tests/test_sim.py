@@ -8,7 +8,7 @@ from speckstream import codec
 from speckstream.codec import AddressError
 from speckstream.sim import ChipSimulator, SimOptions
 
-from chipcfg import config, core
+from speckstream.testing.configs import config, core
 
 ENGINES = ["cython", "reference"]
 
@@ -168,7 +168,7 @@ def test_read_and_write_neuron_values(engine):
 def test_leak_case_from_the_issue():
     """1x1 conv w=1, b=-0.1, thr=1, min -1, v0=1 on (1,2,2); 1 Hz slow clock; read every 0.5 s."""
     import speckstream as ss
-    import models
+    from speckstream.testing import models
 
     cfg = ss.compile(models.leak_net(), input_shape=(1, 2, 2), initial_vmem="model")
     cc = cfg.cores[0]
