@@ -20,6 +20,6 @@ else:
 
         IMPLEMENTATION = "numpy"
 
-from . import _fallback as fallback_kernels  # always importable, for tests and benchmarks
+from . import _fallback as fallback_kernels  # noqa: E402 - always importable, for tests and benchmarks
 
 __all__ = ["kernels", "fallback_kernels", "IMPLEMENTATION"]

@@ -9,6 +9,8 @@ from . import _impl
 from .errors import AddressError
 from .layout import AddressLayout
 
+__all__ = ['encode', 'decode', 'encode_reference', 'decode_reference']
+
 _CYTHON_COORD_TYPES = {np.dtype(t) for t in ("u1", "u2", "i2", "i4", "u4", "i8", "u8")}
 
 

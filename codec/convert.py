@@ -5,6 +5,8 @@ import numpy as np
 
 from .events import DVS_EVENT_DTYPE, SPIKE_DTYPE, TONIC_DTYPE, _store_checked
 
+__all__ = ['from_xytp', 'to_xytp', 'dvs_from_xytp']
+
 
 def _field(arr: np.ndarray, *names: str) -> np.ndarray:
     for n in names:

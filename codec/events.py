@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ['SPIKE_DTYPE', 'INPUT_SPIKE_DTYPE', 'OUTPUT_SPIKE_DTYPE', 'DVS_EVENT_DTYPE', 'READ_REQUEST_DTYPE',
+           'WRITE_REQUEST_DTYPE', 'NEURON_VALUE_DTYPE', 'READOUT_DTYPE', 'NEURON_STATE_DTYPE',
+           'TONIC_DTYPE', 'empty', 'spikes', 'as_events']
+
 #: ``Spike`` into a core (input) or out of a monitored core (output): 16 bytes.
 SPIKE_DTYPE = np.dtype(
     [("t", "<u8"), ("core", "u1"), ("c", "<u2"), ("x", "<u2"), ("y", "<u2")], align=True

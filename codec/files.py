@@ -30,6 +30,10 @@ from .errors import CorruptChunkWarning, EventFileError, TruncatedFileWarning
 from .events import KINDS, SPIKE_DTYPE, as_events
 from .isolated import iter_isolated
 
+__all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'MAX_HEADER_BYTES', 'MAX_CHUNK_BYTES', 'DEFAULT_CHUNK_EVENTS',
+           'kind_of', 'EventFileWriter', 'EventFileReader', 'iter_spikes', 'read_spikes',
+           'write_spk']
+
 FORMAT_NAME = "speckstream-events"
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 1 << 20  # 1 MiB of header (meta) at most

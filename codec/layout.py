@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from .errors import AddressError
 
+__all__ = ['MAX_ADDRESS_BITS', 'LAYOUTS', 'bits_for', 'AddressLayout']
+
 MAX_ADDRESS_BITS = 18
 LAYOUTS = ("packed", "sinabs")
 

@@ -7,6 +7,9 @@ from . import addresses
 from .events import NEURON_STATE_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, WRITE_REQUEST_DTYPE
 from .layout import AddressLayout
 
+__all__ = ['read_requests_for_core', 'read_requests', 'write_requests', 'decode_neuron_values',
+           'states_to_image', 'vmem_image']
+
 
 def read_requests_for_core(core: int, shape, *, layout: str = "packed") -> np.ndarray:
     """ReadNeuronValue requests for every neuron of a core's (C, H, W) map, in (y, x, c) address order."""

@@ -13,6 +13,9 @@ import numpy as np
 from . import _impl
 from .events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE
 
+__all__ = ['DecodedOutput', 'split_output', 'spikes_to_samna', 'read_requests_to_samna',
+           'write_requests_to_samna']
+
 
 @dataclass
 class DecodedOutput:

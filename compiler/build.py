@@ -20,7 +20,7 @@ from torch import nn
 from .chips import ChipSpec, get_chip, kernel_memory, neuron_memory
 from .config import ChipConfig, CoreConfig, Destination, DVSConfig, Provenance, ReadoutConfig
 from .discretize import Discretized, discretize_layer
-from .errors import (CompileError, CompileWarning, GraphStructureError, InvalidParameterError,
+from .errors import (CompileError, CompileWarning, InvalidParameterError,
                      LayerDoesNotFitError, NoCoreAssignmentError, PoolingConflictError, ShapeMismatchError,
                      TooManyDestinationsError, TooManyLayersError, UnsupportedParameterError)
 from .graph import as_float32_cpu, extract

@@ -16,6 +16,9 @@ from torch import nn
 
 from .errors import CompileError, UnsupportedLayerError, UnsupportedParameterError
 
+__all__ = ['MembraneReset', 'MembraneSubtract', 'ChipIAF', 'ChipSumPool2d', 'ChipMerge', 'NIRModule',
+           'load_nir', 'nir_to_torch']
+
 
 class MembraneReset:  # names read by the compiler's reset-mode check
     reset_value = 0.0

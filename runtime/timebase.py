@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ['WRAP', 'HALF', 'Unwrapper']
+
 WRAP = 1 << 32
 HALF = 1 << 31
 

@@ -32,6 +32,8 @@ from .readout import ReadoutModel
 from .reference import ReferenceEngine
 from .state import PackedState
 
+__all__ = ['SimOptions', 'ChipSimulator']
+
 try:
     from ._ccore import Core as _CythonCore
 

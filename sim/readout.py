@@ -15,6 +15,8 @@ import numpy as np
 from ..codec.events import READOUT_DTYPE
 from ..compiler.config import ReadoutConfig
 
+__all__ = ['class_of', 'ReadoutModel']
+
 
 def class_of(c, x, y, ro: ReadoutConfig) -> np.ndarray:
     c, x, y = (np.asarray(v, dtype=np.int64) for v in (c, x, y))

@@ -23,6 +23,8 @@ import numpy as np
 from ..codec.events import SPIKE_DTYPE
 from ..compiler.config import ChipConfig
 
+__all__ = ['READOUT_ID', 'ReferenceEngine']
+
 READOUT_ID = 12
 
 

@@ -9,6 +9,10 @@ import numpy as np
 
 from ..compiler.config import ChipConfig
 
+__all__ = ['P_ENABLED', 'P_CIN', 'P_HIN', 'P_WIN', 'P_COUT', 'P_HOUT', 'P_WOUT', 'P_K', 'P_SY', 'P_SX', 'P_PY',
+           'P_PX', 'P_THR_HI', 'P_THR_LO', 'P_RTZ', 'P_LEAK', 'P_MONITOR', 'P_D0_CORE', 'P_D0_POOL',
+           'P_D0_SHIFT', 'P_D1_CORE', 'P_D1_POOL', 'P_D1_SHIFT', 'NPARAM', 'N_CORES', 'PackedState']
+
 # parameter indices - keep in sync with sim/_ccore.pyx
 (P_ENABLED, P_CIN, P_HIN, P_WIN, P_COUT, P_HOUT, P_WOUT, P_K, P_SY, P_SX, P_PY, P_PX, P_THR_HI, P_THR_LO,
  P_RTZ, P_LEAK, P_MONITOR, P_D0_CORE, P_D0_POOL, P_D0_SHIFT, P_D1_CORE, P_D1_POOL, P_D1_SHIFT) = range(23)

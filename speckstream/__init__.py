@@ -38,14 +38,14 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from speckstream import codec
-    from speckstream.api import CompareReport, EvalResult, compare, evaluate, simulate
-    from speckstream.compiler import compile
-    from speckstream.errors import SpeckstreamError, SpeckstreamWarning
-    from speckstream.compiler.config import ChipConfig, load_config
-    from speckstream.compiler.errors import CompileError
-    from speckstream.runtime import Session, open_device
-    from speckstream.sim import ChipSimulator
+    from speckstream import codec  # noqa: F401
+    from speckstream.api import CompareReport, EvalResult, compare, evaluate, simulate  # noqa: F401
+    from speckstream.compiler import compile  # noqa: F401
+    from speckstream.errors import SpeckstreamError, SpeckstreamWarning  # noqa: F401
+    from speckstream.compiler.config import ChipConfig, load_config  # noqa: F401
+    from speckstream.compiler.errors import CompileError  # noqa: F401
+    from speckstream.runtime import Session, open_device  # noqa: F401
+    from speckstream.sim import ChipSimulator  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -5,14 +5,21 @@ Exit codes: 0 success, 1 the work failed (a model the chip cannot hold, a corrup
 """
 from __future__ import annotations
 
+import sys
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # trio's dependency on 3.10
+
 import argparse
 import importlib
 import importlib.util
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+__all__ = ['UsageError', 'load_factory', 'cmd_compile', 'cmd_run', 'cmd_vmem', 'cmd_inspect', 'cmd_bench',
+           'cmd_demo', 'build_parser', 'main']
 
 
 class UsageError(Exception):

@@ -5,6 +5,8 @@ import numpy as np
 
 from .codec import events as ev
 
+__all__ = ['residual_net', 'nmnist_like', 'classify_samples', 'float_snn_predictions', 'digits_report']
+
 
 def residual_net(n_classes: int = 10):
     """An N-MNIST-sized non-sequential SNN: conv -> (conv, conv) + skip -> Merge -> pool -> conv -> linear."""

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ['spike_raster', 'vmem_trace', 'vmem_heatmap', 'latency_histogram']
+
 
 def _plt():
     try:

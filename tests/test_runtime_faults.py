@@ -3,7 +3,11 @@ the device at every await of every use and checks the error type, the accounting
 and a prompt exit."""
 from __future__ import annotations
 
-import gc
+import sys
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # trio's dependency on 3.10
+
 import math
 
 import numpy as np

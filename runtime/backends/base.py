@@ -8,6 +8,8 @@ import numpy as np
 from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
 
+__all__ = ['Backend']
+
 
 class Backend(Protocol):
     """A device. Timestamps going in are device µs (< 2**32); spike timestamps coming out are the

@@ -11,6 +11,8 @@ import threading
 
 import trio
 
+__all__ = ['DeviceThread']
+
 
 class DeviceThread:
     def __init__(self, name: str = "speckstream-device"):

@@ -22,6 +22,8 @@ from ...compiler.config import ChipConfig
 from ..errors import DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
 from .devthread import DeviceThread
 
+__all__ = ['DEVICE_TYPES', 'CHIP_NODES', 'find_samna', 'load_samna', 'to_samna_config', 'SamnaBackend']
+
 #: sinabs device ids -> (samna DeviceInfo.device_type_name, chip)
 DEVICE_TYPES = {
     "speck2fmodule": ("Speck2fModuleDevKit", "speck2f"),

@@ -22,6 +22,8 @@ from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
 from ..errors import DeviceDisconnected, DeviceError
 
+__all__ = ['SimFaults', 'SimBackend']
+
 _MASK32 = 0xFFFFFFFF
 _TIMER_RESOLUTION_S = 0.0011  # epoll timeouts are whole milliseconds, rounded up
 

@@ -5,6 +5,8 @@ import numpy as np
 
 from speckstream.compiler.config import ChipConfig, CoreConfig, Destination
 
+__all__ = ['core', 'config']
+
 
 def core(core, cin, hin, win, cout, k=1, stride=(1, 1), padding=(0, 0), weights=None, thr=10, low=-100,
          rtz=False, bias=None, dests=(), monitor=True, vmem=None):

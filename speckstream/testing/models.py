@@ -6,6 +6,10 @@ from torch import nn
 
 import sinabs.layers as sl
 
+__all__ = ['seq4', 'nine_layer', 'ResidualMerge', 'FanOut', 'leak_net', 'SinabsResidual', 'SinabsMergeSplit',
+           'SinabsTwoBranches', 'SinabsComplex', 'sinabs_seq_1', 'sinabs_seq_2', 'sinabs_large_net',
+           'SINABS_GRAPH_NETS']
+
 
 def _iaf():
     return sl.IAFSqueeze(batch_size=1, min_v_mem=-1.0)

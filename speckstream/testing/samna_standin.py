@@ -11,6 +11,12 @@ import time
 import types
 from collections import deque
 
+__all__ = ['PYPI_SAMNA', 'Spike', 'DvsEvent', 'ReadNeuronValue', 'WriteNeuronValue', 'NeuronValue',
+           'ReadoutValue', 'DropNotice', 'CnnLayerDestination', 'CnnLayerConfig',
+           'SpeckConfiguration', 'validate_configuration',
+           'BasicSourceNode_speck2f_event_input_event', 'BasicSinkNode_speck2f_event_output_event',
+           'EventFilterGraph', 'DeviceInfo', 'make_module', 'speck2f']
+
 PYPI_SAMNA = False
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+__all__ = ['PKG', 'load', 'RefLayer', 'RefNet', 'reference', 'sinabs_match', 'sinabs_cores']
+
 PKG = "sinabs.backend.dynapcnn"
 
 
