@@ -21,6 +21,7 @@ if os.environ.get("SPECKSTREAM_NO_EXT") != "1":
     ]
     ext_modules = cythonize(
         extensions,
+        include_path=["codec"],  # codec/_records.pxd: the record layouts both extensions share
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True,
                              "initializedcheck": False},

@@ -8,6 +8,10 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint16_t, int16_t, uint32_t, int64_t, uint64_t
 
+from speckstream.codec.events import NV_RECORD, SPIKE_RECORD
+
+from _records cimport nv_rec, spike_rec
+
 cnp.import_array()
 
 ctypedef fused coord_t:
@@ -166,22 +170,6 @@ def decode_into(const uint32_t[:] addr, uint16_t[:] c, uint16_t[:] x, uint16_t[:
 # ---------------------------------------------------------------------------------------------
 # samna event objects <-> arrays. The loops are typed; attribute access on the objects is what it is.
 
-cdef packed struct spike_rec:
-    uint64_t t
-    uint8_t core
-    uint8_t _pad
-    uint16_t c
-    uint16_t x
-    uint16_t y
-
-cdef packed struct nv_rec:
-    uint64_t t
-    uint8_t core
-    uint8_t _pad
-    int16_t vmem
-    uint32_t address
-
-
 def split_samna_events(list events, spike_cls, nv_cls, readout_cls, dvs_cls, uint64_t host_t,
                        spike_out, nv_out, readout_out, dvs_out):
     """Sort a list of samna output events into four preallocated arrays (each len(events) long).
@@ -189,8 +177,8 @@ def split_samna_events(list events, spike_cls, nv_cls, readout_cls, dvs_cls, uin
     Returns (n_spike, n_nv, n_readout, n_dvs, n_unknown). NeuronValue and ReadoutValue carry no timestamp
     on the chip and get ``host_t`` (µs).
     """
-    cdef spike_rec[:] sp = spike_out.view(np.uint8).view(dtype=_SPIKE_VIEW)
-    cdef nv_rec[:] nv = nv_out.view(np.uint8).view(dtype=_NV_VIEW)
+    cdef spike_rec[:] sp = spike_out.view(np.uint8).view(dtype=SPIKE_RECORD)
+    cdef nv_rec[:] nv = nv_out.view(np.uint8).view(dtype=NV_RECORD)
     cdef uint64_t[:] ro_t = readout_out["t"]
     cdef uint32_t[:] ro_v = readout_out["value"]
     cdef uint64_t[:] dv_t = dvs_out["t"]
@@ -234,7 +222,7 @@ def split_samna_events(list events, spike_cls, nv_cls, readout_cls, dvs_cls, uin
 def spikes_to_samna(spikes, spike_cls, uint64_t t_offset=0):
     """Build a list of samna ``Spike`` objects from a spike array; timestamps are shifted by
     ``-t_offset`` and must fit the chip's 32-bit µs field."""
-    cdef spike_rec[:] sp = spikes.view(np.uint8).view(dtype=_SPIKE_VIEW)
+    cdef spike_rec[:] sp = spikes.view(np.uint8).view(dtype=SPIKE_RECORD)
     cdef Py_ssize_t i, n = sp.shape[0]
     cdef uint64_t t
     cdef list out = [None] * n
@@ -269,7 +257,4 @@ def requests_to_samna(requests, read_cls):
     return out
 
 
-# Byte-level views matching SPIKE_DTYPE / NEURON_VALUE_DTYPE (16 bytes each, see events.py).
-_SPIKE_VIEW = np.dtype([("t", "<u8"), ("core", "u1"), ("_pad", "u1"), ("c", "<u2"), ("x", "<u2"),
-                        ("y", "<u2")])
-_NV_VIEW = np.dtype([("t", "<u8"), ("core", "u1"), ("_pad", "u1"), ("vmem", "<i2"), ("address", "<u4")])
+

@@ -1,7 +1,8 @@
-"""Pure-numpy implementation of the codec kernels (same results as ``_ccodec``).
+"""Pure-numpy / pure-Python implementation of the codec kernels: a complete twin of ``_ccodec`` (the same
+five functions, names and results).
 
 Selected at import when the Cython extension is missing or ``SPECKSTREAM_PUREPYTHON=1`` (the
-msgpack-python convention). Every function mirrors a function of ``_ccodec`` one to one.
+msgpack-python convention); callers who need a specific set pass ``kernels=``.
 """
 from __future__ import annotations
 
@@ -48,3 +49,48 @@ def decode_into(addr, c, x, y, C, H, W, xshift, yshift, keep):
     x[:n] = xx[ok]
     y[:n] = yy[ok]
     return n
+
+
+def split_samna_events(events, spike_cls, nv_cls, readout_cls, dvs_cls, host_t, sp, nv, ro, dv):
+    """Sort samna output objects by class into the four arrays; returns (spikes, nv, readout, dvs, unknown)."""
+    ns = nn = nr = nd = nu = 0
+    for ev in events:
+        cls = type(ev)
+        if cls is spike_cls:
+            sp[ns] = (ev.timestamp, ev.layer, ev.feature, ev.x, ev.y)
+            ns += 1
+        elif cls is nv_cls:
+            nv[nn] = (host_t, ev.layer, ev.neuron_state, ev.address)
+            nn += 1
+        elif cls is readout_cls:
+            ro[nr] = (host_t, ev.value)
+            nr += 1
+        elif cls is dvs_cls:
+            dv[nd] = (ev.timestamp, ev.x, ev.y, 1 if ev.p else 0)
+            nd += 1
+        else:
+            nu += 1
+    return ns, nn, nr, nd, nu
+
+
+def spikes_to_samna(spikes, spike_cls, t_offset=0):
+    """Spike array -> list of ``spike_cls`` objects (timestamps minus ``t_offset``, 32-bit µs)."""
+    out = []
+    for i, (t, core, c, x, y) in enumerate(spikes.tolist()):
+        if t < t_offset or t - t_offset > 0xFFFFFFFF:
+            raise OverflowError(f"spike {i}: timestamp {t} µs minus offset {t_offset} "
+                                "does not fit the chip's 32-bit µs field")
+        ev = spike_cls()
+        ev.layer, ev.feature, ev.x, ev.y, ev.timestamp = core, c, x, y, t - t_offset
+        out.append(ev)
+    return out
+
+
+def requests_to_samna(requests, read_cls):
+    """ReadNeuronValue request array -> list of ``read_cls`` objects."""
+    out = []
+    for core, address in requests.tolist():
+        ev = read_cls()
+        ev.layer, ev.address = core, address
+        out.append(ev)
+    return out

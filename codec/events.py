@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ['SPIKE_DTYPE', 'INPUT_SPIKE_DTYPE', 'OUTPUT_SPIKE_DTYPE', 'DVS_EVENT_DTYPE', 'READ_REQUEST_DTYPE',
+__all__ = ['SPIKE_RECORD', 'NV_RECORD', 'SPIKE_DTYPE', 'INPUT_SPIKE_DTYPE', 'OUTPUT_SPIKE_DTYPE', 'DVS_EVENT_DTYPE', 'READ_REQUEST_DTYPE',
            'WRITE_REQUEST_DTYPE', 'NEURON_VALUE_DTYPE', 'READOUT_DTYPE', 'NEURON_STATE_DTYPE',
            'TONIC_DTYPE', 'empty', 'spikes', 'as_events']
 
@@ -45,6 +45,11 @@ READOUT_DTYPE = np.dtype([("t", "<u8"), ("value", "<u4")], align=True)
 NEURON_STATE_DTYPE = np.dtype(
     [("t", "<u8"), ("core", "u1"), ("c", "<u2"), ("x", "<u2"), ("y", "<u2"), ("vmem", "<i2")], align=True
 )
+
+#: Byte-level views of SPIKE_DTYPE / NEURON_VALUE_DTYPE with the padding named: what the Cython extensions'
+#: ``spike_rec`` / ``nv_rec`` (codec/_records.pxd) see. Declared once, here.
+SPIKE_RECORD = np.dtype([("t", "<u8"), ("core", "u1"), ("_pad", "u1"), ("c", "<u2"), ("x", "<u2"), ("y", "<u2")])
+NV_RECORD = np.dtype([("t", "<u8"), ("core", "u1"), ("_pad", "u1"), ("vmem", "<i2"), ("address", "<u4")])
 
 #: tonic's canonical event dtype (``tonic.io.events_struct``), accepted by the converters.
 TONIC_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])

@@ -13,9 +13,13 @@ cimport numpy as cnp
 from libc.stdint cimport int8_t, uint8_t, uint16_t, int16_t, int32_t, uint32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
 
+from speckstream.codec.events import SPIKE_RECORD
+
+from _records cimport spike_rec
+
 cnp.import_array()
 
-# parameter indices (keep in sync with sim/state.py)
+# parameter indices: declared here only (PackedState below writes them, the engine reads them)
 cdef enum:
     P_ENABLED = 0
     P_CIN = 1
@@ -41,15 +45,6 @@ cdef enum:
     P_D1_POOL = 21
     P_D1_SHIFT = 22
     NPARAM = 23
-    READOUT_ID = 12
-
-cdef packed struct spike_rec:
-    uint64_t t
-    uint8_t core
-    uint8_t _pad
-    uint16_t c
-    uint16_t x
-    uint16_t y
 
 cdef struct pending:
     uint8_t core
@@ -111,6 +106,7 @@ cdef class Core:
     cdef int16_t[::1] biases
     cdef int64_t[::1] b_off
     cdef public bint leak_fires
+    cdef int readout_id  # the readout layer's id on the event bus (ChipSpec.readout_id)
     cdef public bint drop_off_map
     cdef public unsigned long long n_off_map
     cdef long long[::1] clamps
@@ -135,8 +131,10 @@ cdef class Core:
 
     def __init__(self, int32_t[:, ::1] params, int8_t[::1] weights, int64_t[::1] w_off,
                  int16_t[::1] vmem, int64_t[::1] v_off, int16_t[::1] biases, int64_t[::1] b_off,
-                 bint leak_fires=False, long long max_cascade=100_000_000, bint drop_off_map=True):
+                 bint leak_fires=False, long long max_cascade=100_000_000, bint drop_off_map=True,
+                 int readout_id=12):
         self.params = params
+        self.readout_id = readout_id
         self.drop_off_map = drop_off_map
         self.n_off_map = 0
         self.clamps_arr = np.zeros(params.shape[0], np.int64)
@@ -165,8 +163,8 @@ cdef class Core:
             if dcore < 0:
                 continue
             pool = p[P_D0_POOL + 3 * d]
-            if dcore == READOUT_ID:
-                if vec_push(&self.readout, t, READOUT_ID, <uint16_t>(o + p[P_D0_SHIFT + 3 * d]),
+            if dcore == self.readout_id:
+                if vec_push(&self.readout, t, <uint8_t>self.readout_id, <uint16_t>(o + p[P_D0_SHIFT + 3 * d]),
                             <uint16_t>(ox // pool), <uint16_t>(oy // pool)) < 0:
                     return -1
             else:
@@ -283,7 +281,7 @@ cdef class Core:
         ticks due at or before a release run first. Returns (now, next_tick). Outputs accumulate and are
         collected with :meth:`take_outputs`.
         """
-        cdef spike_rec[:] sp = spikes.view(np.uint8).view(dtype=_SPIKE_VIEW) if len(spikes) else _EMPTY
+        cdef spike_rec[:] sp = spikes.view(np.uint8).view(dtype=SPIKE_RECORD) if len(spikes) else _EMPTY
         cdef Py_ssize_t i, n = sp.shape[0]
         cdef int rc = 0
         cdef uint64_t t
@@ -335,7 +333,7 @@ cdef class Core:
         return self._take(&self.out), self._take(&self.readout)
 
     cdef object _take(self, vec* v):
-        arr = np.empty(v.n, dtype=_SPIKE_VIEW)
+        arr = np.empty(v.n, dtype=SPIKE_RECORD)
         cdef spike_rec[:] dst
         cdef Py_ssize_t i
         if v.n:
@@ -346,6 +344,57 @@ cdef class Core:
         return arr
 
 
-_SPIKE_VIEW = np.dtype([("t", "<u8"), ("core", "u1"), ("_pad", "u1"), ("c", "<u2"), ("x", "<u2"),
-                        ("y", "<u2")])
-_EMPTY = np.zeros(0, dtype=_SPIKE_VIEW)
+_EMPTY = np.zeros(0, dtype=SPIKE_RECORD)
+
+
+N_CORES = 9
+
+
+class PackedState:
+    """Flat parameter, weight, bias and vmem buffers for all 9 cores."""
+
+    def __init__(self, cfg: ChipConfig):
+        self.params = np.zeros((N_CORES, NPARAM), dtype=np.int32)
+        self.params[:, P_D0_CORE] = -1
+        self.params[:, P_D1_CORE] = -1
+        w_parts, v_parts, b_parts = [], [], []
+        self.w_off = np.zeros(N_CORES, np.int64)
+        self.v_off = np.zeros(N_CORES, np.int64)
+        self.b_off = np.zeros(N_CORES, np.int64)
+        wo = vo = bo = 0
+        self.shapes: dict[int, tuple[int, int, int]] = {}
+        for c in range(N_CORES):
+            self.w_off[c], self.v_off[c], self.b_off[c] = wo, vo, bo
+            cc = cfg.cores.get(c)
+            if cc is None:
+                continue
+            p = self.params[c]
+            Ci, Hi, Wi = cc.input_shape
+            Co, Ho, Wo = cc.output_shape
+            p[[P_ENABLED, P_CIN, P_HIN, P_WIN, P_COUT, P_HOUT, P_WOUT, P_K]] = [1, Ci, Hi, Wi, Co, Ho, Wo,
+                                                                                 cc.kernel_size]
+            p[[P_SY, P_SX, P_PY, P_PX]] = [*cc.stride, *cc.padding]
+            p[[P_THR_HI, P_THR_LO, P_RTZ, P_LEAK, P_MONITOR]] = [cc.threshold_high, cc.threshold_low,
+                                                                 cc.return_to_zero, cc.leak_enable, cc.monitor]
+            for j, d in enumerate(cc.destinations[:2]):
+                p[P_D0_CORE + 3 * j: P_D0_CORE + 3 * j + 3] = [d.core, d.pooling, d.feature_shift]
+            w = np.ascontiguousarray(cc.weights.transpose(1, 2, 3, 0)).ravel()  # [in, ky, kx, out]
+            v = np.ascontiguousarray(cc.initial_vmem.transpose(1, 2, 0)).ravel()  # [y, x, out]
+            w_parts.append(w)
+            v_parts.append(v)
+            b_parts.append(cc.biases.astype(np.int16))
+            wo += w.size
+            vo += v.size
+            bo += Co
+            self.shapes[c] = (Co, Ho, Wo)
+        self.weights = np.concatenate(w_parts) if w_parts else np.zeros(0, np.int8)
+        self.initial_vmem = np.concatenate(v_parts) if v_parts else np.zeros(0, np.int16)
+        self.vmem = self.initial_vmem.copy()
+        self.biases = np.concatenate(b_parts) if b_parts else np.zeros(0, np.int16)
+
+    def vmem_view(self, core: int) -> np.ndarray:
+        """Core's vmem as a [C, H, W] view (writable) of the engine's buffer."""
+        C, H, W = self.shapes[core]
+        start = self.v_off[core]
+        return self.vmem[start:start + C * H * W].reshape(H, W, C).transpose(2, 0, 1)
+

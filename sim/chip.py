@@ -25,22 +25,16 @@ from ..codec import neurons as _neurons
 from ..codec.addresses import decode
 from ..codec.errors import AddressError
 from ..codec.events import NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE, WRITE_REQUEST_DTYPE
+from ..compiler.chips import get_chip
 from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
 from .dvs import check_dvs_events, dvs_stage, dvs_to_spikes
 from .readout import ReadoutModel
 from .reference import ReferenceEngine
-from .state import PackedState
+from ._engine import ENGINE, PackedState
+from ._engine import Core as _CythonCore
 
-__all__ = ['SimOptions', 'ChipSimulator']
-
-try:
-    from ._ccore import Core as _CythonCore
-
-    ENGINE = "cython"
-except ImportError:  # extension not built: fall back to the reference engine
-    _CythonCore = None
-    ENGINE = "reference"
+__all__ = ['SimOptions', 'ChipSimulator', 'ENGINE']
 
 
 @dataclass
@@ -60,7 +54,7 @@ class _CythonEngine:
         self.state = PackedState(cfg)
         s = self.state
         self.core = _CythonCore(s.params, s.weights, s.w_off, s.vmem, s.v_off, s.biases, s.b_off,
-                                opts.leak_fires, opts.max_cascade, opts.drop_off_map)
+                                opts.leak_fires, opts.max_cascade, opts.drop_off_map, get_chip(cfg.chip).readout_id)
 
     def vmem_view(self, core):
         return self.state.vmem_view(core)

@@ -21,17 +21,18 @@ from collections import deque
 import numpy as np
 
 from ..codec.events import SPIKE_DTYPE
+from ..compiler.chips import get_chip
 from ..compiler.config import ChipConfig
 
-__all__ = ['READOUT_ID', 'ReferenceEngine']
+__all__ = ['ReferenceEngine']
 
-READOUT_ID = 12
 
 
 class ReferenceEngine:
     def __init__(self, cfg: ChipConfig, *, leak_fires: bool = False, max_cascade: int = 100_000_000,
                  drop_off_map: bool = True):
         self.cfg = cfg
+        self.readout_id = get_chip(cfg.chip).readout_id
         self.leak_fires = leak_fires
         self.drop_off_map = drop_off_map
         self.n_off_map = 0
@@ -69,7 +70,7 @@ class ReferenceEngine:
             self._out.append((t, core, o, ox, oy))
         for d in cc.destinations[:2]:
             ev = (d.core, o + d.feature_shift, ox // d.pooling, oy // d.pooling)
-            if d.core == READOUT_ID:
+            if d.core == self.readout_id:
                 self._readout.append((t, *ev))
             elif self.drop_off_map and (ev[2] >= self.cfg.cores[d.core].input_shape[2]
                                         or ev[3] >= self.cfg.cores[d.core].input_shape[1]):

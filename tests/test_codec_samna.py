@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speckstream import codec
-from speckstream.codec import samna_events
+from speckstream.codec import _impl, samna_events
 from speckstream.testing import samna_standin
 
 
@@ -19,7 +19,7 @@ def test_split_output_by_class_both_implementations():
     dv = ev.DvsEvent(); dv.x, dv.y, dv.p, dv.timestamp = 3, 4, True, 99
     events += [nv, ro, dv, object()]
     a = samna_events.split_output(events, ev, host_t=555)
-    b = samna_events.split_output(events, ev, host_t=555, pure_python=True)
+    b = samna_events.split_output(events, ev, host_t=555, kernels=_impl.fallback_kernels)
     for name in ("spikes", "neuron_values", "readout", "dvs"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
     assert a.n_unknown == b.n_unknown == 1
@@ -38,7 +38,7 @@ def test_spikes_round_trip_through_samna_objects(rows):
     arr = np.array(rows, dtype=[("t", "<u8"), ("core", "u1"), ("c", "<u2"), ("x", "<u2"), ("y", "<u2")])
     spikes = codec.as_events(arr, "spike") if len(rows) else codec.empty("spike")
     objs = samna_events.spikes_to_samna(spikes, ev)
-    objs_py = samna_events.spikes_to_samna(spikes, ev, pure_python=True)
+    objs_py = samna_events.spikes_to_samna(spikes, ev, kernels=_impl.fallback_kernels)
     assert [o.__dict__ for o in objs] == [o.__dict__ for o in objs_py]
     back = samna_events.split_output(objs, ev).spikes
     assert np.array_equal(back, spikes)
@@ -49,9 +49,9 @@ def test_timestamps_that_do_not_fit_32_bits_are_refused():
 
     ev = samna_standin.speck2f.event
     sp = codec.spikes(t=[2 ** 32 + 5])
-    for pure in (False, True):
+    for kernels in (None, _impl.fallback_kernels):
         with pytest.raises(OverflowError, match="32-bit"):
-            samna_events.spikes_to_samna(sp, ev, pure_python=pure)
+            samna_events.spikes_to_samna(sp, ev, kernels=kernels)
     assert samna_events.spikes_to_samna(sp, ev, t_offset=2 ** 32)[0].timestamp == 5
 
 
@@ -60,4 +60,18 @@ def test_read_requests_to_samna():
     req = codec.read_requests(4, [0, 1], [2, 3], [1, 1], (2, 8, 8))
     objs = samna_events.read_requests_to_samna(req, ev)
     assert [(o.layer, o.address) for o in objs] == list(zip(req["core"].tolist(), req["address"].tolist()))
-    assert [o.__dict__ for o in objs] == [o.__dict__ for o in samna_events.read_requests_to_samna(req, ev, pure_python=True)]
+    assert [o.__dict__ for o in objs] == [o.__dict__ for o in samna_events.read_requests_to_samna(req, ev, kernels=_impl.fallback_kernels)]
+
+
+def test_the_fallback_is_a_complete_twin_and_records_match_the_dtypes():
+    from speckstream.codec import _fallback, events
+
+    names = {"encode_into", "decode_into", "split_samna_events", "spikes_to_samna", "requests_to_samna"}
+    assert names <= set(dir(_fallback))
+    if _impl.IMPLEMENTATION == "cython":
+        from speckstream.codec import _ccodec
+
+        assert names <= set(dir(_ccodec))
+    for rec, dt in ((events.SPIKE_RECORD, events.SPIKE_DTYPE), (events.NV_RECORD, events.NEURON_VALUE_DTYPE)):
+        assert rec.itemsize == dt.itemsize
+        assert all(rec.fields[n][1] == dt.fields[n][1] for n in dt.names)
