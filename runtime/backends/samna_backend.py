@@ -19,7 +19,7 @@ import trio
 from ...codec import samna_events
 from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
-from ..errors import DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
+from ..errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
 from .devthread import DeviceThread
 
 __all__ = ['DEVICE_TYPES', 'CHIP_NODES', 'find_samna', 'load_samna', 'to_samna_config', 'SamnaBackend']
@@ -205,6 +205,8 @@ class SamnaBackend:
         self._keep = []
 
     async def _call(self, fn, *args):
+        if self._thread is None:
+            raise DeviceClosed(f"{self.name} is closed")
         try:
             return await self._thread.run(fn, *args)
         except (RuntimeError, OSError) as e:

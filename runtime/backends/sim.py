@@ -20,7 +20,7 @@ from ...codec.events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READOUT_DTYPE, 
 from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
-from ..errors import DeviceDisconnected, DeviceError
+from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
 
 __all__ = ['SimFaults', 'SimBackend']
 
@@ -75,7 +75,7 @@ class SimBackend:
         if self._gone:
             raise DeviceDisconnected(f"{self.name} disconnected (fault injection)")
         if not self._opened:
-            raise DeviceError(f"{self.name} is closed")
+            raise DeviceClosed(f"{self.name} is closed")
 
     def _now_us(self) -> int:
         return int((self._clock() - self._t0) * 1e6)
@@ -98,6 +98,11 @@ class SimBackend:
         self.sim.set_slow_clock(hz)
 
     # ------------------------------------------------------------------ input
+    def vanish(self) -> None:
+        """Fault injection: the device disappears now (every later call raises DeviceDisconnected)."""
+        self._gone = True
+        self._wake.set()
+
     async def write_spikes(self, spikes: np.ndarray) -> None:
         self._check()
         spikes = np.asarray(spikes, dtype=SPIKE_DTYPE)

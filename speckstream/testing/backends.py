@@ -1,0 +1,73 @@
+"""The Backend contract (runtime/backends/base.py) as one check any backend can be run through, like trio's
+``check_one_way_stream``: open and close (twice), apply, write then read back, a read that times out, use
+after close, and a device that vanishes mid-stream."""
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+import numpy as np
+import trio
+
+from ..codec import events as ev
+from ..runtime.errors import DeviceClosed, DeviceDisconnected, DeviceError
+from .configs import config, core
+
+__all__ = ["check_backend", "relay_config"]
+
+
+def relay_config():
+    """Core 0 -> core 1 (pooling 2) with weight 20 over threshold 10: every input spike comes back out of
+    both monitored cores."""
+    return config(core(0, 2, 16, 16, 2, weights=[[20, 0], [0, 20]], thr=10, dests=[(1, 2)]),
+                  core(1, 2, 8, 8, 2, weights=[[20, 0], [0, 20]], thr=10))
+
+
+async def _read_until(backend, n: int, timeout_s: float = 5.0) -> np.ndarray:
+    got = []
+    with trio.move_on_after(timeout_s):
+        while sum(len(g) for g in got) < n:
+            out = await backend.read(0.01)
+            if out is not None and len(out.spikes):
+                got.append(out.spikes)
+    return np.concatenate(got) if got else np.empty(0, ev.SPIKE_DTYPE)
+
+
+async def check_backend(make: Callable[[], object], *, vanish: Callable[[object], Awaitable[None] | None]) -> None:
+    """Run the contract against backends made by ``make()``; ``vanish(backend)`` makes an open one disappear."""
+    b = make()
+    await b.open()
+    await b.apply(relay_config())
+    sp = ev.spikes(t=0, core=0, c=np.arange(4) % 2, x=np.arange(4), y=np.arange(4))
+    await b.write_spikes(sp)
+    out = await _read_until(b, 4)
+    assert len(out[out["core"] == 0]) == 4, f"{b.name}: wrote 4 spikes into a relay core, read {len(out)} back"
+    quiet = await b.read(0.01)
+    assert quiet is None or len(quiet.spikes) == 0, f"{b.name}: a read with nothing to read must time out with None"
+    await b.close()
+    await b.close()  # closing twice is a no-op
+    for call in (lambda: b.write_spikes(sp), lambda: b.read(0.01)):
+        try:
+            await call()
+        except DeviceClosed:
+            pass
+        else:
+            raise AssertionError(f"{b.name}: use after close must raise DeviceClosed")
+    b = make()
+    await b.open()
+    await b.apply(relay_config())
+    r = vanish(b)
+    if r is not None:
+        await r
+    try:
+        with trio.fail_after(5):
+            for _ in range(100):
+                await b.write_spikes(sp)
+                await b.read(0.01)
+    except DeviceDisconnected:
+        pass
+    except DeviceError as e:
+        raise AssertionError(f"{b.name}: a vanished device must raise DeviceDisconnected, got {e!r}") from e
+    else:
+        raise AssertionError(f"{b.name}: a vanished device went unnoticed")
+    finally:
+        await b.close()
