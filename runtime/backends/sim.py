@@ -20,7 +20,7 @@ from ...codec.events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READOUT_DTYPE, 
 from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
-from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
+from ..errors import DeviceClosed, DeviceDisconnected
 
 __all__ = ['SimFaults', 'SimBackend']
 
