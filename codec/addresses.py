@@ -58,7 +58,7 @@ def encode(c, x, y, shape, *, layout: str = "packed", drop_invalid: bool = False
     keep = np.empty(n, dtype=np.uint8) if drop_invalid else None
     r = k.encode_into(c, x, y, out, lay.C, lay.H, lay.W, lay.xshift, lay.yshift, keep)
     if drop_invalid:
-        return out[:r], keep.view(bool)
+        return out[:r], keep.view(bool)  # type: ignore[union-attr]
     if r < 0:
         i = -r - 1
         raise AddressError(
@@ -94,7 +94,7 @@ def decode(addresses, shape, *, layout: str = "packed", drop_invalid: bool = Fal
     keep = np.empty(n, dtype=np.uint8) if drop_invalid else None
     r = k.decode_into(a, c, x, y, lay.C, lay.H, lay.W, lay.xshift, lay.yshift, keep)
     if drop_invalid:
-        return c[:r], x[:r], y[:r], keep.view(bool)
+        return c[:r], x[:r], y[:r], keep.view(bool)  # type: ignore[union-attr]
     if r < 0:
         i = -r - 1
         raise AddressError(

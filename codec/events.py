@@ -114,13 +114,14 @@ def as_events(arr: np.ndarray, kind: str) -> np.ndarray:
         return arr
     if arr.ndim != 1:
         raise ValueError(f"event arrays are 1-D; got shape {arr.shape}")
-    if arr.dtype.names is None:
+    names = arr.dtype.names
+    if names is None:
         raise TypeError(f"expected a structured array of {kind!r} events, got dtype {arr.dtype}")
-    missing = [n for n in dtype.names if n not in arr.dtype.names and n != "t"]
+    missing = [n for n in dtype.names or () if n not in names and n != "t"]
     if missing:
         raise ValueError(f"array lacks field(s) {missing} needed for {kind!r} events")
     out = np.zeros(arr.shape[0], dtype=dtype)
-    for name in dtype.names:
-        if name in arr.dtype.names:
+    for name in dtype.names or ():
+        if name in names:
             _store_checked(out, name, arr[name])
     return out

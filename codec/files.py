@@ -20,7 +20,7 @@ import struct
 import warnings
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 import msgpack
 import numpy as np
@@ -110,8 +110,8 @@ class EventFileWriter:
             self._f.truncate(end)
             self._f.seek(end)
         else:
-            self.meta = header["meta"]
-            self._f = open(self.path, "wb")
+            self.meta = dict(meta or {})
+            self._f = open(self.path, "wb")  # type: ignore[assignment]
             self._f.write(blob)
 
     def append(self, events: np.ndarray, kind: str | None = None) -> None:
@@ -125,7 +125,7 @@ class EventFileWriter:
         events = np.ascontiguousarray(events)
         for start in range(0, events.shape[0], self.chunk_events):
             part = events[start:start + self.chunk_events]
-            buf = memoryview(part).cast("B")
+            buf = memoryview(part).cast("B")  # type: ignore[arg-type]
             crc = zlib.crc32(buf) if self.checksum else 0
             self._f.write(_chunk_prefix(kind, part.shape[0], crc, buf.nbytes))
             self._f.write(buf)
@@ -170,7 +170,7 @@ class EventFileReader:
             self._f.close()
             raise
 
-    def _fail(self, msg: str):
+    def _fail(self, msg: str) -> NoReturn:
         raise EventFileError(f"{self.path}: {msg}")
 
     def _read_header(self) -> None:
@@ -241,7 +241,7 @@ class EventFileReader:
             if (t1, t2, t3) != (0xCF, 0xCE, 0xC6):
                 self._fail(f"corrupt chunk header at byte {pos}")
             dt = self.dtypes.get(kind)
-            if dt is None:
+            if dt is None:  # _fail raises
                 self._fail(f"chunk at byte {pos} has unknown kind {kind!r}")
             if nbytes != n * dt.itemsize or nbytes > self.max_chunk_bytes or n > self.max_chunk_bytes:
                 self._fail(f"chunk at byte {pos}: {n} {kind} events do not match {nbytes} payload bytes "
@@ -262,11 +262,11 @@ class EventFileReader:
                 filled += n
             else:
                 arr = np.empty(n, dtype=dt)
-            got = f.readinto(memoryview(arr).cast("B")) if n else 0
+            got = f.readinto(memoryview(arr).cast("B")) if n else 0  # type: ignore[arg-type]
             if got < nbytes:
                 self._truncate(pos)
                 return
-            if crc and zlib.crc32(memoryview(arr).cast("B")) != crc:
+            if crc and zlib.crc32(memoryview(arr).cast("B")) != crc:  # type: ignore[arg-type]
                 if self.on_error == "raise":
                     self._fail(f"chunk at byte {pos} ({n} {kind} events) fails its checksum: data corrupt "
                                "(on_error='skip' keeps the intact chunks)")
@@ -327,7 +327,7 @@ class EventFileReader:
         self.counts = {}
         for _ in self._iter_raw(set()):
             pass
-        return self.truncated_at if self.truncated else self._size()
+        return self.truncated_at if self.truncated_at is not None else self._size()
 
     def close(self) -> None:
         self._f.close()
@@ -358,13 +358,13 @@ def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = D
     if not path.exists():
         raise FileNotFoundError(f"event file not found: {path}")
     suffix = path.suffix.lower()
-    conv = dict(core=core, t_offset=t_offset, channel_from_polarity=channel_from_polarity)
+    conv: dict = dict(core=core, t_offset=t_offset, channel_from_polarity=channel_from_polarity)
     if suffix == ".spk":
         with EventFileReader(path, on_error=on_error) as r:
             yield from (arr for _, arr in r.chunks("spike"))
     elif suffix == ".npy":
         arr = _load_npy(path)
-        spike_like = set(SPIKE_DTYPE.names) <= set(arr.dtype.names)
+        spike_like = set(SPIKE_DTYPE.names or ()) <= set(arr.dtype.names or ())
         for s in range(0, arr.shape[0], chunk_events):
             part = np.array(arr[s:s + chunk_events])
             try:

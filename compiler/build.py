@@ -112,7 +112,7 @@ def _input_shape(input_shape, model: nn.Module) -> tuple[int, int, int]:
     if input_shape is None:
         dvs = [m for m in model.modules() if type(m).__name__ == "DVSLayer"]
         if dvs and hasattr(dvs[0], "input_shape"):
-            return tuple(int(v) for v in dvs[0].input_shape)  # type: ignore[return-value]
+            return tuple(int(v) for v in dvs[0].input_shape)  # type: ignore[return-value,union-attr]
         raise CompileError("input_shape (C, H, W) is required (it can be inferred only from a sinabs DVSLayer)")
     try:
         shape = tuple(input_shape)
@@ -162,7 +162,7 @@ def check_destinations(graph: LayerGraph, spec: ChipSpec) -> None:
     for lay in graph.layers:
         real = [d for d in lay.dests if d.target is not None]
         if len(real) > spec.max_destinations:
-            names = ", ".join(f"'{graph.by_index(d.target).name}'" for d in real)
+            names = ", ".join(f"'{graph.by_index(d.target).name}'" for d in real if d.target is not None)
             raise TooManyDestinationsError(f"spiking layer '{lay.neuron.name}' feeds {len(real)} layers ({names}); a "
                                            f"core has {spec.max_destinations} destinations", lay.neuron.name)
         for d in lay.dests:

@@ -66,10 +66,10 @@ class CoreConfig:
     provenance: Provenance | None = None
 
     def __post_init__(self) -> None:
-        self.input_shape = tuple(int(v) for v in self.input_shape)
-        self.output_shape = tuple(int(v) for v in self.output_shape)
-        self.stride = tuple(int(v) for v in self.stride)
-        self.padding = tuple(int(v) for v in self.padding)
+        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
+        self.output_shape = tuple(int(v) for v in self.output_shape)  # type: ignore[assignment]
+        self.stride = tuple(int(v) for v in self.stride)  # type: ignore[assignment]
+        self.padding = tuple(int(v) for v in self.padding)  # type: ignore[assignment]
         where = f"core {self.core}"
         self.weights = _int_array(self.weights, np.int8, f"{where} weights")
         self.biases = _int_array(self.biases, np.int16, f"{where} biases")

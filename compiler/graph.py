@@ -164,6 +164,7 @@ def extract(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list[N
     calls: dict[str, int] = {}
 
     def producer_of(t: torch.Tensor, consumer: str) -> int:
+        p: int | None
         if id(t) in by_tensor:
             p = by_tensor[id(t)]
         else:

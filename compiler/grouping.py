@@ -213,7 +213,7 @@ class _Grouper:
             raise GraphStructureError(f"DVS layer '{n.name}' must be the only module fed by the network input",
                                       n.name)
         found: list[tuple[int | None, tuple[int, int], float, list[str]]] = []
-        frontier = [(c, (1, 1), 1.0, []) for c in start]
+        frontier: list[tuple[Node, tuple[int, int], float, list[str]]] = [(c, (1, 1), 1.0, []) for c in start]
         while frontier:
             n, p, r, mods = frontier.pop(0)
             if n.kind == "weight":
@@ -279,7 +279,7 @@ def _has_crop(dvs_node: Node) -> bool:
     crop = getattr(dvs_node.module, "crop_layer", None)
     if crop is None:
         return False
-    _, h, w = dvs_node.module.get_output_shape_after_pooling()
+    _, h, w = dvs_node.module.get_output_shape_after_pooling()  # type: ignore[operator]
     return (crop.top_crop, crop.bottom_crop, crop.left_crop, crop.right_crop) != (0, h, 0, w)
 
 

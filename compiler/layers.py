@@ -114,7 +114,7 @@ def fold_bn(w: np.ndarray, b: np.ndarray | None, bn_node: Node) -> tuple[np.ndar
                                         "(track_running_stats=False); the chip needs fixed ones", name)
     mean, var = _f32(bn.running_mean), _f32(bn.running_var)
     check_finite("batch norm", name, weight=g, bias=beta, running_mean=mean, running_var=var)
-    denom = var + F32(bn.eps)
+    denom = np.add(var, F32(getattr(bn, "eps")))
     if np.any(var < 0) or np.any(denom <= 0):
         i = int(np.flatnonzero((var < 0) | (denom <= 0))[0])
         raise InvalidParameterError(f"batch norm '{name}' has running_var {var[i]} (+ eps {bn.eps}) <= 0 for channel "

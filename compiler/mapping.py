@@ -68,7 +68,7 @@ def _edmonds_karp(graph: list[list[_Edge]]) -> None:
         e = pred[sink]
         while e is not None:  # unit capacities: every augmenting path carries 1
             e.flow += 1
-            e.rev.flow -= 1
+            e.rev.flow -= 1  # type: ignore[union-attr]  # every edge has its reverse
             e = pred[e.s]
 
 

@@ -132,6 +132,7 @@ def nir_to_torch(graph, input_shape=None, min_v_mem: float | None = None):
     layers, merges = {}, {}
     for key, node in graph.nodes.items():
         name = _safe(key)
+        m: nn.Module
         if isinstance(node, (nir.Input, nir.Output)):
             continue
         if isinstance(node, nir.Conv2d):
@@ -139,11 +140,11 @@ def nir_to_torch(graph, input_shape=None, min_v_mem: float | None = None):
             pad = node.padding
             pad = pad if isinstance(pad, str) else _tuple(pad)
             m = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:], stride=_tuple(node.stride), padding=pad,
-                          dilation=_tuple(node.dilation), groups=int(node.groups), bias=node.bias is not None and
-                          np.any(np.asarray(node.bias) != 0))
+                          dilation=_tuple(node.dilation), groups=int(node.groups), bias=bool(node.bias is not None and
+                          np.any(np.asarray(node.bias) != 0)))
             m.weight.data = torch.from_numpy(w)
             if m.bias is not None:
-                m.bias.data = torch.from_numpy(np.asarray(node.bias, np.float32).reshape(-1))
+                m.bias.data = torch.from_numpy(np.asarray(node.bias, np.float32).reshape(-1))  # type: ignore[union-attr]
         elif isinstance(node, (nir.Linear, nir.Affine)):
             w = np.asarray(node.weight, np.float32)
             bias = getattr(node, "bias", None)
@@ -151,7 +152,7 @@ def nir_to_torch(graph, input_shape=None, min_v_mem: float | None = None):
             m = nn.Linear(w.shape[1], w.shape[0], bias=bool(has_bias))
             m.weight.data = torch.from_numpy(w)
             if has_bias:
-                m.bias.data = torch.from_numpy(np.asarray(bias, np.float32).reshape(-1))
+                m.bias.data = torch.from_numpy(np.asarray(bias, np.float32).reshape(-1))  # type: ignore[union-attr]
         elif isinstance(node, nir.IF):
             thr = np.asarray(node.v_threshold, np.float64).reshape(-1) / np.asarray(node.r, np.float64).reshape(-1)
             reset = np.asarray(node.v_reset, np.float64).reshape(-1)

@@ -97,6 +97,7 @@ def _core_problems(cfg: ChipConfig, spec, c: int, cc) -> list[str]:
 
 def _dvs_problems(cfg: ChipConfig, spec) -> list[str]:
     d = cfg.dvs
+    assert d is not None
     p: list[str] = []
     if d.input_size is None or len(d.input_size) != 2 or min(d.input_size) < 1:
         return [f"DVS stage: input_size {d.input_size} must be (H, W) of positive sizes"]

@@ -54,7 +54,7 @@ async def closed_loop(session: "Session", callback: Callable[[np.ndarray], np.nd
                 resp.append((trio.current_time() - t_send) * 1e6)
             r = callback(batch)
             if hasattr(r, "__await__"):
-                r = await r
+                r = await r  # type: ignore[misc]
             now = trio.current_time()
             if len(batch):  # a silent step (timeout) is not a round trip: counted in `timeouts`
                 lat.append((now - t_send) * 1e6)

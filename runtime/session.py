@@ -203,7 +203,7 @@ class Session:
                 e = spikes[i]
                 where = (f"the input map {tuple(int(v) for v in shp[i])} (C, H, W) of core {e['core']}"
                          if shp[i, 0] else f"core {e['core']}, which is not configured (cores: "
-                         f"{sorted(self.config.cores)})")
+                         f"{sorted(self.config.cores) if self.config else []})")
                 raise AddressError(f"spike {i} of this send (core={e['core']}, c={e['c']}, x={e['x']}, y={e['y']}) "
                                    f"is off {where}; nothing of this send was queued")
             back = np.flatnonzero(spikes["t"][1:] < spikes["t"][:-1])
@@ -275,13 +275,13 @@ class Session:
             if took > 0:  # the device took part of the batch in flight before it vanished
                 self.counts["written"] += took
                 self._pending -= took
-            self._fail(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()))
+            self._fail(_caused(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()), e))
         except DeviceError as e:
             self._fail(e)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
         except Exception as e:  # a backend bug must still end the session cleanly, with accounting
-            self._fail(DeviceError(f"{self.backend.name} writer failed: {type(e).__name__}: {e}"))
+            self._fail(_caused(DeviceError(f"{self.backend.name} writer failed: {type(e).__name__}: {e}"), e))
 
     def _reconcile(self) -> None:
         """A write whose wait was abandoned (cancelled) may still have reached the device: count what the
@@ -325,12 +325,12 @@ class Session:
                 if out is not None:
                     self._dispatch(out)
                 await trio.lowlevel.checkpoint()
-        except DeviceDisconnected:
-            self._fail(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()))
+        except DeviceDisconnected as e:
+            self._fail(_caused(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()), e))
         except DeviceError as e:
             self._fail(e)
         except Exception as e:
-            self._fail(DeviceError(f"{self.backend.name} reader failed: {type(e).__name__}: {e}"))
+            self._fail(_caused(DeviceError(f"{self.backend.name} reader failed: {type(e).__name__}: {e}"), e))
 
     def _dispatch(self, out: DecodedOutput) -> None:
         host = self.now_us()
@@ -443,3 +443,9 @@ class Session:
             "subscriptions": [s.statistics() for s in self._subs],
             "device": self.backend.stats,
         }
+
+
+def _caused(err: BaseException, cause: BaseException) -> BaseException:
+    """``err`` with ``cause`` kept (what ``raise err from cause`` does, for errors raised later by another task)."""
+    err.__cause__ = cause
+    return err

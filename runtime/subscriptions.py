@@ -41,7 +41,7 @@ class Subscription:
 
     # ------------------------------------------------------------------ fed by the dispatcher
     def offer(self, kind: str, arr: np.ndarray) -> None:
-        if self.cores is not None and len(arr) and "core" in arr.dtype.names:
+        if self.cores is not None and len(arr) and "core" in (arr.dtype.names or ()):
             arr = arr[np.isin(arr["core"], list(self.cores))]
         if len(arr) == 0:
             return

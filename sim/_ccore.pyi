@@ -9,7 +9,23 @@ class Core:
     n_ticks: int
     def __init__(self, params: np.ndarray, weights: np.ndarray, w_off: np.ndarray, vmem: np.ndarray,
                  v_off: np.ndarray, biases: np.ndarray, b_off: np.ndarray, leak_fires: bool = False,
-                 max_cascade: int = 100_000_000, drop_off_map: bool = True) -> None: ...
+                 max_cascade: int = 100_000_000, drop_off_map: bool = True, readout_id: int = 12) -> None: ...
     def run(self, spikes: np.ndarray, now: int, next_tick: int, tick_period: int,
             until: int) -> tuple[int, int, int]: ...
     def take_outputs(self) -> tuple[np.ndarray, np.ndarray]: ...
+    clamps_arr: np.ndarray
+    n_off_map: int
+
+
+class PackedState:
+    params: np.ndarray
+    weights: np.ndarray
+    vmem: np.ndarray
+    initial_vmem: np.ndarray
+    biases: np.ndarray
+    w_off: np.ndarray
+    v_off: np.ndarray
+    b_off: np.ndarray
+    shapes: dict[int, tuple[int, int, int]]
+    def __init__(self, cfg) -> None: ...
+    def vmem_view(self, core: int) -> np.ndarray: ...

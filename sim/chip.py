@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -88,13 +89,13 @@ class ChipSimulator:
     def __init__(self, config=None, *, options: SimOptions | None = None):
         self.options = options or SimOptions()
         self.config: ChipConfig | None = None
-        self._engine = None
+        self._engine: Any = None
         self.now_us = 0
         self._tick_period_us = 0
         self._next_tick_us = 0
         self.readout_spikes: list[np.ndarray] = []  # spikes sent to core 12 when no readout is configured
         self.readout_values: list[np.ndarray] = []
-        self._readout = None
+        self._readout: ReadoutModel | None = None
         self.inputs = 0
         self.sensor_dropped = 0
         self._busy = threading.Lock()
@@ -115,7 +116,7 @@ class ChipSimulator:
                                              drop_off_map=self.options.drop_off_map))
         self.config = cfg
         self._readout = ReadoutModel(cfg.readout) if cfg.readout is not None else None
-        self.readout_values: list[np.ndarray] = []
+        self.readout_values = []
         if cfg.slow_clock_hz:
             self.set_slow_clock(cfg.slow_clock_hz)
 
@@ -127,6 +128,12 @@ class ChipSimulator:
         if self._engine is None:
             raise RuntimeError("no configuration applied: call apply(config) first")
         return self._engine
+
+    @property
+    def _cfg(self) -> ChipConfig:
+        if self.config is None:
+            raise RuntimeError("no configuration applied: call apply(config) first")
+        return self.config
 
     def set_slow_clock(self, hz: float | None) -> None:
         """Start (or stop, with None/0) the slow clock; the first tick comes one period from now."""
@@ -182,7 +189,7 @@ class ChipSimulator:
             self.inputs += bad
             self.pending_outputs = out
             e = spikes[bad]
-            cc = self.config.cores.get(int(e["core"]))
+            cc = self._cfg.cores.get(int(e["core"]))
             where = f"input map {cc.input_shape} (C, H, W)" if cc else "an unconfigured core"
             raise AddressError(f"input spike {bad} (core={e['core']}, c={e['c']}, x={e['x']}, y={e['y']}, "
                                f"t={e['t']} µs) is off {where}; {bad} earlier spikes were processed")
@@ -199,7 +206,8 @@ class ChipSimulator:
         """Feed host-written DvsEvents (DVS_EVENT_DTYPE, sensor coordinates) through the configured DVS stage
         (polarity, pooling, crop, mirror) into its destination cores. Returns the monitored output spikes, with
         the stage's own events (core 13) when the stage is monitored, in time order."""
-        cfg = self._require() and self.config
+        self._require()
+        cfg = self._cfg
         if cfg.dvs is None:
             raise RuntimeError("this configuration has no DVS input stage")
         events = check_dvs_events(events, cfg.dvs)
@@ -215,7 +223,8 @@ class ChipSimulator:
         """Events from the chip's own camera. They enter the DVS stage only when the configuration routes the
         sensor in (``DVSConfig.pass_sensor_events``); otherwise they are dropped (counted in
         ``stats["sensor_dropped"]``), as on the chip."""
-        cfg = self._require() and self.config
+        self._require()
+        cfg = self._cfg
         if cfg.dvs is None or not cfg.dvs.pass_sensor_events:
             self.sensor_dropped += len(events)
             return np.empty(0, SPIKE_DTYPE)
@@ -260,19 +269,19 @@ class ChipSimulator:
 
     def _vmem(self, core: int) -> np.ndarray:
         eng = self._require()
-        if core not in self.config.cores:
-            raise AddressError(f"core {core} is not configured (configured: {sorted(self.config.cores)})")
+        if core not in self._cfg.cores:
+            raise AddressError(f"core {core} is not configured (configured: {sorted(self._cfg.cores)})")
         return eng.vmem_view(core)
 
     def read_requests_for_core(self, core: int) -> np.ndarray:
         """ReadNeuronValue requests for every neuron of ``core`` in this simulator's address layout."""
-        return _neurons.read_requests_for_core(core, self.config.core(core).output_shape,
+        return _neurons.read_requests_for_core(core, self._cfg.core(core).output_shape,
                                                layout=self.options.address_layout)
 
     @property
     def stats(self) -> dict:
         eng = self._require()
         return {"inputs": self.inputs, "sensor_dropped": self.sensor_dropped, "synaptic_updates": int(eng.n_updates),
-                "off_map": int(eng.n_off_map), "clamps": {c: int(eng.clamps_arr[c]) for c in sorted(self.config.cores)},
+                "off_map": int(eng.n_off_map), "clamps": {c: int(eng.clamps_arr[c]) for c in sorted(self._cfg.cores)},
                 "saturated": int(eng.n_saturated), "ticks": int(eng.n_ticks), "now_us": self.now_us}
 

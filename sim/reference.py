@@ -102,7 +102,8 @@ class ReferenceEngine:
     def _drain(self, t, queue) -> None:
         steps = 0
         while queue:
-            self._convolve(t, *queue.popleft(), queue)
+            core, c, x, y = queue.popleft()
+            self._convolve(t, core, c, x, y, queue)
             steps += 1
             if steps > self.max_cascade:
                 raise RuntimeError(f"network did not go quiet after {self.max_cascade} internal events")

@@ -54,6 +54,8 @@ def load_factory(spec: str):
                 raise UsageError(f"model file not found: {path}")
             sys.path.insert(0, str(path.parent.resolve()))
             spec_ = importlib.util.spec_from_file_location(path.stem, path)
+            if spec_ is None or spec_.loader is None:
+                raise UsageError(f"cannot load {path} as a Python module")
             module = importlib.util.module_from_spec(spec_)
             spec_.loader.exec_module(module)
         else:
@@ -95,8 +97,10 @@ def cmd_compile(args) -> int:
         cfg = ss.compile(model, input_shape=args.input_shape, chip=args.chip, dvs=dvs, monitor=args.monitor,
                          slow_clock_hz=args.slow_clock, rescale=args.rescale, initial_vmem=args.initial_vmem)
     print(cfg.summary())
+    from speckstream.compiler.errors import CompileWarning
+
     for w in caught:
-        if "Compile" in type(w.message).__name__:
+        if isinstance(w.message, CompileWarning):
             print(f"warning: {w.message}", file=sys.stderr)
     if args.output:
         cfg.save(args.output)
@@ -358,8 +362,8 @@ def main(argv=None) -> int:
         print(f"speckstream {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     except BaseExceptionGroup as eg:  # last resort: one line per underlying error, never a traceback
-        for e in _leaves(eg):
-            print(f"speckstream {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
+        for leaf in _leaves(eg):
+            print(f"speckstream {args.command}: {type(leaf).__name__}: {leaf}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -160,7 +160,7 @@ def digits_report(show=print, out_dir=None, n_test: int | None = None, executor=
         show(f"    {k}     {sel.sum():3d}   {np.mean(float_pred[sel] == k):.3f}   {np.mean(res.predictions[sel] == k):.3f}")
     if out_dir is not None:
         figures["plots"] = _digits_plots(cfg, test, res, out_dir)
-        show(f"\nplots: {', '.join(str(p) for p in figures['plots'])}")
+        show(f"\nplots: {', '.join(str(p) for p in figures['plots'])}")  # type: ignore[attr-defined]
     return figures
 
 

@@ -57,7 +57,7 @@ def digits_dataset(images, labels, *, seed: int = 0, **kw) -> list[tuple[np.ndar
 def to_frames(events: np.ndarray, duration_ms: int = 100) -> np.ndarray:
     """Events -> [T, 1, 8, 8] float32 counts per 1 ms bin (the time-stepped model's input)."""
     x = np.zeros((duration_ms, 1, 8, 8), np.float32)
-    np.add.at(x, (events["t"] // 1000, 0, events["y"], events["x"]), 1)
+    np.add.at(x, (events["t"] // 1000, 0, events["y"], events["x"]), 1)  # type: ignore[arg-type]
     return x
 
 
@@ -82,5 +82,5 @@ def digits_net(weights: str | Path | None = WEIGHTS, *, min_v_mem: float = -100.
         w = np.load(weights)
         with torch.no_grad():
             for i in (0, 3, 7):
-                net[i].weight.copy_(torch.from_numpy(w[f"w{i}"]))
+                net[i].weight.copy_(torch.from_numpy(w[f"w{i}"]))  # type: ignore[operator]
     return net

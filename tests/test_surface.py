@@ -46,6 +46,16 @@ def test_ruff_is_clean():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_mypy_is_clean():
+    mypy = shutil.which("mypy", path=str(Path(sys.executable).parent)) or shutil.which("mypy")
+    if mypy is None:
+        pytest.skip("mypy is not installed (it is in the dev extra, which CI installs)")
+    files = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "speckstream").glob("*.py"))]
+    r = subprocess.run([mypy, *files, "codec", "compiler", "runtime", "sim", "speckstream/testing"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+
+
 def test_the_error_root_catches_every_stage():
     from speckstream.codec.errors import CodecError
     from speckstream.compiler.errors import CompileError, ConfigValidationError

@@ -3,7 +3,7 @@
 after close, and a device that vanishes mid-stream."""
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import numpy as np
 import trio
@@ -23,16 +23,16 @@ def relay_config():
 
 
 async def _read_until(backend, n: int, timeout_s: float = 5.0) -> np.ndarray:
-    got = []
+    got: list[np.ndarray] = []
     with trio.move_on_after(timeout_s):
-        while sum(len(g) for g in got) < n:
+        while sum(int(len(g)) for g in got) < n:
             out = await backend.read(0.01)
             if out is not None and len(out.spikes):
                 got.append(out.spikes)
     return np.concatenate(got) if got else np.empty(0, ev.SPIKE_DTYPE)
 
 
-async def check_backend(make: Callable[[], object], *, vanish: Callable[[object], Awaitable[None] | None]) -> None:
+async def check_backend(make: Callable[[], Any], *, vanish: Callable[[Any], Awaitable[None] | None]) -> None:
     """Run the contract against backends made by ``make()``; ``vanish(backend)`` makes an open one disappear."""
     b = make()
     await b.open()

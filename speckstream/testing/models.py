@@ -102,7 +102,7 @@ def leak_net() -> nn.Module:
     conv = nn.Conv2d(1, 1, 1, bias=True)
     with torch.no_grad():
         conv.weight.fill_(1.0)
-        conv.bias.fill_(-0.1)
+        conv.bias.fill_(-0.1)  # type: ignore[union-attr]
     iaf = sl.IAFSqueeze(batch_size=1, spike_threshold=1.0, min_v_mem=-1.0)
     iaf.v_mem = torch.nn.Parameter(torch.ones(1, 1, 2, 2), requires_grad=False)
     return nn.Sequential(conv, iaf)
