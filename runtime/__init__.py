@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from .backends.samna_backend import DEVICE_TYPES, SamnaBackend, find_samna
+from .backends.samna_backend import DEVICE_TYPES, UNSUPPORTED_DEVICES, SamnaBackend, find_samna
 from .backends.sim import SimBackend, SimFaults
 from .closed_loop import LoopResult
 from .errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
@@ -53,7 +53,7 @@ def make_backend(spec: str = "sim", *, clock: str | None = None, realtime: bool 
         except ValueError as e:
             raise DeviceNotFound(str(e)) from None
         return SimBackend(chip, realtime=_clock(clock, realtime) == "wall", faults=faults, options=sim_options)
-    if kind in DEVICE_TYPES:
+    if kind in DEVICE_TYPES or kind in UNSUPPORTED_DEVICES:
         return SamnaBackend(spec, samna=samna)
     raise DeviceNotFound(f"unknown device {spec!r}; use 'sim' (the simulator) or one of "
                          f"{', '.join(k + '[:N]' for k in DEVICE_TYPES)}")

@@ -352,18 +352,20 @@ async def test_readout_values_reach_subscribers_stamped_on_receipt(autojump_cloc
 
     c = core(0, 1, 1, 1, 2, weights=[0, 10], thr=10, dests=[(12, 1)])  # fires channel 1 = class 1
     cfg = config(c, slow_clock_hz=10.0)
-    cfg.readout = ReadoutConfig(average=1, errata=False)
+    cfg.readout = ReadoutConfig(average=1, errata=False, monitor=True)  # ReadoutValue events to the host
     async with ss.open_device("sim", realtime=True) as dev:
         await dev.apply(cfg)
         got = []
-        async with trio.open_nursery() as n:
-            async def consume():
-                async for arr in dev.events("readout"):
-                    got.append(arr)
-                    if sum(map(len, got)) >= 3:
-                        return
-            n.start_soon(consume)
-            await dev.send(codec.spikes(t=[50_000, 60_000], core=0))
+        with trio.fail_after(10):
+            async with trio.open_nursery() as n:
+                async def consume():
+                    async for arr in dev.events("readout"):
+                        got.append(arr)
+                        if sum(map(len, got)) >= 3:
+                            return
+                n.start_soon(consume)
+                await dev.send(codec.spikes(t=[50_000, 60_000], core=0))
+        assert dev.backend.counts.get("spikes_not_monitored", 0) > 0  # readout monitoring stops spike output
     vals = np.concatenate(got)
     assert ((vals["value"][:1] >> 16) & 0xF).tolist() == [1] and (vals["value"][0] >> 20) & 1 == 1
     assert (vals["value"][:3] & 0xFFFF).tolist() == [2, 0, 0]  # 2 spikes in the first 100 ms window

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,11 @@ DEVICE_TYPES = {
     "speck2fdevkit": ("Speck2fDevKit", "speck2f"),
     "speck2edevkit": ("Speck2eDevKit", "speck2e"),
     "speck2e": ("Speck2eTestBoard", "speck2e"),
-    "dynapcnndevkit": ("DynapcnnDevKit", "dynapcnn"),
+}
+#: boards samna no longer supports (>= 0.46), with what to tell their owners
+UNSUPPORTED_DEVICES = {
+    "dynapcnndevkit": "the DYNAP-CNN devkit (configuration class DynapcnnConfiguration) was dropped by samna 0.46 "
+                      "and sinabs 3.0; use samna < 0.46 with sinabs 2.x for that board",
 }
 #: chip -> (samna chip namespace, input buffer class, output buffer class)  (SAMNA.md 2.1)
 CHIP_NODES = {
@@ -42,24 +48,45 @@ CHIP_NODES = {
 }
 
 
+SAMNA_ENV = "SPECKSTREAM_SAMNA"  # "real": trust the installed samna; a path: a samna package folder to use
+
+
 def find_samna() -> tuple[bool, str]:
-    """Is the real samna installed? Decided from its files, without importing it."""
-    try:
-        spec = importlib.util.find_spec("samna")  # a top-level find_spec does not execute the package
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.origin:
-        return False, "samna is not installed"
-    pkg = Path(spec.origin).parent
-    init = Path(spec.origin)
+    """Is the real samna installed? Decided from its files, without importing it.
+
+    The real library is a compiled extension somewhere inside the package (searched recursively: public code
+    does not show the exact layout); the PyPI placeholder is pure Python that installs samna when imported.
+    ``SPECKSTREAM_SAMNA=real`` trusts an unusual install; ``SPECKSTREAM_SAMNA=/path/to/samna`` names the package
+    folder to check instead of the one Python would import.
+    """
+    override = os.environ.get(SAMNA_ENV, "").strip()
+    if override.lower() == "real":
+        return True, f"samna trusted by {SAMNA_ENV}=real"
+    if override:
+        pkg = Path(override)
+        init = pkg / "__init__.py"
+        if not pkg.is_dir():
+            return False, f"{SAMNA_ENV}={override} is not a folder"
+    else:
+        try:
+            spec = importlib.util.find_spec("samna")  # a top-level find_spec does not execute the package
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            return False, f"samna is not installed (or set {SAMNA_ENV})"
+        init = Path(spec.origin)
+        pkg = init.parent
     text = init.read_text(errors="replace") if init.suffix == ".py" and init.exists() else ""
-    if "PYPI_SAMNA" in text or "install_real_samna" in text:
+    if "PYPI_SAMNA" in text or "install_real_samna" in text or "pip install" in text and "samna" in text \
+            and len(text) < 20_000 and "import _samna" not in text:
         return False, (f"the samna at {pkg} is the PyPI placeholder, which runs 'pip install' from SynSense's "
-                       "index when imported; install the real samna from SynSense")
-    binaries = list(pkg.glob("*.so")) + list(pkg.glob("*.pyd")) + list(pkg.parent.glob("samna*.so"))
+                       f"index when imported; install the real samna from SynSense (or set {SAMNA_ENV}=real)")
+    binaries = [b for pat in ("*.so", "*.pyd", "*.dylib") for b in pkg.rglob(pat)]
+    binaries += [b for pat in ("samna*.so", "samna*.pyd") for b in pkg.parent.glob(pat)]
     if not binaries and init.suffix == ".py":
-        return False, f"the samna at {pkg} has no compiled module; not the real library"
-    return True, f"samna at {pkg}"
+        return False, (f"the samna at {pkg} has no compiled module anywhere inside; not the real library "
+                       f"(set {SAMNA_ENV}=real if it is)")
+    return True, f"samna at {pkg} ({len(binaries)} compiled module(s))"
 
 
 def load_samna():
@@ -79,12 +106,14 @@ def to_samna_config(cfg: ChipConfig, samna):
         layer = sc.cnn_layers[c]
         Ci, Hi, Wi = cc.input_shape
         Co, Ho, Wo = cc.output_shape
-        d = layer.dimensions
+        # a whole CnnLayerDimensions object is assigned, as every public user of samna does
+        d = ns.configuration.CnnLayerDimensions()
         d.input_shape.size.x, d.input_shape.size.y, d.input_shape.feature_count = Wi, Hi, Ci
         d.output_shape.size.x, d.output_shape.size.y, d.output_shape.feature_count = Wo, Ho, Co
         d.padding.x, d.padding.y = cc.padding[1], cc.padding[0]
         d.stride.x, d.stride.y = cc.stride[1], cc.stride[0]
         d.kernel_size = cc.kernel_size
+        layer.dimensions = d
         layer.weights = cc.weights.transpose(0, 1, 3, 2).tolist()  # samna: [out][in][x][y]
         layer.biases = cc.biases.tolist()
         layer.leak_enable = bool(cc.leak_enable)
@@ -132,9 +161,12 @@ class SamnaBackend:
     """A devkit through samna. Every samna call runs on one device thread; reads use short timeouts."""
 
     def __init__(self, device_id: str, *, samna=None, read_batch: int = 4096, read_timeout_ms: int = 5,
-                 apply_settle_s: float = 0.5, write_slice: int = 4096):
+                 apply_settle_s: float = 1.0, apply_confirm: bool = True, apply_timeout_s: float = 1.0,
+                 write_slice: int = 4096):
         key, _, index = device_id.partition(":")
         key = key.lower()
+        if key in UNSUPPORTED_DEVICES:
+            raise DeviceNotFound(f"{device_id}: {UNSUPPORTED_DEVICES[key]}")
         if key not in DEVICE_TYPES:
             raise DeviceNotFound(f"unknown device {device_id!r}; known: sim, {', '.join(DEVICE_TYPES)}")
         self.type_name, self.chip = DEVICE_TYPES[key]
@@ -143,7 +175,11 @@ class SamnaBackend:
         self._samna = samna
         self.read_batch = read_batch
         self.read_timeout_ms = read_timeout_ms
-        self.apply_settle_s = apply_settle_s
+        self.apply_settle_s = apply_settle_s  # sinabs' wait after apply: the fallback when no round trip confirms it
+        self.apply_confirm = apply_confirm
+        self.apply_timeout_s = apply_timeout_s
+        self.applied_confirmed: bool | None = None  # how the last apply was known to be done
+        self._stash: list = []  # events read during the apply round trip, handed to the next read()
         self.write_slice = write_slice
         self.device_written = 0  # input events samna has taken (counted on the device thread)
         self._thread: DeviceThread | None = None
@@ -222,17 +258,41 @@ class SamnaBackend:
         await self.reset_time()
 
     async def _apply_config(self, config: ChipConfig) -> None:
+        """Validate and apply; then make sure the chip has it. samna applies configurations asynchronously
+        (rockpool's devkit utilities say so): a ReadNeuronValue round trip to the first core proves the new
+        configuration is in place; without a reply within ``apply_timeout_s`` we fall back to sinabs' fixed wait
+        (``apply_settle_s``, 1 s)."""
         ns = getattr(self._samna, CHIP_NODES[self.chip][0])
 
-        def apply_sync():
+        def apply_sync() -> bool:
             sc = to_samna_config(config, self._samna)
             ok, msg = ns.validate_configuration(sc)
             if not ok:
                 raise DeviceError(f"samna rejected the configuration: {msg}")
             self.model.apply_configuration(sc)
+            return self._round_trip(config) if self.apply_confirm and config.cores else False
 
-        await self._call(apply_sync)
-        await trio.sleep(self.apply_settle_s)  # sinabs waits after apply "to let it be written"
+        self.applied_confirmed = await self._call(apply_sync)
+        if not self.applied_confirmed:
+            await trio.sleep(self.apply_settle_s)
+
+    def _round_trip(self, config: ChipConfig) -> bool:
+        """On the device thread: ask the first core for neuron 0 and wait for its reply (other events are
+        kept for the reader)."""
+        core = min(config.cores)
+        req = self._events.ReadNeuronValue()
+        req.layer, req.address = core, 0
+        self.source.write([req])
+        deadline = time.monotonic() + self.apply_timeout_s
+        nv_cls = getattr(self._events, "NeuronValue", None)
+        while time.monotonic() < deadline:
+            got = self.sink.get_events_blocking(20)
+            for i, e in enumerate(got or []):
+                if nv_cls is not None and isinstance(e, nv_cls) and e.layer == core:
+                    self._stash.extend(got[:i] + got[i + 1:])
+                    return True
+            self._stash.extend(got or [])
+        return False
 
     async def reset_time(self) -> None:
         def reset():
@@ -251,6 +311,9 @@ class SamnaBackend:
         await self._apply_config(zeroed)
 
     async def set_slow_clock(self, hz: float | None) -> None:
+        if hz and not 1 <= hz <= 1_000_000:  # the devkit takes an integer rate: (0, 1) Hz would round to 0
+            raise DeviceError(f"slow clock rate {hz} Hz: the devkit takes an integer rate of 1 Hz or more")
+
         def set_clk():
             if hz:
                 self.io.set_slow_clk_rate(int(round(hz)))
@@ -282,6 +345,9 @@ class SamnaBackend:
 
         def read_sync():
             self.counts["read_calls"] += 1
+            if self._stash:
+                got, self._stash = self._stash, []
+                return samna_events.split_output(got, self._events, 0)
             if hasattr(self.sink, "get_n_events"):
                 got = self.sink.get_n_events(self.read_batch, ms)
             else:

@@ -135,6 +135,12 @@ class SimBackend:
         out = self.sim.feed(spikes, until=until)
         self.counts["released"] += len(spikes)
         readout = self.sim.take_readout()
+        ro = self.sim.config.readout if self.sim.config is not None else None
+        if ro is None or not ro.monitor:
+            readout = readout[:0]  # ReadoutValue reaches the host only when the readout is monitored
+        elif len(out):
+            self.counts["spikes_not_monitored"] = self.counts.get("spikes_not_monitored", 0) + len(out)
+            out = out[:0]  # with readout monitoring on, spike monitoring stops (SynSense's readout notebook)
         if len(readout):
             readout["t"] = 0  # ReadoutValue has no timestamp on the chip: stamped on receipt
         if len(out) or len(readout):

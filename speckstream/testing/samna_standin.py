@@ -11,7 +11,7 @@ import time
 import types
 from collections import deque
 
-__all__ = ['PYPI_SAMNA', 'Spike', 'DvsEvent', 'ReadNeuronValue', 'WriteNeuronValue', 'NeuronValue',
+__all__ = ['CnnLayerDimensions', 'PYPI_SAMNA', 'Spike', 'DvsEvent', 'ReadNeuronValue', 'WriteNeuronValue', 'NeuronValue',
            'ReadoutValue', 'DropNotice', 'CnnLayerDestination', 'CnnLayerConfig',
            'SpeckConfiguration', 'validate_configuration',
            'BasicSourceNode_speck2f_event_input_event', 'BasicSinkNode_speck2f_event_output_event',
@@ -57,6 +57,12 @@ def _xy(x=0, y=0):
 class CnnLayerDestination(_Obj):
     def __init__(self):
         super().__init__(layer=0, enable=False, pooling=1, feature_shift=0)
+
+
+class CnnLayerDimensions(_Obj):
+    def __init__(self):
+        super().__init__(input_shape=_Obj(size=_xy(), feature_count=0), output_shape=_Obj(size=_xy(), feature_count=0),
+                         padding=_xy(), stride=_xy(1, 1), kernel_size=1)
 
 
 class CnnLayerConfig(_Obj):
@@ -309,7 +315,7 @@ def make_module():
     event = types.SimpleNamespace(Spike=Spike, DvsEvent=DvsEvent, ReadNeuronValue=ReadNeuronValue,
                                   WriteNeuronValue=WriteNeuronValue, NeuronValue=NeuronValue,
                                   ReadoutValue=ReadoutValue)
-    configuration = types.SimpleNamespace(SpeckConfiguration=SpeckConfiguration)
+    configuration = types.SimpleNamespace(SpeckConfiguration=SpeckConfiguration, CnnLayerDimensions=CnnLayerDimensions)
     mod.speck2f = types.SimpleNamespace(event=event, configuration=configuration,
                                         validate_configuration=validate_configuration)
     mod.BasicSourceNode_speck2f_event_input_event = BasicSourceNode_speck2f_event_input_event
