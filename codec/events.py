@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ['SPIKE_RECORD', 'NV_RECORD', 'SPIKE_DTYPE', 'INPUT_SPIKE_DTYPE', 'OUTPUT_SPIKE_DTYPE', 'DVS_EVENT_DTYPE', 'READ_REQUEST_DTYPE',
+__all__ = ['check_time_order', 'SPIKE_RECORD', 'NV_RECORD', 'SPIKE_DTYPE', 'INPUT_SPIKE_DTYPE', 'OUTPUT_SPIKE_DTYPE', 'DVS_EVENT_DTYPE', 'READ_REQUEST_DTYPE',
            'WRITE_REQUEST_DTYPE', 'NEURON_VALUE_DTYPE', 'READOUT_DTYPE', 'NEURON_STATE_DTYPE',
            'TONIC_DTYPE', 'empty', 'spikes', 'as_events']
 
@@ -103,6 +103,24 @@ def _store_checked(out: np.ndarray, name: str, values) -> None:
             bad = int(np.flatnonzero((values < info.min) | (values > info.max))[0])
             raise ValueError(f"{name}[{bad}] = {values[bad]} does not fit the {target} field [{info.min}, {info.max}]")
     out[name] = values
+
+
+def check_time_order(t, *, start: int = 0, last: int | None = None, noun: str = "event", where: str = "",
+                     advice: str = "events must be in time order") -> None:
+    """Refuse decreasing timestamps, naming the first out-of-order one (``start`` offsets its index, ``last`` is
+    the timestamp before this array, ``where`` follows the index, e.g. " of this send")."""
+    from .errors import CodecError
+
+    t = np.asarray(t)
+    if len(t) and last is not None and int(t[0]) < last:
+        raise CodecError(f"{noun} {start}{where} has timestamp {int(t[0])} µs, before the previous {noun} ({last} µs): "
+                         f"{advice}")
+    if len(t) > 1:
+        back = np.flatnonzero(t[1:] < t[:-1])
+        if back.size:
+            i = int(back[0]) + 1
+            raise CodecError(f"{noun} {start + i}{where} has timestamp {int(t[i])} µs, before {noun} {start + i - 1} "
+                             f"({int(t[i - 1])} µs): {advice}")
 
 
 def as_events(arr: np.ndarray, kind: str) -> np.ndarray:

@@ -14,7 +14,6 @@ import numpy as np
 import trio
 
 from ..codec import events as ev
-from ..codec.errors import CodecError
 from ..codec.files import EventFileWriter, iter_spikes
 from .stats import percentiles
 
@@ -38,16 +37,8 @@ class ReplayResult:
 
 def check_order(t: np.ndarray, *, start: int = 0, last: int | None = None) -> None:
     """Refuse decreasing timestamps, naming the first out-of-order event (``start`` = its index offset)."""
-    t = np.asarray(t)
-    if len(t) and last is not None and int(t[0]) < last:
-        raise CodecError(f"event {start} has timestamp {int(t[0])} µs, before the previous event ({last} µs): "
-                         "replay needs events in time order (pass sort=True to sort them)")
-    if len(t) > 1:
-        back = np.flatnonzero(t[1:] < t[:-1])
-        if back.size:
-            i = int(back[0]) + 1
-            raise CodecError(f"event {start + i} has timestamp {int(t[i])} µs, before event {start + i - 1} "
-                             f"({int(t[i - 1])} µs): replay needs events in time order (pass sort=True to sort them)")
+    ev.check_time_order(t, start=start, last=last,
+                        advice="replay needs events in time order (pass sort=True to sort them)")
 
 
 def pace(t_dev_us: np.ndarray, slice_s: float) -> list[tuple[int, int]]:

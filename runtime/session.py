@@ -206,11 +206,8 @@ class Session:
                          f"{sorted(self.config.cores) if self.config else []})")
                 raise AddressError(f"spike {i} of this send (core={e['core']}, c={e['c']}, x={e['x']}, y={e['y']}) "
                                    f"is off {where}; nothing of this send was queued")
-            back = np.flatnonzero(spikes["t"][1:] < spikes["t"][:-1])
-            if back.size:  # a device releases input in order of arrival at its timestamp: order matters
-                i = int(back[0]) + 1
-                raise ValueError(f"spike {i} of this send has timestamp {int(spikes['t'][i])} µs, before spike {i - 1} "
-                                 f"({int(spikes['t'][i - 1])} µs): send events in time order")
+            # a device releases input in order of arrival at its timestamp: order matters
+            ev.check_time_order(spikes["t"], noun="spike", where=" of this send", advice="send events in time order")
             if int(spikes["t"].max()) >= WRAP:
                 raise DeviceError(f"input timestamp {int(spikes['t'].max())} µs is past the chip's 32-bit stopwatch "
                                   "range (71.6 min); call reset_time() between segments")

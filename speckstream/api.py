@@ -23,7 +23,7 @@ import numpy as np
 
 from .codec.convert import dvs_from_xytp, from_xytp
 from .codec.errors import CodecError
-from .codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE
+from .codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE, check_time_order
 from .compiler.config import ChipConfig, load_config
 from .sim import ChipSimulator, SimOptions
 
@@ -52,13 +52,7 @@ def to_input(config: ChipConfig, events: np.ndarray) -> tuple[str, np.ndarray]:
         if len(config.input_cores) > 1:  # every entry layer gets the input
             out = np.concatenate([_with_core(out, c) for c in config.input_cores])
             out = out[np.argsort(out["t"], kind="stable")]
-    t = out["t"]
-    if len(t) > 1:
-        back = np.flatnonzero(t[1:] < t[:-1])
-        if back.size:
-            i = int(back[0]) + 1
-            raise CodecError(f"event {i} has timestamp {int(t[i])} µs, before event {i - 1} ({int(t[i - 1])} µs): "
-                             "events must be in time order (sort with np.sort(events, order='t'))")
+    check_time_order(out["t"], advice="events must be in time order (sort with np.sort(events, order='t'))")
     return kind, out
 
 
