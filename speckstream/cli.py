@@ -203,6 +203,11 @@ def cmd_inspect(args) -> int:
     if not path.exists():
         raise UsageError(f"file not found: {path}")
     console = _console()
+    if path.suffix.lower() in (".json", ".msgpack"):  # a compiled configuration: its core table
+        import speckstream as ss
+
+        print(ss.load_config(path).summary())
+        return 0
     if path.suffix == ".spk":
         with codec.EventFileReader(path) as r:
             console.print(f"[bold]{path}[/]  speckstream event file v{1}, meta: {r.meta}")
@@ -276,6 +281,9 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="speckstream", description="Compile SNNs for Speck / DYNAP-CNN chips and "
                                 "stream events through them (simulator or devkit).")
+    from speckstream import __version__
+
+    p.add_argument("--version", action="version", version=f"speckstream {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="model -> chip configuration + summary")
@@ -320,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", help="save frames to .npz")
     v.set_defaults(fn=cmd_vmem)
 
-    i = sub.add_parser("inspect", help="header, counts per core/channel and time span of an event file")
+    i = sub.add_parser("inspect", help="an event file's header, counts per core/channel and time span, or a compiled "
+                       "configuration's core table (.json / .msgpack)")
     i.add_argument("file")
     i.set_defaults(fn=cmd_inspect)
 

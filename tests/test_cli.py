@@ -86,3 +86,11 @@ def test_bad_arguments_and_bad_files_give_one_line(tmp_path, compiled):
     (tmp_path / "bad.spk").write_bytes(b"junk")
     r = cli("run", str(d / "net.json"), str(tmp_path / "bad.spk"))
     assert r.returncode == 1 and "EventFileError" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_version_and_inspect_of_a_compiled_config(compiled):
+    d, _ = compiled
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("speckstream ")
+    r = cli("inspect", str(d / "net.json"))
+    assert r.returncode == 0 and "ChipConfig for speck2f: 4 core(s)" in r.stdout
