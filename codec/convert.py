@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .events import DVS_EVENT_DTYPE, SPIKE_DTYPE, TONIC_DTYPE, _store_checked
+from .events import DVS_EVENT_DTYPE, SPIKE_DTYPE, TONIC_DTYPE, _store_checked, as_events
 
-__all__ = ['from_xytp', 'to_xytp', 'dvs_from_xytp']
+__all__ = ['spikes_from_array', 'from_xytp', 'to_xytp', 'dvs_from_xytp']
 
 
 def _field(arr: np.ndarray, *names: str) -> np.ndarray:
@@ -48,6 +48,15 @@ def from_xytp(events: np.ndarray, *, core: int = 0, t_offset: int = 0, t_scale: 
     _store_checked(out, "x", x)
     _store_checked(out, "y", y)
     return out
+
+
+def spikes_from_array(events: np.ndarray, **kw) -> np.ndarray:
+    """Input spikes from any event array: one with all SPIKE_DTYPE fields (any byte order / layout) is cast
+    field by field; anything else is read as tonic-style x/y/t/p (``kw`` as :func:`from_xytp`)."""
+    events = np.asarray(events)
+    if set(SPIKE_DTYPE.names or ()) <= set(events.dtype.names or ()):
+        return as_events(events, "spike")
+    return from_xytp(events, **kw)
 
 
 def to_xytp(spikes: np.ndarray) -> np.ndarray:

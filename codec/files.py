@@ -25,9 +25,9 @@ from typing import Iterator, NoReturn
 import msgpack
 import numpy as np
 
-from .convert import from_xytp
+from .convert import from_xytp, spikes_from_array
 from .errors import CorruptChunkWarning, EventFileError, TruncatedFileWarning
-from .events import KINDS, SPIKE_DTYPE, as_events
+from .events import KINDS, SPIKE_DTYPE
 from .isolated import iter_isolated
 
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'MAX_HEADER_BYTES', 'MAX_CHUNK_BYTES', 'DEFAULT_CHUNK_EVENTS',
@@ -364,11 +364,10 @@ def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = D
             yield from (arr for _, arr in r.chunks("spike"))
     elif suffix == ".npy":
         arr = _load_npy(path)
-        spike_like = set(SPIKE_DTYPE.names or ()) <= set(arr.dtype.names or ())
         for s in range(0, arr.shape[0], chunk_events):
             part = np.array(arr[s:s + chunk_events])
             try:
-                yield as_events(part, "spike") if spike_like else from_xytp(part, **conv)
+                yield spikes_from_array(part, **conv)
             except (ValueError, TypeError) as e:
                 raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
     elif suffix in (".aedat4", ".raw", ".dat", ".es", ".csv"):

@@ -14,6 +14,7 @@ import numpy as np
 import trio
 
 from ..codec import events as ev
+from ..codec.convert import spikes_from_array
 from ..codec.files import EventFileWriter, iter_spikes
 from .stats import percentiles
 
@@ -54,13 +55,8 @@ def pace(t_dev_us: np.ndarray, slice_s: float) -> list[tuple[int, int]]:
 
 def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray], int]:
     if isinstance(source, np.ndarray):
-        arr = ev.as_events(source, "spike") if source.dtype == ev.SPIKE_DTYPE or "core" in (source.dtype.names or ()) \
-            else None
-        if arr is None:
-            from ..codec.convert import from_xytp
-
-            arr = from_xytp(source, core=core or 0)
-        elif core is not None:
+        arr = spikes_from_array(source, core=core or 0)
+        if core is not None:
             arr = arr.copy()
             arr["core"] = core
         if sort:

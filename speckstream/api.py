@@ -21,7 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .codec.convert import dvs_from_xytp, from_xytp
+from .codec.convert import dvs_from_xytp, spikes_from_array
 from .codec.errors import CodecError
 from .codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE, check_time_order
 from .compiler.config import ChipConfig, load_config
@@ -43,12 +43,12 @@ def to_input(config: ChipConfig, events: np.ndarray) -> tuple[str, np.ndarray]:
     if config.dvs is not None:
         out = ev if ev.dtype == DVS_EVENT_DTYPE else dvs_from_xytp(ev)
         kind = "dvs"
-    elif ev.dtype == SPIKE_DTYPE:
-        out, kind = ev, "spike"
+    elif set(SPIKE_DTYPE.names or ()) <= set(ev.dtype.names):  # spike arrays in any layout / byte order
+        out, kind = spikes_from_array(ev), "spike"
     else:
         if not config.input_cores:
             raise CodecError("this configuration has no input core")
-        out, kind = from_xytp(ev, core=config.input_cores[0]), "spike"
+        out, kind = spikes_from_array(ev, core=config.input_cores[0]), "spike"
         if len(config.input_cores) > 1:  # every entry layer gets the input
             out = np.concatenate([_with_core(out, c) for c in config.input_cores])
             out = out[np.argsort(out["t"], kind="stable")]

@@ -165,3 +165,14 @@ def test_pooled_spikes_off_the_map_are_dropped_like_torch_and_counted():
     assert old.stats["off_map"] == 0 and old.stats["synaptic_updates"] > sim.stats["synaptic_updates"]
     ref = ChipSimulator(cfg, options=SimOptions(engine="reference"))
     assert np.array_equal(ref.feed(ev), ChipSimulator(cfg).feed(ev)) and ref.stats["off_map"] == sim.stats["off_map"]
+
+
+def test_spike_arrays_in_another_layout_are_spikes_everywhere(tmp_path):
+    cfg = ss.compile(models.seq4(), (2, 34, 34), monitor="all")
+    ev = _stream(cfg, 300, 5)
+    big = ev.astype(codec.SPIKE_DTYPE.newbyteorder(">"))
+    want = ss.simulate(cfg, ev)
+    assert np.array_equal(ss.simulate(cfg, big), want)  # not misread as tonic x/y/t/p
+    assert np.array_equal(codec.spikes_from_array(big), ev)
+    np.save(tmp_path / "big.npy", big)
+    assert np.array_equal(codec.read_spikes(tmp_path / "big.npy"), ev)
