@@ -30,7 +30,7 @@ from .errors import CorruptChunkWarning, EventFileError, TruncatedFileWarning
 from .events import KINDS, SPIKE_DTYPE
 from .isolated import iter_isolated
 
-__all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'MAX_HEADER_BYTES', 'MAX_CHUNK_BYTES', 'DEFAULT_CHUNK_EVENTS',
+__all__ = ['count_spikes', 'FORMAT_NAME', 'FORMAT_VERSION', 'MAX_HEADER_BYTES', 'MAX_CHUNK_BYTES', 'DEFAULT_CHUNK_EVENTS',
            'kind_of', 'EventFileWriter', 'EventFileReader', 'iter_spikes', 'read_spikes',
            'write_spk']
 
@@ -396,6 +396,20 @@ def _load_npy(path: Path) -> np.ndarray:
         raise EventFileError(f"{path}: expected a 1-D structured array of events (SPIKE_DTYPE or x/y/t/p fields); "
                              f"got shape {arr.shape}, dtype {arr.dtype}")
     return arr
+
+
+def count_spikes(path) -> int | None:
+    """How many input spikes a file holds, when that is known without decoding it: a ``.spk`` file's chunk
+    headers, a ``.npy`` array's shape; None for formats that must be decoded to be counted."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".spk":
+        with EventFileReader(path) as r:
+            r.scan()
+            return r.counts.get("spike", 0)
+    if suffix == ".npy":
+        return int(_load_npy(path).shape[0])
+    return None
 
 
 def read_spikes(path, **kwargs) -> np.ndarray:

@@ -137,13 +137,13 @@ def cmd_run(args) -> int:
         raise UsageError(f"--speed must be a number (1.0 = real time) or 'max', got {args.speed!r}") from None
     if speed is not None and not (speed > 0 and speed < float("inf")):
         raise UsageError(f"--speed must be positive, got {args.speed}")
-    total = sum(len(c) for c in codec.iter_spikes(path, core=core))
+    total = codec.files.count_spikes(path)  # from headers where the format has them: the replay decodes it once
     console = _console()
 
     async def main():
         async with ss.open_device(args.device, clock="wall" if args.realtime else "virtual") as dev:
             await dev.apply(cfg)
-            with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} events"),
+            with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed:,}" + ("/{task.total:,}" if total is not None else "") + " events"),
                           TimeElapsedColumn(), console=console, transient=False) as progress:
                 task = progress.add_task("replay", total=total)
                 res = await dev.replay(path, speed=speed, record=args.output, core=core,
