@@ -14,7 +14,7 @@ from . import _impl
 from .events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE
 
 __all__ = ['DecodedOutput', 'split_output', 'spikes_to_samna', 'read_requests_to_samna',
-           'write_requests_to_samna']
+           'write_requests_to_samna', 'dvs_to_samna']
 
 
 @dataclass
@@ -67,4 +67,22 @@ def write_requests_to_samna(requests: np.ndarray, event_module) -> list:
         ev = cls()
         ev.layer, ev.address, ev.neuron_state = core, address, vmem
         out.append(ev)
+    return out
+
+
+def dvs_to_samna(events: np.ndarray, event_module, t_offset: int = 0) -> list:
+    """DvsEvent array (DVS_EVENT_DTYPE) -> list of ``event_module.DvsEvent`` (x, y, p as bool, timestamp in
+    32-bit µs minus ``t_offset``), what sinabs writes to feed a network's DVS layer from the host."""
+    events = np.asarray(events, dtype=DVS_EVENT_DTYPE)
+    t = events["t"].astype(np.int64) - t_offset
+    if len(t) and (t.min() < 0 or t.max() > 0xFFFFFFFF):
+        i = int(np.flatnonzero((t < 0) | (t > 0xFFFFFFFF))[0])
+        raise OverflowError(f"DVS event {i}: timestamp {int(events['t'][i])} µs minus offset {t_offset} does not "
+                            "fit the chip's 32-bit µs field")
+    cls = event_module.DvsEvent
+    out = []
+    for tt, x, y, p in zip(t.tolist(), events["x"].tolist(), events["y"].tolist(), events["p"].tolist()):
+        e = cls()
+        e.x, e.y, e.p, e.timestamp = x, y, bool(p), tt
+        out.append(e)
     return out

@@ -96,6 +96,8 @@ class DVSConfig:
     ``pass_sensor_events``: the chip's own camera feeds the stage (live sensor input). Off, the stage takes
     only DvsEvents written by the host (replay); the sensor's events are dropped.
     ``input_size`` None is filled by the compiler from the model's input shape.
+    ``raw_monitor``: the sensor's own events go to the host as DvsEvents (samna's ``raw_monitor_enable``),
+    before any of the stage's processing; ``monitor`` sends the stage's output (layer 13 spikes).
     """
 
     input_size: tuple[int, int] | None = None  # (H, W) of the events entering the stage (the sensor)
@@ -110,6 +112,7 @@ class DVSConfig:
     monitor: bool = False
     destinations: list[int] = field(default_factory=list)
     pass_sensor_events: bool = False
+    raw_monitor: bool = False
 
     def pooled_size(self) -> tuple[int, int]:
         """(H, W) after pooling, before the crop."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
@@ -16,12 +17,13 @@ import trio
 from ..codec import events as ev
 from ..codec.convert import spikes_from_array
 from ..codec.files import EventFileWriter, iter_spikes
+from .errors import DeviceError
 from .stats import percentiles
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
 
-__all__ = ["ReplayResult", "pace", "check_order", "replay"]
+__all__ = ["ReplayResult", "pace", "check_order", "resolve_via", "replay"]
 
 
 @dataclass
@@ -53,6 +55,50 @@ def pace(t_dev_us: np.ndarray, slice_s: float) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if a != b]
 
 
+CAMERA_SUFFIXES = (".aedat4", ".raw", ".dat", ".es", ".csv")
+
+
+def _is_camera(source) -> bool:
+    """A camera recording (x/y/t/p events on a sensor) rather than chip input spikes (core/c/x/y/t)."""
+    if isinstance(source, np.ndarray):
+        return not set(ev.SPIKE_DTYPE.names or ()) <= set(source.dtype.names or ())
+    suffix = Path(source).suffix.lower()
+    if suffix == ".npy":
+        try:
+            arr = np.load(source, mmap_mode="r", allow_pickle=False)
+        except Exception:
+            return False  # the reader names what is wrong with the file
+        return not set(ev.SPIKE_DTYPE.names or ()) <= set(arr.dtype.names or ())
+    return suffix in CAMERA_SUFFIXES
+
+
+def resolve_via(session: "Session", source, via: str, core: int | None) -> str:
+    """"dvs" (into the configuration's DVS stage) or "core" (spikes straight into cores) for this source."""
+    if via not in ("auto", "dvs", "core"):
+        raise ValueError(f"via must be 'auto', 'dvs' or 'core', got {via!r}")
+    has_dvs = session.config is not None and session.config.dvs is not None
+    if via == "dvs":
+        if not has_dvs:
+            raise DeviceError("via='dvs' needs a configuration with a DVS stage (compile with dvs=True)")
+        if core is not None:
+            raise ValueError("core= names the core that spikes go to; DVS events go through the DVS stage (via='dvs')")
+        return "dvs"
+    if via == "auto" and has_dvs and core is None and _is_camera(source):
+        return "dvs"
+    return "core"
+
+
+def _as_dvs(chunk: np.ndarray) -> np.ndarray:
+    """Camera events read as spikes (polarity in ``c``) -> DvsEvents on the sensor."""
+    out = np.empty(len(chunk), ev.DVS_EVENT_DTYPE)
+    out["t"], out["x"], out["y"] = chunk["t"], chunk["x"], chunk["y"]
+    if len(chunk) and int(chunk["c"].max()) > 1:
+        i = int(np.argmax(chunk["c"] > 1))
+        raise ValueError(f"event {i}: polarity {int(chunk['c'][i])} is not 0 or 1; a DVS stage takes on/off events")
+    out["p"] = chunk["c"]
+    return out
+
+
 def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray], int]:
     if isinstance(source, np.ndarray):
         arr = spikes_from_array(source, core=core or 0)
@@ -80,17 +126,18 @@ def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray],
 
 async def replay(session: "Session", source, *, speed: float | None = 1.0, record=None, core: int | None = None,
                  lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+                 via: str = "auto", progress: Callable[[int, int], None] | None = None) -> ReplayResult:
     if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float))
                               or not math.isfinite(speed) or speed <= 0):
         raise ValueError(f"speed must be a positive number (1.0 = real time) or None (as fast as possible); "
                          f"got {speed!r}")
     session._check()
     if session.config is None:
-        from .errors import DeviceError
-
         raise DeviceError("apply a configuration before replaying")
+    kind = "dvs" if resolve_via(session, source, via, core) == "dvs" else "spike"
     chunks, total = _chunks(source, core, sort)
+    if kind == "dvs":
+        chunks = map(_as_dvs, chunks)
     virtual = getattr(session.backend, "virtual_clock", False)
     sub = session.subscribe("all", max_batches=1 << 16) if record else None
     writer = None
@@ -116,7 +163,7 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
             chunk = chunk.copy()
             if speed is None and not virtual:
                 chunk["t"] = 0  # released on arrival
-                await session.send(chunk)
+                await session.send(chunk, kind=kind)
                 n_in += len(chunk)
             else:
                 t_dev = base_us + (chunk["t"].astype(np.float64) - t_first) / (speed or 1.0)
@@ -125,7 +172,7 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
                     release = session._epoch + int(chunk["t"][a]) / 1e6
                     if speed is not None:
                         await trio.sleep_until(release - lead_s)
-                    await session.send(chunk[a:b])
+                    await session.send(chunk[a:b], kind=kind)
                     if speed is not None:  # how late the slice reached the device queue (early is fine)
                         lateness.append(max(0.0, (trio.current_time() - release) * 1e6))
                     n_in += b - a

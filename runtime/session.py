@@ -62,7 +62,7 @@ class Session:
         self._idle = trio.Event()
         self._idle.set()
         self.counts = {"offered": 0, "accepted": 0, "written": 0, "dropped_policy": 0, "lost_in_flight": 0,
-                       "out_spikes": 0, "out_neuron_values": 0, "out_readout": 0, "unknown": 0}
+                       "out_spikes": 0, "out_neuron_values": 0, "out_readout": 0, "out_dvs": 0, "unknown": 0}
         self._pending = 0  # accepted by send() but not yet written to the device
         self._started = 0.0
         self._shapes: np.ndarray | None = None  # per core id: (C, H, W) of the input map, 0 = not configured
@@ -213,28 +213,60 @@ class Session:
                                   "range (71.6 min); call reset_time() between segments")
         return spikes
 
-    async def send(self, spikes: np.ndarray, *, policy: str | None = None) -> int:
-        """Queue input spikes (SPIKE_DTYPE; ``t`` in session µs, 0 = now) for the device.
+    def _validated_dvs(self, events) -> np.ndarray:
+        """DVS_EVENT_DTYPE events on the sensor of the configuration's DVS stage, in time order."""
+        events = ev.as_events(events, "dvs")
+        if events.ndim != 1:
+            raise ValueError(f"DVS events must be a 1-D array, got shape {events.shape}")
+        if self.config is None:
+            raise DeviceError("apply a configuration before sending DVS events")
+        dvs = self.config.dvs
+        if dvs is None or dvs.input_size is None:
+            raise DeviceError("the applied configuration has no DVS stage: send spikes to its input cores "
+                              f"{self.config.input_cores} instead (kind='spike'), or compile with dvs=True")
+        if len(events):
+            H, W = dvs.input_size
+            bad = (events["x"] >= W) | (events["y"] >= H) | (events["p"] > 1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                e = events[i]
+                raise AddressError(f"DVS event {i} of this send (x={e['x']}, y={e['y']}, p={e['p']}) is off the "
+                                   f"{H}x{W} (H x W) sensor of the DVS stage; nothing of this send was queued")
+            ev.check_time_order(events["t"], noun="DVS event", where=" of this send", advice="send events in time order")
+            if int(events["t"].max()) >= WRAP:
+                raise DeviceError(f"input timestamp {int(events['t'].max())} µs is past the chip's 32-bit stopwatch "
+                                  "range (71.6 min); call reset_time() between segments")
+        return events
 
-        The whole array is checked first (addresses, timestamps): a bad event raises before anything is
-        queued. Any size is accepted and split into batches of ``batch_size``. With the ``"wait"`` policy a
-        full input queue makes this wait (backpressure); with ``"drop"`` the batches that do not fit are
-        dropped and counted. Returns the number of events accepted.
+    async def send(self, spikes: np.ndarray, *, kind: str = "spike", policy: str | None = None) -> int:
+        """Queue input events for the device; ``t`` in session µs (0 = now).
+
+        ``kind="spike"``: SPIKE_DTYPE events straight into cores. ``kind="dvs"``: DvsEvents (DVS_EVENT_DTYPE,
+        sensor x/y/p) into the configuration's DVS stage, which pools, crops, merges and mirrors them as the chip
+        does (:meth:`send_dvs`). The whole array is checked first (addresses, timestamps): a bad event raises
+        before anything is queued. Any size is accepted and split into batches of ``batch_size``. With the
+        ``"wait"`` policy a full input queue makes this wait (backpressure); with ``"drop"`` the batches that do
+        not fit are dropped and counted. Returns the number of events accepted.
         """
         self._check()
         policy = policy or self.policy
         if policy not in ("wait", "drop"):
             raise ValueError(f"policy must be 'wait' or 'drop', got {policy!r}")
-        spikes = self._validated(spikes)
+        if kind == "spike":
+            spikes = self._validated(spikes)
+        elif kind == "dvs":
+            spikes = self._validated_dvs(spikes)
+        else:
+            raise ValueError(f"kind must be 'spike' or 'dvs', got {kind!r}")
         accepted = 0
         for start in range(0, len(spikes), self.batch_size):
             batch = spikes[start:start + self.batch_size]
             try:  # a batch counts as offered once its fate is known: queued, or dropped by the policy
                 if policy == "wait":
-                    await self._in_send.send(batch)  # cancelled here: neither offered nor accepted
+                    await self._in_send.send((kind, batch))  # cancelled here: neither offered nor accepted
                 else:
                     try:
-                        self._in_send.send_nowait(batch)
+                        self._in_send.send_nowait((kind, batch))
                     except trio.WouldBlock:
                         self.counts["offered"] += len(batch)
                         self.counts["dropped_policy"] += len(batch)
@@ -251,6 +283,11 @@ class Session:
             self.counts["accepted"] += len(batch)  # per batch: a failure mid-call keeps the books right
         return accepted
 
+    async def send_dvs(self, events: np.ndarray, *, policy: str | None = None) -> int:
+        """Queue DvsEvents (DVS_EVENT_DTYPE: t, x, y, p on the sensor) for the configuration's DVS stage:
+        ``send(events, kind="dvs")``. tonic-style x/y/t/p arrays convert with ``codec.dvs_from_xytp``."""
+        return await self.send(events, kind="dvs", policy=policy)
+
     async def flush(self) -> None:
         """Wait until every queued input batch has been written to the device."""
         self._check()
@@ -260,9 +297,12 @@ class Session:
 
     async def _writer(self) -> None:
         try:
-            async for batch in self._in_recv:
+            async for kind, batch in self._in_recv:
                 async with self._lock:
-                    await self.backend.write_spikes(batch)
+                    if kind == "dvs":
+                        await self.backend.write_dvs(batch)
+                    else:
+                        await self.backend.write_spikes(batch)
                 self.counts["written"] += len(batch)
                 self._pending -= len(batch)
                 if self._pending <= 0:
@@ -333,6 +373,8 @@ class Session:
         host = self.now_us()
         if len(out.spikes):
             out.spikes["t"] = self._unwrap(out.spikes["t"])
+        if len(out.dvs):  # raw sensor events carry the same stopwatch's 32-bit stamps
+            out.dvs["t"] = self._unwrap(out.dvs["t"])
         for f in ("neuron_values", "readout"):
             arr = getattr(out, f)
             if len(arr):
@@ -340,6 +382,7 @@ class Session:
         self.counts["out_spikes"] += len(out.spikes)
         self.counts["out_neuron_values"] += len(out.neuron_values)
         self.counts["out_readout"] += len(out.readout)
+        self.counts["out_dvs"] += len(out.dvs)
         self.counts["unknown"] += out.n_unknown
         if len(out.neuron_values):
             self._replies.deliver(out.neuron_values)
@@ -396,15 +439,17 @@ class Session:
 
     async def replay(self, source, *, speed: float | None = 1.0, record=None, core: int | None = None,
                      lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> _replay.ReplayResult:
+                     via: str = "auto", progress: Callable[[int, int], None] | None = None) -> _replay.ReplayResult:
         """Stream an event file (``.spk``, ``.npy``, ``.aedat4``, ...) or an array into the device.
 
         ``speed``: 1.0 = real time, 2.0 = twice as fast, None = as fast as possible (on a virtual-clock
         device the relative timestamps are kept). Events must be in time order (or ``sort=True``). Paced
         replays write slices of ``slice_s`` seconds ``lead_s`` ahead of their time. ``record``: a ``.spk``
-        path where all outputs are recorded (closed with what was recorded on every exit path)."""
+        path where all outputs are recorded (closed with what was recorded on every exit path). ``via``:
+        "dvs" sends the events through the configuration's DVS stage (pooling, crop, polarity, mirror), "core"
+        straight into ``core``; "auto" takes "dvs" for a camera recording (x/y/t/p) when there is a DVS stage."""
         return await _replay.replay(self, source, speed=speed, record=record, core=core, lead_s=lead_s,
-                                    slice_s=slice_s, t_offset_us=t_offset_us, sort=sort, progress=progress)
+                                    slice_s=slice_s, t_offset_us=t_offset_us, sort=sort, via=via, progress=progress)
 
     async def closed_loop(self, callback: Callable[[np.ndarray], np.ndarray | None | Awaitable],
                           initial: np.ndarray, *, iterations: int | None = None, duration_s: float | None = None,

@@ -25,7 +25,8 @@ import numpy as np
 from ..codec import neurons as _neurons
 from ..codec.addresses import decode
 from ..codec.errors import AddressError
-from ..codec.events import NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE, WRITE_REQUEST_DTYPE
+from ..codec.events import (DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE,
+                           WRITE_REQUEST_DTYPE)
 from ..compiler.chips import get_chip
 from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
@@ -95,6 +96,7 @@ class ChipSimulator:
         self._next_tick_us = 0
         self.readout_spikes: list[np.ndarray] = []  # spikes sent to core 12 when no readout is configured
         self.readout_values: list[np.ndarray] = []
+        self.raw_events: list[np.ndarray] = []  # the sensor's own events for the host (DVSConfig.raw_monitor)
         self._readout: ReadoutModel | None = None
         self.inputs = 0
         self.sensor_dropped = 0
@@ -220,15 +222,24 @@ class ChipSimulator:
         return out
 
     def feed_sensor(self, events: np.ndarray) -> np.ndarray:
-        """Events from the chip's own camera. They enter the DVS stage only when the configuration routes the
-        sensor in (``DVSConfig.pass_sensor_events``); otherwise they are dropped (counted in
-        ``stats["sensor_dropped"]``), as on the chip."""
+        """Events from the chip's own camera (DVS_EVENT_DTYPE). They enter the DVS stage only when the
+        configuration routes the sensor in (``DVSConfig.pass_sensor_events``); otherwise they are dropped
+        (counted in ``stats["sensor_dropped"]``), as on the chip. With ``DVSConfig.raw_monitor`` they are also
+        kept, unprocessed, for the host (:meth:`take_raw`)."""
         self._require()
         cfg = self._cfg
+        if cfg.dvs is not None and cfg.dvs.raw_monitor and len(events):
+            self.raw_events.append(np.array(events, dtype=DVS_EVENT_DTYPE))
         if cfg.dvs is None or not cfg.dvs.pass_sensor_events:
             self.sensor_dropped += len(events)
             return np.empty(0, SPIKE_DTYPE)
         return self.feed_dvs(events)
+
+    def take_raw(self) -> np.ndarray:
+        """The sensor's raw events kept for the host since the last call (DVS_EVENT_DTYPE)."""
+        raw = np.concatenate(self.raw_events) if self.raw_events else np.empty(0, DVS_EVENT_DTYPE)
+        self.raw_events = []
+        return raw
 
     def _advance(self, events: np.ndarray) -> np.ndarray:
         """Advance time over events that reach no core (a DVS-only stage)."""

@@ -151,6 +151,7 @@ def to_samna_config(cfg: ChipConfig, samna):
         sc.dvs_layer.mirror_diagonal = dv.swap_xy
         sc.dvs_layer.on_channel, sc.dvs_layer.off_channel = dv.on_channel, dv.off_channel
         sc.dvs_layer.monitor_enable = dv.monitor
+        sc.dvs_layer.raw_monitor_enable = dv.raw_monitor
         for i, core in enumerate(dv.destinations[:2]):
             sc.dvs_layer.destinations[i].layer = core
             sc.dvs_layer.destinations[i].enable = True
@@ -328,6 +329,15 @@ class SamnaBackend:
         abandoned."""
         for a in range(0, len(spikes), self.write_slice):
             part = samna_events.spikes_to_samna(spikes[a:a + self.write_slice], self._events)
+            await self._call(self._write_counted, part)
+
+    async def write_dvs(self, events: np.ndarray) -> None:
+        """DvsEvents into the DVS layer (as sinabs feeds a network with a DVS stage from the host), in slices
+        like :meth:`write_spikes`."""
+        if self._config is None or self._config.dvs is None:
+            raise DeviceError(f"{self.name}: the applied configuration has no DVS stage to write DvsEvents into")
+        for a in range(0, len(events), self.write_slice):
+            part = samna_events.dvs_to_samna(events[a:a + self.write_slice], self._events)
             await self._call(self._write_counted, part)
 
     def _write_counted(self, events: list) -> None:

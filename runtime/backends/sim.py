@@ -20,7 +20,7 @@ from ...codec.events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READOUT_DTYPE, 
 from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
-from ..errors import DeviceClosed, DeviceDisconnected
+from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
 
 __all__ = ['SimFaults', 'SimBackend']
 
@@ -50,7 +50,7 @@ class SimBackend:
         self.sim = ChipSimulator(options=options)
         self._clock = clock
         self._t0 = 0.0
-        self._pending: deque[np.ndarray] = deque()  # realtime: written but not yet released
+        self._pending: deque[tuple[str, np.ndarray]] = deque()  # realtime: ("spike" | "dvs", written, not released)
         self._out: deque[DecodedOutput] = deque()
         self._delayed: deque[tuple[float, np.ndarray]] = deque()
         self._wake = trio.Event()
@@ -104,19 +104,42 @@ class SimBackend:
         self._wake.set()
 
     async def write_spikes(self, spikes: np.ndarray) -> None:
+        await self._write("spike", np.asarray(spikes, dtype=SPIKE_DTYPE))
+
+    async def write_dvs(self, events: np.ndarray) -> None:
+        """DvsEvents (DVS_EVENT_DTYPE, sensor coordinates) into the configuration's DVS stage."""
         self._check()
-        spikes = np.asarray(spikes, dtype=SPIKE_DTYPE)
+        if self.sim.config is None or self.sim.config.dvs is None:
+            raise DeviceError(f"{self.name}: the applied configuration has no DVS stage to write DvsEvents into")
+        await self._write("dvs", np.asarray(events, dtype=DVS_EVENT_DTYPE))
+
+    def see(self, events: np.ndarray) -> None:
+        """The chip's own camera sees ``events`` now (DVS_EVENT_DTYPE; their timestamps are ignored): they
+        reach the DVS stage only with ``pass_sensor_events``, and the host as DvsEvents with ``raw_monitor``."""
+        self._check()
+        self._release()
+        ev = np.array(events, dtype=DVS_EVENT_DTYPE)
+        ev["t"] = max(self._now_us() if self.realtime else 0, self.sim.now_us)
+        out = self.sim.feed_sensor(ev)
+        raw = self.sim.take_raw()
+        if len(raw):
+            raw = raw.copy()
+            raw["t"] &= _MASK32
+        self._finish(out, raw)
+
+    async def _write(self, kind: str, spikes: np.ndarray) -> None:
+        self._check()
         if self.faults.disconnect_after is not None and self._written + len(spikes) > self.faults.disconnect_after:
             # the device takes what fits, then vanishes
             take = self.faults.disconnect_after - self._written
-            self._accept(spikes[:take])
+            self._accept(kind, spikes[:take])
             self._gone = True
             self._wake.set()
             raise DeviceDisconnected(f"{self.name} disconnected after {self.faults.disconnect_after} input events",
                                      {"written_before_disconnect": self._written})
-        self._accept(spikes)
+        self._accept(kind, spikes)
 
-    def _accept(self, spikes: np.ndarray) -> None:
+    def _accept(self, kind: str, spikes: np.ndarray) -> None:
         self._written += len(spikes)
         if self.faults.drop_fraction > 0 and len(spikes):
             keep = self._rng.random(len(spikes)) >= self.faults.drop_fraction
@@ -125,15 +148,25 @@ class SimBackend:
         if len(spikes) == 0:
             return
         if self.realtime:
-            self._pending.append(spikes)
+            self._pending.append((kind, spikes))
             self._release()
             self._wake.set()  # the reader recomputes when the next input is due
         else:
-            self._process(spikes)
+            self._process(kind, spikes)
 
-    def _process(self, spikes: np.ndarray, until: int | None = None) -> None:
-        out = self.sim.feed(spikes, until=until)
+    def _process(self, kind: str, spikes: np.ndarray, until: int | None = None) -> None:
+        if kind == "dvs":
+            out = self.sim.feed_dvs(spikes)
+            if until is not None:
+                more = self.sim.advance_to(max(until, self.sim.now_us))
+                out = np.concatenate([out, more]) if len(more) else out
+        else:
+            out = self.sim.feed(spikes, until=until)
         self.counts["released"] += len(spikes)
+        self._finish(out)
+
+    def _finish(self, out: np.ndarray, raw: np.ndarray | None = None) -> None:
+        """Monitored simulator output -> host output, as the devkit delivers it."""
         readout = self.sim.take_readout()
         ro = self.sim.config.readout if self.sim.config is not None else None
         if ro is None or not ro.monitor:
@@ -143,10 +176,10 @@ class SimBackend:
             out = out[:0]  # with readout monitoring on, spike monitoring stops (SynSense's readout notebook)
         if len(readout):
             readout["t"] = 0  # ReadoutValue has no timestamp on the chip: stamped on receipt
-        if len(out) or len(readout):
+        if len(out) or len(readout) or (raw is not None and len(raw)):
             out = out.copy()
             out["t"] &= _MASK32  # the chip's 32-bit µs stamps leave the device
-            self._emit(_output(spikes=out, readout=readout))
+            self._emit(_output(spikes=out, readout=readout, dvs=raw))
 
     def _release(self) -> None:
         """Realtime: release pending input whose time has come and advance the chip to now."""
@@ -154,27 +187,27 @@ class SimBackend:
             return
         now = self._now_us()
         while self._pending:
-            batch = self._pending[0]
+            kind, batch = self._pending[0]
             due = int(np.searchsorted(batch["t"], now, side="right"))
             if due == 0:
                 break
             if self._lateness_n < 1 << 22:  # bounded record: how late each event entered the chip (µs)
                 self._lateness.append(now - batch["t"][:due].astype(np.int64))
                 self._lateness_n += due
-            self._process(batch[:due])
+            self._process(kind, batch[:due])
             if due == len(batch):
                 self._pending.popleft()
             else:
-                self._pending[0] = batch[due:]
+                self._pending[0] = (kind, batch[due:])
                 break
         if now > self.sim.now_us:
-            self._process(np.empty(0, SPIKE_DTYPE), until=now)
+            self._process("spike", np.empty(0, SPIKE_DTYPE), until=now)
 
     def _next_due_s(self) -> float | None:
         times = []
         if self._pending:
             # +1 µs: at this wake time the truncated µs clock has surely reached the event (no busy loop)
-            times.append(self._t0 + (int(self._pending[0]["t"][0]) + 1) / 1e6)
+            times.append(self._t0 + (int(self._pending[0][1]["t"][0]) + 1) / 1e6)
         if self._delayed:
             times.append(self._delayed[0][0])
         return min(times) if times else None
@@ -253,13 +286,13 @@ class SimBackend:
         s = dict(self.counts)
         if self.sim.config is not None:
             s.update(self.sim.stats)
-        s["pending_release"] = int(sum(len(b) for b in self._pending))
+        s["pending_release"] = int(sum(len(b) for _, b in self._pending))
         return s
 
 
-def _output(spikes=None, neuron_values=None, readout=None) -> DecodedOutput:
+def _output(spikes=None, neuron_values=None, readout=None, dvs=None) -> DecodedOutput:
     """A DecodedOutput holding the given arrays and empty ones for the rest."""
     return DecodedOutput(spikes if spikes is not None else np.empty(0, SPIKE_DTYPE),
                          neuron_values if neuron_values is not None else np.empty(0, NEURON_VALUE_DTYPE),
                          readout if readout is not None else np.empty(0, READOUT_DTYPE),
-                         np.empty(0, DVS_EVENT_DTYPE))
+                         dvs if dvs is not None else np.empty(0, DVS_EVENT_DTYPE))

@@ -1,8 +1,27 @@
-"""A stand-in for the parts of samna that speckstream uses, with samna's names (shared/spec/SAMNA.md).
+"""A strict stand-in for the parts of samna that speckstream uses (shared/spec/SAMNA.md), to test the samna
+adapter without samna.
 
-Never the real thing: its "chip" is a loopback that answers ReadNeuronValue with a fixed pattern and
-echoes input Spikes as monitored output Spikes of the same layer. Buffers block like samna's
-(``get_events_blocking(timeout)``, ``get_n_events(n, timeout)``), and a device can be made to vanish.
+Never the real thing, but as unforgiving as the public evidence allows:
+
+* **names**: configuration objects and events accept only the attribute names with public evidence (sinabs
+  3.1.3's config builder and tests, the Speck Dev Kit datasheet's configuration tree, SynSense's demos); a
+  misspelt field raises ``AttributeError`` as a pybind11 object does.
+* **validation**: :func:`validate_configuration` checks shapes the way samna >= 0.46 is known to (a DVS stage
+  whose output size differs from the core it feeds is refused - sinabs#274 - and so is a core destination
+  whose input shape does not match), plus the field ranges of SAMNA.md 4.1.
+* **timing**: ``apply_configuration`` returns at once and the chip takes the configuration ``apply_delay_s``
+  later (samna applies asynchronously), in order with later input; timestamped input (``Spike``,
+  ``DvsEvent``) is held until the stopwatch reaches its timestamp, and nothing timestamped is released while
+  the stopwatch is stopped. ReadNeuronValue / WriteNeuronValue requests are not held by waiting spikes
+  (their relative order on the FPGA is undocumented).
+* **the chip**: behind the buffers runs speckstream's own simulator on the configuration read back from the
+  samna objects (:func:`from_samna_config`, written independently of the adapter's ``to_samna_config``), so
+  output comes only from monitored layers, ``readout.monitor_enable`` stops spike output, the DVS stage's
+  monitor emits layer-13 spikes and ``raw_monitor_enable`` sends the sensor's own events (:meth:`_Chip.see`)
+  to the host as ``DvsEvent``.
+
+Buffers block like samna's (``get_events_blocking(timeout)``, ``get_n_events(n, timeout)``); a device can be
+made to vanish (``chip.gone = True``) and an output class speckstream does not know can be injected.
 """
 from __future__ import annotations
 
@@ -11,101 +30,226 @@ import time
 import types
 from collections import deque
 
+import numpy as np
+
 __all__ = ['CnnLayerDimensions', 'PYPI_SAMNA', 'Spike', 'DvsEvent', 'ReadNeuronValue', 'WriteNeuronValue', 'NeuronValue',
-           'ReadoutValue', 'DropNotice', 'CnnLayerDestination', 'CnnLayerConfig',
-           'SpeckConfiguration', 'validate_configuration',
+           'ReadoutValue', 'DropNotice', 'CnnLayerDestination', 'CnnLayerConfig', 'DvsLayerConfig',
+           'SpeckConfiguration', 'validate_configuration', 'from_samna_config',
            'BasicSourceNode_speck2f_event_input_event', 'BasicSinkNode_speck2f_event_output_event',
            'EventFilterGraph', 'DeviceInfo', 'make_module', 'speck2f']
 
 PYPI_SAMNA = False
 
 
-class _Event:
-    _fields: tuple = ()
+class _Strict:
+    """An object with a fixed set of attribute names (like a pybind11 class without dynamic attributes)."""
 
-    def __init__(self):
-        for f in self._fields:
-            setattr(self, f, 0)
+    _defaults: dict = {}
+
+    def __init__(self, **kw):
+        for name, make in self._defaults.items():
+            object.__setattr__(self, name, make() if callable(make) else make)
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+    def __setattr__(self, name, value):
+        if name not in self._defaults:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}' (samna stand-in: "
+                                 f"known fields are {', '.join(self._defaults)})")
+        object.__setattr__(self, name, value)
 
     def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{f}={getattr(self, f)}' for f in self._fields)})"
+        return f"{type(self).__name__}({', '.join(f'{f}={getattr(self, f)!r}' for f in self._defaults)})"
 
 
-def _event(name, *fields):
-    return type(name, (_Event,), {"_fields": fields})
+def _strict(name: str, **defaults) -> type:
+    return type(name, (_Strict,), {"_defaults": defaults})
 
 
-Spike = _event("Spike", "layer", "feature", "x", "y", "timestamp")
-DvsEvent = _event("DvsEvent", "x", "y", "p", "timestamp")
-ReadNeuronValue = _event("ReadNeuronValue", "layer", "address")
-WriteNeuronValue = _event("WriteNeuronValue", "layer", "address", "neuron_state")
-NeuronValue = _event("NeuronValue", "layer", "address", "neuron_state")
-ReadoutValue = _event("ReadoutValue", "value")
-DropNotice = _event("DropNotice", "count")  # an output variant speckstream does not know
+# ---------------------------------------------------------------- events (SAMNA.md 3)
+Spike = _strict("Spike", layer=0, feature=0, x=0, y=0, timestamp=0)
+DvsEvent = _strict("DvsEvent", x=0, y=0, p=False, timestamp=0)
+ReadNeuronValue = _strict("ReadNeuronValue", layer=0, address=0)
+WriteNeuronValue = _strict("WriteNeuronValue", layer=0, address=0, neuron_state=0)
+NeuronValue = _strict("NeuronValue", layer=0, address=0, neuron_state=0)
+ReadoutValue = _strict("ReadoutValue", value=0)
+DropNotice = _strict("DropNotice", count=0)  # an output variant speckstream does not know
+
+# ---------------------------------------------------------------- configuration objects (SAMNA.md 4)
+_XY = _strict("Vec2", x=0, y=0)
+_Shape = _strict("CnnLayerShape", size=_XY, feature_count=0)
+CnnLayerDimensions = _strict("CnnLayerDimensions", input_shape=_Shape, output_shape=_Shape, padding=_XY,
+                             stride=lambda: _XY(x=1, y=1), kernel_size=1)
+CnnLayerDestination = _strict("CnnLayerDestination", layer=0, enable=False, pooling=1, feature_shift=0)
+DvsDestination = _strict("DvsDestination", layer=0, enable=False)
+# names from the Speck Dev Kit datasheet's configuration tree and sinabs' config builder
+CnnLayerConfig = _strict(
+    "CnnLayerConfig", dimensions=CnnLayerDimensions, weights=list, biases=list, neurons_initial_value=list,
+    threshold_high=0, threshold_low=-32768, return_to_zero=False, monitor_enable=False, leak_enable=False,
+    leak_internal_slow_clk_enable=False, input_congestion_balancer_enable=False, output_decimator_enable=False,
+    output_decimator_interval=0, destinations=lambda: [CnnLayerDestination(), CnnLayerDestination()])
+DvsLayerConfig = _strict(
+    "DvsLayerConfig", pass_sensor_events=True, monitor_enable=False, raw_monitor_enable=False, merge=False,
+    destinations=lambda: [DvsDestination(), DvsDestination()], pooling=lambda: _XY(x=1, y=1), origin=_XY,
+    cut=lambda: _XY(x=127, y=127), mirror=_XY, mirror_diagonal=False, on_channel=True, off_channel=True)
+DvsFilterConfig = _strict("DvsFilterConfig", enable=False, filter_size=_XY, hot_pixel_filter_enable=False,
+                          internal_slow_clk=False, low_pass_mode_enable=False, threshold=0)
+ReadoutLayerConfig = _strict(
+    "ReadoutConfig", enable=False, internal_slow_clk=False, low_pass_filter32_not16=False,
+    low_pass_filter_disable=False, monitor_enable=False, output_mode_sel=0, output_neuron_num=0,
+    override_threshold_max=False, readout_configuration_sel=0, readout_pin_monitor_enable=False, threshold=0)
+FactoryConfig = _strict("FactoryConfig", io_sel=0, fast_output=False)
+SpeckConfiguration = _strict(
+    "SpeckConfiguration", cnn_layers=lambda: [CnnLayerConfig() for _ in range(9)], dvs_layer=DvsLayerConfig,
+    dvs_filter=DvsFilterConfig, readout=ReadoutLayerConfig, factory_config=FactoryConfig)
 
 
-# ---------------------------------------------------------------- configuration objects
-class _Obj:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+def _dims(layer):
+    d = layer.dimensions
+    return ((d.input_shape.feature_count, d.input_shape.size.y, d.input_shape.size.x),
+            (d.output_shape.feature_count, d.output_shape.size.y, d.output_shape.size.x))
 
 
-def _xy(x=0, y=0):
-    return _Obj(x=x, y=y)
+def _configured(layer) -> bool:
+    return bool(layer.weights)
 
 
-class CnnLayerDestination(_Obj):
-    def __init__(self):
-        super().__init__(layer=0, enable=False, pooling=1, feature_shift=0)
-
-
-class CnnLayerDimensions(_Obj):
-    def __init__(self):
-        super().__init__(input_shape=_Obj(size=_xy(), feature_count=0), output_shape=_Obj(size=_xy(), feature_count=0),
-                         padding=_xy(), stride=_xy(1, 1), kernel_size=1)
-
-
-class CnnLayerConfig(_Obj):
-    def __init__(self):
-        super().__init__(
-            dimensions=_Obj(input_shape=_Obj(size=_xy(), feature_count=0),
-                            output_shape=_Obj(size=_xy(), feature_count=0),
-                            padding=_xy(), stride=_xy(1, 1), kernel_size=1),
-            weights=[], biases=[], neurons_initial_value=[], threshold_high=0, threshold_low=-32768,
-            return_to_zero=False, monitor_enable=False, leak_enable=False,
-            destinations=[CnnLayerDestination(), CnnLayerDestination()])
-
-
-class SpeckConfiguration(_Obj):
-    def __init__(self):
-        super().__init__(cnn_layers=[CnnLayerConfig() for _ in range(9)],
-                         dvs_layer=_Obj(pass_sensor_events=True, monitor_enable=False, merge=False,
-                                        destinations=[CnnLayerDestination(), CnnLayerDestination()],
-                                        pooling=_xy(1, 1), origin=_xy(), cut=_xy(127, 127),
-                                        mirror=_xy(False, False), mirror_diagonal=False,
-                                        on_channel=True, off_channel=True, raw_monitor_enable=False),
-                         readout=_Obj(enable=False, monitor_enable=False))
+def dvs_output_size(dvs) -> tuple[int, int, int]:
+    """(features, y, x) the DVS stage sends its destinations: cut - origin + 1 after pooling, swapped by the
+    diagonal mirror; one feature when polarities are merged."""
+    x, y = dvs.cut.x - dvs.origin.x + 1, dvs.cut.y - dvs.origin.y + 1
+    if dvs.mirror_diagonal:
+        x, y = y, x
+    return (1 if dvs.merge else 2), y, x
 
 
 def validate_configuration(cfg):
+    """``(ok, message)`` like ``samna.speck2f.validate_configuration``."""
     for i, layer in enumerate(cfg.cnn_layers):
-        if layer.threshold_low == 0 and layer.weights:
-            return False, f"layer {i}: threshold_low must not be 0"
+        if not _configured(layer):
+            continue
+        (ci, hi, wi), (co, ho, wo) = _dims(layer)
+        d = layer.dimensions
+        k = d.kernel_size
+        if not 1 <= k <= 16 or d.stride.x not in (1, 2, 4, 8) or d.stride.y not in (1, 2, 4, 8) \
+                or not (0 <= d.padding.x <= 7 and 0 <= d.padding.y <= 7):
+            return False, f"layer {i}: kernel/stride/padding out of range"
+        if (ho, wo) != ((hi + 2 * d.padding.y - k) // d.stride.y + 1, (wi + 2 * d.padding.x - k) // d.stride.x + 1):
+            return False, f"layer {i}: output shape {(ho, wo)} does not follow from the input shape and kernel"
+        w = np.asarray(layer.weights)
+        if w.shape != (co, ci, k, k):
+            return False, f"layer {i}: weights have shape {w.shape}, dimensions say {(co, ci, k, k)}"
+        if w.min() < -128 or w.max() > 127:
+            return False, f"layer {i}: weights out of int8 range"
+        if len(layer.biases) not in (0, co):
+            return False, f"layer {i}: {len(layer.biases)} biases for {co} features"
+        if np.asarray(layer.neurons_initial_value).shape != (co, wo, ho):  # [feature][x][y]
+            return False, f"layer {i}: neurons_initial_value shape does not match the output shape"
+        if not -32768 <= layer.threshold_low < layer.threshold_high <= 32767:
+            return False, f"layer {i}: thresholds out of range (low {layer.threshold_low}, high {layer.threshold_high})"
+        for j, dst in enumerate(layer.destinations):
+            if not dst.enable:
+                continue
+            if dst.pooling not in (1, 2, 4):
+                return False, f"layer {i} destination {j}: pooling {dst.pooling} not in (1, 2, 4)"
+            if dst.layer == 12:
+                continue
+            if not 0 <= dst.layer <= 8 or not _configured(cfg.cnn_layers[dst.layer]):
+                return False, f"layer {i} destination {j}: layer {dst.layer} is not configured"
+            (tc, th, tw), _ = _dims(cfg.cnn_layers[dst.layer])
+            if (th, tw) != (ho // dst.pooling, wo // dst.pooling) or tc < co + dst.feature_shift:
+                return False, (f"layer {i} destination {j}: input and target shape do not match "
+                               f"(sends {co} features of {ho // dst.pooling}x{wo // dst.pooling}, layer {dst.layer} "
+                               f"takes {tc} of {th}x{tw})")
+    dvs = cfg.dvs_layer
+    for j, dst in enumerate(dvs.destinations):
+        if not dst.enable:
+            continue
+        if not 0 <= dst.layer <= 8 or not _configured(cfg.cnn_layers[dst.layer]):
+            return False, f"dvs destination {j}: layer {dst.layer} is not configured"
+        f, y, x = dvs_output_size(dvs)
+        (tc, th, tw), _ = _dims(cfg.cnn_layers[dst.layer])
+        if (th, tw) != (y, x) or tc < f:
+            return False, (f"dvs destination {j}: input and target shape do not match. DVS output has x: {x}, "
+                           f"y: {y}, features: {f}; layer {dst.layer} input has x: {tw}, y: {th}, features: {tc}")
     return True, ""
 
 
-# ---------------------------------------------------------------- buffers and the loopback chip
+def from_samna_config(sc, chip: str = "speck2f"):
+    """Read a ChipConfig back from samna configuration objects (the stand-in's chip runs it).
+
+    Written from SAMNA.md 4 independently of ``to_samna_config`` (weights ``[out][in][x][y]``, initial vmem
+    ``[feature][x][y]``, DVS origin / inclusive cut), so a round trip checks the adapter's layout."""
+    from ..compiler.config import ChipConfig, CoreConfig, Destination, DVSConfig, ReadoutConfig
+
+    cores = {}
+    for i, layer in enumerate(sc.cnn_layers):
+        if not _configured(layer):
+            continue
+        ins, outs = _dims(layer)
+        d = layer.dimensions
+        dests = [Destination(core=dst.layer, pooling=dst.pooling, feature_shift=dst.feature_shift)
+                 for dst in layer.destinations if dst.enable]
+        cores[i] = CoreConfig(
+            core=i, input_shape=ins, output_shape=outs, kernel_size=d.kernel_size,
+            stride=(d.stride.y, d.stride.x), padding=(d.padding.y, d.padding.x),
+            weights=np.asarray(layer.weights, dtype=np.int8).transpose(0, 1, 3, 2),
+            biases=np.asarray(layer.biases or [0] * outs[0], dtype=np.int16),
+            threshold_high=layer.threshold_high, threshold_low=layer.threshold_low,
+            initial_vmem=np.asarray(layer.neurons_initial_value, dtype=np.int16).transpose(0, 2, 1),
+            return_to_zero=layer.return_to_zero, leak_enable=layer.leak_enable, monitor=layer.monitor_enable,
+            destinations=dests)
+    dv = sc.dvs_layer
+    dvs_dests = [d.layer for d in dv.destinations if d.enable]
+    dvs = None
+    if dvs_dests or dv.monitor_enable or dv.raw_monitor_enable:
+        px, py = dv.pooling.x, dv.pooling.y
+        # the sensor is 128x128; the crop is in pooled coordinates (origin, inclusive cut)
+        crop = (dv.origin.y, dv.cut.y + 1, dv.origin.x, dv.cut.x + 1)
+        dvs = DVSConfig(input_size=(128, 128), pooling=(py, px), crop=crop, merge_polarities=dv.merge,
+                        flip_x=dv.mirror.x, flip_y=dv.mirror.y, swap_xy=dv.mirror_diagonal,
+                        on_channel=dv.on_channel, off_channel=dv.off_channel, monitor=dv.monitor_enable,
+                        destinations=dvs_dests, pass_sensor_events=dv.pass_sensor_events,
+                        raw_monitor=dv.raw_monitor_enable)
+    readout = None
+    r = sc.readout
+    if r.enable:
+        average = 1 if r.low_pass_filter_disable else (32 if r.low_pass_filter32_not16 else 16)
+        readout = ReadoutConfig(address_sel=r.readout_configuration_sel, output_mode=r.output_mode_sel,
+                                average=average, threshold=r.threshold, monitor=r.monitor_enable)
+    order = sorted(cores)
+    fed = {d.core for cc in cores.values() for d in cc.destinations} | set(dvs_dests)
+    return ChipConfig(chip=chip, cores=cores, input_cores=[c for c in order if c not in fed] or order[:1],
+                      dvs=dvs, readout=readout, layer_order=order)
+
+
+# ---------------------------------------------------------------- the chip behind the buffers
 class _Chip:
-    def __init__(self):
-        self.out: deque = deque()
+    """FIFO from the host -> (configuration after ``apply_delay_s``; timestamped input held until the stopwatch
+    reaches it) -> speckstream's simulator -> output buffer. One worker thread per open device."""
+
+    def __init__(self, chip: str = "speck2f", apply_delay_s: float = 0.05):
+        self.chip = chip
+        self.apply_delay_s = apply_delay_s
         self.cond = threading.Condition()
-        self.config = None
+        self.fifo: deque = deque()  # ("config", cfg, due) | ("timed", event) | ("request", event)
+        self.held: deque = deque()  # timestamped input waiting for the stopwatch
+        self.out: deque = deque()
+        self.config = None  # the samna configuration the chip has taken
+        self.sim = None
         self.gone = False
         self.written: list = []
-        self.stopwatch_running = False
         self.slow_clk = (False, 0)
         self.write_block_s = 0.0  # a write that blocks in "C" (the FPGA queue is full)
+        self.stopwatch_running = False
+        self._sw_base = 0.0  # monotonic time of stopwatch 0 (while running)
+        self._sw_frozen = 0  # µs shown while stopped
+        self.counts = {"applied": 0, "released": 0, "requests": 0, "spikes_not_monitored": 0}
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="samna-standin-chip", daemon=True)
+        self._thread.start()
 
+    # -------------------------------------------------------------- host side
     def write(self, events):
         if self.gone:
             raise RuntimeError("device disconnected")
@@ -113,19 +257,36 @@ class _Chip:
             raise TypeError("write() takes a list of events")
         if self.write_block_s:
             time.sleep(self.write_block_s)
-        self.written.extend(events)
-        replies = []
         for ev in events:
-            if isinstance(ev, ReadNeuronValue):
-                r = NeuronValue()
-                r.layer, r.address, r.neuron_state = ev.layer, ev.address, (ev.address % 100) - 50
-                replies.append(r)
-            elif isinstance(ev, Spike):
-                s = Spike()
-                s.layer, s.feature, s.x, s.y, s.timestamp = ev.layer, ev.feature, ev.x, ev.y, ev.timestamp
-                replies.append(s)
+            if not isinstance(ev, (Spike, DvsEvent, ReadNeuronValue, WriteNeuronValue)):
+                raise TypeError(f"write(): {type(ev).__name__} is not an input event of this chip")
         with self.cond:
-            self.out.extend(replies)
+            self.written.extend(events)
+            for ev in events:
+                self.fifo.append(("timed" if isinstance(ev, (Spike, DvsEvent)) else "request", ev))
+            self.cond.notify_all()
+
+    def apply(self, cfg) -> None:
+        ok, msg = validate_configuration(cfg)
+        if not ok:
+            raise RuntimeError(msg)
+        import copy
+
+        with self.cond:
+            self.fifo.append(("config", copy.deepcopy(cfg), time.monotonic() + self.apply_delay_s))
+            self.cond.notify_all()
+
+    def see(self, events: np.ndarray) -> None:
+        """The chip's own camera sees ``events`` (DVS_EVENT_DTYPE; timestamps ignored: they happen now)."""
+        with self.cond:
+            now = self.stopwatch_us()
+            raw = [] if self.config is None or not self.config.dvs_layer.raw_monitor_enable else [
+                DvsEvent(x=int(e["x"]), y=int(e["y"]), p=bool(e["p"]), timestamp=now & 0xFFFFFFFF) for e in events]
+            self.out.extend(raw)
+            if self.sim is not None:
+                ev = np.array(events, copy=True)
+                ev["t"] = max(now, self.sim.now_us)
+                self._emit(self.sim.feed_sensor(ev))
             self.cond.notify_all()
 
     def inject(self, events):
@@ -145,6 +306,121 @@ class _Chip:
                 self.cond.wait(left)
             k = len(self.out) if n is None else min(n, len(self.out))
             return [self.out.popleft() for _ in range(k)]
+
+    # -------------------------------------------------------------- stopwatch
+    def stopwatch_us(self) -> int:
+        if not self.stopwatch_running:
+            return self._sw_frozen
+        return int((time.monotonic() - self._sw_base) * 1e6)
+
+    def stopwatch(self, action: str) -> None:
+        with self.cond:
+            if action == "start" and not self.stopwatch_running:
+                self._sw_base = time.monotonic() - self._sw_frozen / 1e6
+                self.stopwatch_running = True
+            elif action == "stop" and self.stopwatch_running:
+                self._sw_frozen = self.stopwatch_us()
+                self.stopwatch_running = False
+            elif action == "reset":
+                self._sw_frozen = 0
+                self._sw_base = time.monotonic()
+                if self.sim is not None:
+                    self.sim.reset_time()
+            self.cond.notify_all()
+
+    # -------------------------------------------------------------- the worker
+    def close(self) -> None:
+        with self.cond:
+            self._stop = True
+            self.cond.notify_all()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        with self.cond:
+            while not self._stop:
+                wait = self._step()
+                if wait != 0:
+                    self.cond.wait(wait)
+
+    def _step(self) -> float | None:
+        """Process what is due; returns how long to wait (None: until notified, 0: go on at once)."""
+        now = time.monotonic()
+        if self.fifo:
+            kind, item, *rest = self.fifo[0]
+            if kind == "config":
+                if now < rest[0]:
+                    return rest[0] - now
+                self.fifo.popleft()
+                self._take_config(item)
+                return 0
+            self.fifo.popleft()
+            if kind == "timed":
+                self.held.append(item)
+            else:
+                self._request(item)
+            return 0
+        while self.held and self.stopwatch_running and self.held[0].timestamp <= self.stopwatch_us():
+            self._release(self.held.popleft())
+        if self.sim is not None and self.stopwatch_running and self.slow_clk[0]:
+            self._emit(self.sim.advance_to(max(self.stopwatch_us(), self.sim.now_us)))
+        if self.held and self.stopwatch_running:
+            return max(self.held[0].timestamp - self.stopwatch_us(), 0) / 1e6 + 1e-4
+        return 0.01 if self.slow_clk[0] else None
+
+    def _take_config(self, cfg) -> None:
+        from ..sim import ChipSimulator
+
+        self.config = cfg
+        self.counts["applied"] += 1
+        self.sim = ChipSimulator(from_samna_config(cfg, self.chip))
+        self.sim.reset_state(to_initial=True)
+        if self.slow_clk[0]:
+            self.sim.set_slow_clock(self.slow_clk[1])
+
+    def set_slow_clk(self, on: bool | None = None, hz: int | None = None) -> None:
+        with self.cond:
+            self.slow_clk = (self.slow_clk[0] if on is None else bool(on), self.slow_clk[1] if hz is None else int(hz))
+            if self.sim is not None:
+                self.sim.set_slow_clock(self.slow_clk[1] if self.slow_clk[0] and self.slow_clk[1] else None)
+            self.cond.notify_all()
+
+    def _release(self, ev) -> None:
+        from ..codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE
+
+        self.counts["released"] += 1
+        if self.sim is None:
+            return  # an unconfigured chip drops input
+        t = max(int(ev.timestamp), self.sim.now_us)
+        if isinstance(ev, Spike):
+            if ev.layer not in self.sim.config.cores:
+                return
+            self._emit(self.sim.feed(np.array([(t, ev.layer, ev.feature, ev.x, ev.y)], SPIKE_DTYPE)))
+        elif self.sim.config.dvs is not None:
+            self._emit(self.sim.feed_dvs(np.array([(t, ev.x, ev.y, int(bool(ev.p)))], DVS_EVENT_DTYPE)))
+
+    def _request(self, ev) -> None:
+        from ..codec.events import READ_REQUEST_DTYPE, WRITE_REQUEST_DTYPE
+
+        self.counts["requests"] += 1
+        if self.sim is None or ev.layer not in self.sim.config.cores:
+            return  # no reply from an unconfigured core
+        if isinstance(ev, ReadNeuronValue):
+            r = self.sim.read_neurons(np.array([(ev.layer, ev.address)], READ_REQUEST_DTYPE))[0]
+            self.out.append(NeuronValue(layer=int(r["core"]), address=int(r["address"]), neuron_state=int(r["vmem"])))
+        else:
+            self.sim.write_neurons(np.array([(ev.layer, ev.address, ev.neuron_state)], WRITE_REQUEST_DTYPE))
+        self.cond.notify_all()
+
+    def _emit(self, spikes: np.ndarray) -> None:
+        """Monitored output of the simulator -> output events (readout monitoring stops spike output)."""
+        readout = self.sim.take_readout()
+        if self.config.readout.monitor_enable:
+            self.counts["spikes_not_monitored"] += len(spikes)
+            self.out.extend(ReadoutValue(value=int(v)) for v in readout["value"].tolist())
+        else:
+            self.out.extend(Spike(layer=c, feature=f, x=x, y=y, timestamp=t & 0xFFFFFFFF)
+                            for t, c, f, x, y in spikes.tolist())
+        self.cond.notify_all()
 
 
 class BasicSourceNode_speck2f_event_input_event:
@@ -199,10 +475,8 @@ class _Model:
         self.chip = chip
 
     def apply_configuration(self, cfg):
-        ok, msg = validate_configuration(cfg)
-        if not ok:
-            raise RuntimeError(msg)
-        self.chip.config = cfg
+        """Validates, then returns at once: the chip takes the configuration later (asynchronously)."""
+        self.chip.apply(cfg)
 
     def get_configuration(self):
         return self.chip.config
@@ -221,14 +495,15 @@ class _StopWatch:
 
     def start(self):
         self.calls.append("start")
-        self.chip.stopwatch_running = True
+        self.chip.stopwatch("start")
 
     def stop(self):
         self.calls.append("stop")
-        self.chip.stopwatch_running = False
+        self.chip.stopwatch("stop")
 
     def reset(self):
         self.calls.append("reset")
+        self.chip.stopwatch("reset")
 
 
 class _IO:
@@ -236,10 +511,12 @@ class _IO:
         self.chip = chip
 
     def set_slow_clk(self, on):
-        self.chip.slow_clk = (bool(on), self.chip.slow_clk[1])
+        self.chip.set_slow_clk(on=on)
 
     def set_slow_clk_rate(self, hz):
-        self.chip.slow_clk = (self.chip.slow_clk[0], int(hz))
+        if not isinstance(hz, int):
+            raise TypeError(f"set_slow_clk_rate(): incompatible function arguments (an int is required, got {hz!r})")
+        self.chip.set_slow_clk(hz=hz)
 
 
 class DeviceInfo:
@@ -252,9 +529,9 @@ class DeviceInfo:
 
 
 class _Handle:
-    def __init__(self, info):
+    def __init__(self, info, apply_delay_s):
         self.info = info
-        self.chip = _Chip()
+        self.chip = _Chip(apply_delay_s=apply_delay_s)
         self.model = _Model(self.chip)
         self.stopwatch = _StopWatch(self.chip)
         self.io = _IO(self.chip)
@@ -280,9 +557,10 @@ class _Handle:
 
 
 class _DeviceModule:
-    def __init__(self):
+    def __init__(self, apply_delay_s):
         self.connected = [DeviceInfo("Speck2fModuleDevKit", 5)]
         self.open: dict = {}
+        self.apply_delay_s = apply_delay_s
 
     def get_all_devices(self):
         return list(self.connected)
@@ -297,25 +575,28 @@ class _DeviceModule:
             if not matches:
                 raise RuntimeError(f"no device {info}")
             info = matches[int(idx or 0)]
-        h = self.open.get(id(info)) or _Handle(info)
+        h = self.open.get(id(info)) or _Handle(info, self.apply_delay_s)
         self.open[id(info)] = h
         return h
 
     def close_device(self, handle):
         handle.closed = True
+        handle.chip.close()
         self.open.pop(id(handle.info), None)
 
 
-def make_module():
-    """A fresh stand-in ``samna`` module object (state is per module)."""
+def make_module(*, apply_delay_s: float = 0.05):
+    """A fresh stand-in ``samna`` module object (state is per module). ``apply_delay_s``: how long after
+    ``apply_configuration`` returns the chip takes the configuration."""
     mod = types.SimpleNamespace()
     mod.PYPI_SAMNA = False
-    mod.device = _DeviceModule()
+    mod.device = _DeviceModule(apply_delay_s)
     mod.graph = types.SimpleNamespace(EventFilterGraph=EventFilterGraph)
     event = types.SimpleNamespace(Spike=Spike, DvsEvent=DvsEvent, ReadNeuronValue=ReadNeuronValue,
                                   WriteNeuronValue=WriteNeuronValue, NeuronValue=NeuronValue,
                                   ReadoutValue=ReadoutValue)
-    configuration = types.SimpleNamespace(SpeckConfiguration=SpeckConfiguration, CnnLayerDimensions=CnnLayerDimensions)
+    configuration = types.SimpleNamespace(SpeckConfiguration=SpeckConfiguration, CnnLayerDimensions=CnnLayerDimensions,
+                                          CnnLayerDestination=CnnLayerDestination)
     mod.speck2f = types.SimpleNamespace(event=event, configuration=configuration,
                                         validate_configuration=validate_configuration)
     mod.BasicSourceNode_speck2f_event_input_event = BasicSourceNode_speck2f_event_input_event
