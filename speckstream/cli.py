@@ -277,6 +277,28 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_hwcheck(args) -> int:
+    """The simulator's inferred behaviours, checked on a devkit (or the simulator half alone without samna)."""
+    import trio
+
+    from speckstream.hwcheck import CHECKS, run_hwcheck
+
+    console = _console()
+    checks = [c.strip() for c in args.checks.split(",")] if args.checks else None
+    if args.leak_hz <= 0:
+        raise UsageError("--leak-hz must be positive")
+    report = trio.run(lambda: run_hwcheck(args.device, checks=checks, leak_hz=args.leak_hz,
+                                          progress=lambda name: console.print(f"  running {name} ...")))
+    if not report.chip_ran:
+        console.print(f"[yellow]no devkit: {report.why_not}. Ran the simulator half only "
+                      f"({len(report.results)} of {len(CHECKS)} checks), compared with the documentation.[/]")
+    print(report.table())
+    out = Path(args.json)
+    out.write_text(report.to_json())
+    console.print(f"report written to {out} (attach it to an issue)")
+    return 0 if report.ok else 1
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="speckstream", description="Compile SNNs for Speck / DYNAP-CNN chips and "
@@ -344,6 +366,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--serial", action="store_true", help="evaluate in this process (no worker pool)")
     d.add_argument("-o", "--output", help="save the compiled configuration")
     d.set_defaults(fn=cmd_demo, record=None)
+
+    h = sub.add_parser("hwcheck", help="check the simulator's inferred chip behaviours on a devkit, side by side "
+                       "(simulator half only without samna); writes a JSON report")
+    h.add_argument("device", nargs="?", default="speck2fmodule:0",
+                   help="devkit to check (default speck2fmodule:0; e.g. speck2fdevkit:0)")
+    h.add_argument("--json", default="hwcheck.json", help="where to write the report (default hwcheck.json)")
+    h.add_argument("--checks", default=None, help="comma-separated subset: leak_trace, one_spike_per_core, "
+                   "leak_fires, saturation, floor_clamp, address_layout, cascade_order")
+    h.add_argument("--leak-hz", type=float, default=1.0, help="slow clock of the leak trace (default 1 Hz, as "
+                   "in sinabs' leak tutorial)")
+    h.set_defaults(fn=cmd_hwcheck)
     return p
 
 

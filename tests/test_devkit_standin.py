@@ -62,6 +62,7 @@ def test_a_misspelt_field_raises_like_samna():
     assert samna_standin.Spike(layer=3, feature=1, x=2, y=4, timestamp=9).layer == 3  # keyword constructors
 
 
+@pytest.mark.filterwarnings("ignore::speckstream.compiler.CompileWarning")
 @pytest.mark.parametrize("name", ["relay", "digits", "seq4-dvs", "readout", "dvs-cropped"])
 def test_the_adapter_writes_only_known_fields_and_round_trips(name):
     """to_samna_config uses only evidenced names (the stand-in raises otherwise), passes samna's validation,

@@ -29,6 +29,7 @@ import threading
 import time
 import types
 from collections import deque
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class _Strict:
         return f"{type(self).__name__}({', '.join(f'{f}={getattr(self, f)!r}' for f in self._defaults)})"
 
 
-def _strict(name: str, **defaults) -> type:
+def _strict(name: str, **defaults) -> Any:
     return type(name, (_Strict,), {"_defaults": defaults})
 
 
@@ -228,15 +229,16 @@ class _Chip:
     """FIFO from the host -> (configuration after ``apply_delay_s``; timestamped input held until the stopwatch
     reaches it) -> speckstream's simulator -> output buffer. One worker thread per open device."""
 
-    def __init__(self, chip: str = "speck2f", apply_delay_s: float = 0.05):
+    def __init__(self, chip: str = "speck2f", apply_delay_s: float = 0.05, sim_options=None):
         self.chip = chip
+        self.sim_options = sim_options  # a chip that behaves differently (SimOptions), e.g. leak_fires=True
         self.apply_delay_s = apply_delay_s
         self.cond = threading.Condition()
         self.fifo: deque = deque()  # ("config", cfg, due) | ("timed", event) | ("request", event)
         self.held: deque = deque()  # timestamped input waiting for the stopwatch
         self.out: deque = deque()
-        self.config = None  # the samna configuration the chip has taken
-        self.sim = None
+        self.config: Any = None  # the samna configuration the chip has taken
+        self.sim: Any = None  # a ChipSimulator once a configuration is taken
         self.gone = False
         self.written: list = []
         self.slow_clk = (False, 0)
@@ -372,7 +374,7 @@ class _Chip:
 
         self.config = cfg
         self.counts["applied"] += 1
-        self.sim = ChipSimulator(from_samna_config(cfg, self.chip))
+        self.sim = ChipSimulator(from_samna_config(cfg, self.chip), options=self.sim_options)
         self.sim.reset_state(to_initial=True)
         if self.slow_clk[0]:
             self.sim.set_slow_clock(self.slow_clk[1])
@@ -529,9 +531,9 @@ class DeviceInfo:
 
 
 class _Handle:
-    def __init__(self, info, apply_delay_s):
+    def __init__(self, info, apply_delay_s, sim_options):
         self.info = info
-        self.chip = _Chip(apply_delay_s=apply_delay_s)
+        self.chip = _Chip(apply_delay_s=apply_delay_s, sim_options=sim_options)
         self.model = _Model(self.chip)
         self.stopwatch = _StopWatch(self.chip)
         self.io = _IO(self.chip)
@@ -557,10 +559,11 @@ class _Handle:
 
 
 class _DeviceModule:
-    def __init__(self, apply_delay_s):
+    def __init__(self, apply_delay_s, sim_options):
         self.connected = [DeviceInfo("Speck2fModuleDevKit", 5)]
         self.open: dict = {}
         self.apply_delay_s = apply_delay_s
+        self.sim_options = sim_options
 
     def get_all_devices(self):
         return list(self.connected)
@@ -575,7 +578,7 @@ class _DeviceModule:
             if not matches:
                 raise RuntimeError(f"no device {info}")
             info = matches[int(idx or 0)]
-        h = self.open.get(id(info)) or _Handle(info, self.apply_delay_s)
+        h = self.open.get(id(info)) or _Handle(info, self.apply_delay_s, self.sim_options)
         self.open[id(info)] = h
         return h
 
@@ -585,12 +588,13 @@ class _DeviceModule:
         self.open.pop(id(handle.info), None)
 
 
-def make_module(*, apply_delay_s: float = 0.05):
+def make_module(*, apply_delay_s: float = 0.05, sim_options=None):
     """A fresh stand-in ``samna`` module object (state is per module). ``apply_delay_s``: how long after
-    ``apply_configuration`` returns the chip takes the configuration."""
+    ``apply_configuration`` returns the chip takes the configuration; ``sim_options``: a
+    :class:`~speckstream.sim.SimOptions` for the chip behind the buffers (a chip that behaves differently)."""
     mod = types.SimpleNamespace()
     mod.PYPI_SAMNA = False
-    mod.device = _DeviceModule(apply_delay_s)
+    mod.device = _DeviceModule(apply_delay_s, sim_options)
     mod.graph = types.SimpleNamespace(EventFilterGraph=EventFilterGraph)
     event = types.SimpleNamespace(Spike=Spike, DvsEvent=DvsEvent, ReadNeuronValue=ReadNeuronValue,
                                   WriteNeuronValue=WriteNeuronValue, NeuronValue=NeuronValue,
