@@ -16,7 +16,7 @@ if os.environ.get("SPECKSTREAM_NO_EXT") != "1":
     extensions = [
         Extension("speckstream.codec._ccodec", ["codec/_ccodec.pyx"], include_dirs=[numpy.get_include()],
                   extra_compile_args=compile_args),
-        Extension("speckstream.sim._ccore", ["sim/_ccore.pyx"], include_dirs=[numpy.get_include()],
+        Extension("speckstream.sim._ccore", ["sim/_ccore.pyx"], include_dirs=[numpy.get_include(), "sim"],
                   extra_compile_args=compile_args),
     ]
     ext_modules = cythonize(

@@ -28,6 +28,25 @@ def fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+_SCALE = {"G": 1e9, "M": 1e6, "k": 1e3, "": 1.0}
+
+
+def verdict(row: dict) -> str:
+    """"met" / "NOT met" for a target like ">= 8x" (the ratio), ">= 3 G/s" or "< 10 %" (the value); "" if none."""
+    import re
+
+    m = re.fullmatch(r"\s*(>=|<=|<|>)\s*([\d.]+)\s*(x|[GMk]?)\b.*", row.get("target") or "")
+    if not m:
+        return ""
+    op, num, suffix = m.group(1), float(m.group(2)), m.group(3)
+    got = row.get("ratio") if suffix == "x" else row.get("value")
+    if got is None:
+        return ""
+    want = num if suffix == "x" else num * _SCALE[suffix]
+    ok = {">=": got >= want, ">": got > want, "<=": got <= want, "<": got < want}[op]
+    return "met" if ok else "NOT met"
+
+
 def print_table(title: str, rows: list[dict]) -> None:
     """rows: {"what", "value", "unit", "baseline" (optional), "ratio" (optional), "target" (optional)}."""
     try:
@@ -35,17 +54,18 @@ def print_table(title: str, rows: list[dict]) -> None:
         from rich.table import Table
 
         t = Table(title=title)
-        for col in ("measure", "value", "baseline (same run)", "ratio", "target"):
+        for col in ("measure", "value", "baseline (same run)", "ratio", "target", ""):
             t.add_column(col, justify="right" if col != "measure" else "left")
         for r in rows:
+            v = verdict(r)
             t.add_row(r["what"], f"{fmt(r['value'])} {r.get('unit', '')}",
-                      r.get("baseline", ""), f"{r['ratio']:.1f}x" if r.get("ratio") is not None else "",
-                      r.get("target", ""))
+                      r.get("baseline", ""), f"{r['ratio']:.2g}x" if r.get("ratio") is not None else "",
+                      r.get("target", ""), f"[green]{v}[/]" if v == "met" else f"[red]{v}[/]" if v else "")
         Console(width=150).print(t)
     except ImportError:  # pragma: no cover
         print(title)
         for r in rows:
-            print(f"  {r['what']}: {fmt(r['value'])} {r.get('unit', '')} {r.get('ratio', '')}")
+            print(f"  {r['what']}: {fmt(r['value'])} {r.get('unit', '')} {r.get('ratio', '')} {verdict(r)}")
 
 
 def parse(description: str) -> argparse.Namespace:
