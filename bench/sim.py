@@ -11,6 +11,7 @@ per-event exactness would need; nobody simulates that way, hence a footnote).
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import time
 import warnings
 
@@ -132,8 +133,15 @@ def trained(quick: bool) -> list[dict]:
                 net16(torch.from_numpy(frames[i:i + 16].reshape(-1, 1, 8, 8)))
 
     t_b16 = best_of(batch16, 2)
-    w1 = ss.evaluate(cfg, data, max_workers=1, executor="serial", progress=False)
-    w2 = min((ss.evaluate(cfg, data, max_workers=2, progress=False) for _ in range(3)), key=lambda r: r.seconds)
+    # scaling: steady state (a warm pool of 2 processes, as a user evaluating repeatedly keeps one) on the data
+    # set four times over - one pass is ~0.2 s of work, less than starting two interpreters
+    big = data * 4
+    w1 = min((ss.evaluate(cfg, big, executor="serial", progress=False) for _ in range(2)), key=lambda r: r.seconds)
+    with cf.ProcessPoolExecutor(max_workers=2) as pool:
+        ss.evaluate(cfg, data[:64], executor=pool, max_workers=2, progress=False)  # warm: imports, first config
+        w2 = min((ss.evaluate(cfg, big, executor=pool, max_workers=2, progress=False) for _ in range(3)),
+                 key=lambda r: r.seconds)
+    cold = ss.evaluate(cfg, big, max_workers=2, progress=False)
     return [
         {"what": "trained digits net: simulator, input events", "value": rate(n_ev, t_ev), "unit": "events/s",
          "baseline": f"sinabs 1 ms steps, batch 1: {rate(n_ev, t_b1) / 1e3:.0f} k/s", "ratio": t_b1 / t_ev,
@@ -152,9 +160,12 @@ def trained(quick: bool) -> list[dict]:
         {"what": "per-sample overhead (reset + call) vs a sample", "value": 100 * t_over / t_engine, "unit": "%",
          "baseline": f"{t_engine / len(data) * 1e6:.0f} us per {n_ev / len(data):.0f}-event sample",
          "target": "< 10 %"},
-        {"what": "evaluate, 2 workers vs 1 (process pool)", "value": w2.events_per_s, "unit": "events/s",
+        {"what": "evaluate, 2 workers (warm pool) vs 1", "value": w2.events_per_s, "unit": "events/s",
          "baseline": f"1 worker {w1.events_per_s / 1e3:.0f} k/s", "ratio": w2.events_per_s / w1.events_per_s,
          "target": ">= 1.7x"},
+        {"what": "evaluate, 2 workers incl. starting the pool", "value": cold.events_per_s, "unit": "events/s",
+         "baseline": f"1 worker {w1.events_per_s / 1e3:.0f} k/s", "ratio": cold.events_per_s / w1.events_per_s,
+         "target": "-"},
     ]
 
 
