@@ -206,11 +206,7 @@ class Session:
                          f"{sorted(self.config.cores) if self.config else []})")
                 raise AddressError(f"spike {i} of this send (core={e['core']}, c={e['c']}, x={e['x']}, y={e['y']}) "
                                    f"is off {where}; nothing of this send was queued")
-            # a device releases input in order of arrival at its timestamp: order matters
-            ev.check_time_order(spikes["t"], noun="spike", where=" of this send", advice="send events in time order")
-            if int(spikes["t"].max()) >= WRAP:
-                raise DeviceError(f"input timestamp {int(spikes['t'].max())} µs is past the chip's 32-bit stopwatch "
-                                  "range (71.6 min); call reset_time() between segments")
+            _check_times(spikes["t"], "spike")
         return spikes
 
     def _validated_dvs(self, events) -> np.ndarray:
@@ -232,10 +228,7 @@ class Session:
                 e = events[i]
                 raise AddressError(f"DVS event {i} of this send (x={e['x']}, y={e['y']}, p={e['p']}) is off the "
                                    f"{H}x{W} (H x W) sensor of the DVS stage; nothing of this send was queued")
-            ev.check_time_order(events["t"], noun="DVS event", where=" of this send", advice="send events in time order")
-            if int(events["t"].max()) >= WRAP:
-                raise DeviceError(f"input timestamp {int(events['t'].max())} µs is past the chip's 32-bit stopwatch "
-                                  "range (71.6 min); call reset_time() between segments")
+            _check_times(events["t"], "DVS event")
         return events
 
     async def send(self, spikes: np.ndarray, *, kind: str = "spike", policy: str | None = None) -> int:
@@ -485,6 +478,15 @@ class Session:
             "subscriptions": [s.statistics() for s in self._subs],
             "device": self.backend.stats,
         }
+
+
+def _check_times(t: np.ndarray, noun: str) -> None:
+    """Input timestamps in order (a device releases input in order of arrival at its timestamp) and within
+    the chip's 32-bit stopwatch."""
+    ev.check_time_order(t, noun=noun, where=" of this send", advice="send events in time order")
+    if int(t.max()) >= WRAP:
+        raise DeviceError(f"input timestamp {int(t.max())} µs is past the chip's 32-bit stopwatch range (71.6 min); "
+                          "call reset_time() between segments")
 
 
 def _caused(err: BaseException, cause: BaseException) -> BaseException:
