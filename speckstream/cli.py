@@ -341,23 +341,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
 
     v = sub.add_parser("vmem", help="stream membrane potentials of a core")
-    v.add_argument("config")
-    v.add_argument("--core", type=int, required=True)
+    v.add_argument("config", help="ChipConfig (.json / .msgpack)")
+    v.add_argument("--core", type=int, required=True, help="the core whose neurons to read")
     v.add_argument("--rate", type=float, default=10.0, help="frames per second")
-    v.add_argument("--count", type=int, default=10)
-    v.add_argument("--device", default="sim")
+    v.add_argument("--count", type=int, default=10, help="frames to read (default 10)")
+    v.add_argument("--device", default="sim", help="sim (default), speck2fmodule:0, speck2fdevkit ...")
     v.add_argument("--events", help="event file to send first")
     v.add_argument("-o", "--output", help="save frames to .npz")
     v.set_defaults(fn=cmd_vmem)
 
     i = sub.add_parser("inspect", help="an event file's header, counts per core/channel and time span, or a compiled "
                        "configuration's core table (.json / .msgpack)")
-    i.add_argument("file")
+    i.add_argument("file", help="event file (.spk, .npy, .aedat4, ...) or configuration (.json / .msgpack)")
     i.set_defaults(fn=cmd_inspect)
 
     b = sub.add_parser("bench", help="run the benchmark suites in bench/")
     b.add_argument("suites", nargs="*", help="codec, compile, sim, runtime (default: all)")
-    b.add_argument("--quick", action="store_true")
+    b.add_argument("--quick", action="store_true", help="smaller sizes: seconds instead of minutes (smoke runs)")
     b.set_defaults(fn=cmd_bench)
 
     d = sub.add_parser("demo", help="the main job: a trained digits SNN, float (sinabs) vs the simulated chip")

@@ -94,3 +94,12 @@ def test_version_and_inspect_of_a_compiled_config(compiled):
     assert r.returncode == 0 and r.stdout.startswith("speckstream ")
     r = cli("inspect", str(d / "net.json"))
     assert r.returncode == 0 and "ChipConfig for speck2f: 4 core(s)" in r.stdout
+
+
+def test_every_cli_option_has_help():
+    from speckstream.cli import build_parser
+
+    parser = build_parser()
+    missing = [(name, a.dest) for name, sp in parser._subparsers._group_actions[0].choices.items()
+               for a in sp._actions if not a.help and a.dest != "help"]
+    assert not missing, missing
