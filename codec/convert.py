@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .events import DVS_EVENT_DTYPE, SPIKE_DTYPE, TONIC_DTYPE, _store_checked, as_events
+from .events import DVS_EVENT_DTYPE, SPIKE_DTYPE, TONIC_DTYPE, _store_checked, as_events, has_spike_fields
 
 __all__ = ['spikes_from_array', 'from_xytp', 'to_xytp', 'dvs_from_xytp']
 
@@ -54,7 +54,7 @@ def spikes_from_array(events: np.ndarray, **kw) -> np.ndarray:
     """Input spikes from any event array: one with all SPIKE_DTYPE fields (any byte order / layout) is cast
     field by field; anything else is read as tonic-style x/y/t/p (``kw`` as :func:`from_xytp`)."""
     events = np.asarray(events)
-    if set(SPIKE_DTYPE.names or ()) <= set(events.dtype.names or ()):
+    if has_spike_fields(events.dtype):
         return as_events(events, "spike")
     return from_xytp(events, **kw)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ['check_time_order', 'SPIKE_RECORD', 'NV_RECORD', 'SPIKE_DTYPE', 'INPUT_SPIKE_DTYPE', 'OUTPUT_SPIKE_DTYPE', 'DVS_EVENT_DTYPE', 'READ_REQUEST_DTYPE',
+__all__ = ['check_time_order', 'has_spike_fields', 'SPIKE_RECORD', 'NV_RECORD', 'SPIKE_DTYPE', 'INPUT_SPIKE_DTYPE', 'OUTPUT_SPIKE_DTYPE', 'DVS_EVENT_DTYPE', 'READ_REQUEST_DTYPE',
            'WRITE_REQUEST_DTYPE', 'NEURON_VALUE_DTYPE', 'READOUT_DTYPE', 'NEURON_STATE_DTYPE',
            'TONIC_DTYPE', 'empty', 'spikes', 'as_events']
 
@@ -103,6 +103,12 @@ def _store_checked(out: np.ndarray, name: str, values) -> None:
             bad = int(np.flatnonzero((values < info.min) | (values > info.max))[0])
             raise ValueError(f"{name}[{bad}] = {values[bad]} does not fit the {target} field [{info.min}, {info.max}]")
     out[name] = values
+
+
+def has_spike_fields(dtype: np.dtype) -> bool:
+    """Does a structured dtype carry every input-spike field (t, core, c, x, y), in any layout or byte order?
+    Such arrays are chip spikes; others with x/y/t/p are camera (tonic-style) events."""
+    return set(SPIKE_DTYPE.names or ()) <= set(np.dtype(dtype).names or ())
 
 
 def check_time_order(t, *, start: int = 0, last: int | None = None, noun: str = "event", where: str = "",

@@ -61,14 +61,14 @@ CAMERA_SUFFIXES = (".aedat4", ".raw", ".dat", ".es", ".csv")
 def _is_camera(source) -> bool:
     """A camera recording (x/y/t/p events on a sensor) rather than chip input spikes (core/c/x/y/t)."""
     if isinstance(source, np.ndarray):
-        return not set(ev.SPIKE_DTYPE.names or ()) <= set(source.dtype.names or ())
+        return not ev.has_spike_fields(source.dtype)
     suffix = Path(source).suffix.lower()
     if suffix == ".npy":
         try:
             arr = np.load(source, mmap_mode="r", allow_pickle=False)
         except Exception:
             return False  # the reader names what is wrong with the file
-        return not set(ev.SPIKE_DTYPE.names or ()) <= set(arr.dtype.names or ())
+        return not ev.has_spike_fields(arr.dtype)
     return suffix in CAMERA_SUFFIXES
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .codec.convert import dvs_from_xytp, spikes_from_array
 from .codec.errors import CodecError
-from .codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE, check_time_order
+from .codec.events import DVS_EVENT_DTYPE, check_time_order, has_spike_fields
 from .compiler.config import ChipConfig, load_config
 from .sim import ChipSimulator, SimOptions
 
@@ -43,7 +43,7 @@ def to_input(config: ChipConfig, events: np.ndarray) -> tuple[str, np.ndarray]:
     if config.dvs is not None:
         out = ev if ev.dtype == DVS_EVENT_DTYPE else dvs_from_xytp(ev)
         kind = "dvs"
-    elif set(SPIKE_DTYPE.names or ()) <= set(ev.dtype.names):  # spike arrays in any layout / byte order
+    elif has_spike_fields(ev.dtype):  # spike arrays in any layout / byte order
         out, kind = spikes_from_array(ev), "spike"
     else:
         if not config.input_cores:
