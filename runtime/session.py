@@ -23,6 +23,7 @@ from ..codec.errors import AddressError
 from ..codec.samna_events import DecodedOutput
 from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
+from ..sim.dvs import check_dvs_events
 from . import closed_loop as _loop
 from . import replay as _replay
 from . import vmem as _vmem
@@ -221,13 +222,7 @@ class Session:
             raise DeviceError("the applied configuration has no DVS stage: send spikes to its input cores "
                               f"{self.config.input_cores} instead (kind='spike'), or compile with dvs=True")
         if len(events):
-            H, W = dvs.input_size
-            bad = (events["x"] >= W) | (events["y"] >= H) | (events["p"] > 1)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                e = events[i]
-                raise AddressError(f"DVS event {i} of this send (x={e['x']}, y={e['y']}, p={e['p']}) is off the "
-                                   f"{H}x{W} (H x W) sensor of the DVS stage; nothing of this send was queued")
+            check_dvs_events(events, dvs, where=" of this send", after="; nothing of this send was queued")
             _check_times(events["t"], "DVS event")
         return events
 

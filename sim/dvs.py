@@ -14,15 +14,16 @@ __all__ = ["DVS_LAYER", "check_dvs_events", "dvs_stage", "dvs_to_spikes"]
 DVS_LAYER = 13  # the DVS layer's id on the event bus (monitored DVS events carry it)
 
 
-def check_dvs_events(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
-    """DvsEvents as DVS_EVENT_DTYPE, refusing coordinates off the sensor (naming the first one)."""
+def check_dvs_events(events: np.ndarray, dvs: DVSConfig, *, where: str = "", after: str = "") -> np.ndarray:
+    """DvsEvents as DVS_EVENT_DTYPE, refusing coordinates off the sensor (naming the first one; ``where``
+    follows its index in the message, ``after`` ends it)."""
     ev = np.asarray(events, dtype=DVS_EVENT_DTYPE)
     H0, W0 = dvs.input_size
     bad = (ev["x"] >= W0) | (ev["y"] >= H0) | (ev["p"] > 1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise AddressError(f"DVS event {i} (x={ev['x'][i]}, y={ev['y'][i]}, p={ev['p'][i]}) is off the "
-                           f"{H0}x{W0} (H x W) sensor of the DVS stage")
+        raise AddressError(f"DVS event {i}{where} (x={ev['x'][i]}, y={ev['y'][i]}, p={ev['p'][i]}) is off the "
+                           f"{H0}x{W0} (H x W) sensor of the DVS stage{after}")
     return ev
 
 
