@@ -155,13 +155,8 @@ class SimBackend:
             self._process(kind, spikes)
 
     def _process(self, kind: str, spikes: np.ndarray, until: int | None = None) -> None:
-        if kind == "dvs":
-            out = self.sim.feed_dvs(spikes)
-            if until is not None:
-                more = self.sim.advance_to(max(until, self.sim.now_us))
-                out = np.concatenate([out, more]) if len(more) else out
-        else:
-            out = self.sim.feed(spikes, until=until)
+        """Feed released input; ``until`` (advance the chip to a time) comes only with an empty spike batch."""
+        out = self.sim.feed_dvs(spikes) if kind == "dvs" else self.sim.feed(spikes, until=until)
         self.counts["released"] += len(spikes)
         self._finish(out)
 
