@@ -404,15 +404,11 @@ class PackedState:
             p[[P_ENABLED, P_CIN, P_HIN, P_WIN, P_COUT, P_HOUT, P_WOUT, P_K]] = [1, Ci, Hi, Wi, Co, Ho, Wo,
                                                                                  cc.kernel_size]
             p[[P_SY, P_SX, P_PY, P_PX]] = [*cc.stride, *cc.padding]
-            for j, s in ((P_SY_SHIFT, cc.stride[0]), (P_SX_SHIFT, cc.stride[1])):
-                if s not in (1, 2, 4, 8):
-                    raise ValueError(f"core {c}: stride {cc.stride} - the chip's strides are 1, 2, 4 or 8")
-                p[j] = s.bit_length() - 1
+            # strides (1, 2, 4, 8) and poolings (1, 2, 4) as shifts: validate() has refused anything else
+            p[[P_SY_SHIFT, P_SX_SHIFT]] = [s.bit_length() - 1 for s in cc.stride]
             p[[P_THR_HI, P_THR_LO, P_RTZ, P_LEAK, P_MONITOR]] = [cc.threshold_high, cc.threshold_low,
                                                                  cc.return_to_zero, cc.leak_enable, cc.monitor]
             for j, d in enumerate(cc.destinations[:2]):
-                if d.pooling not in (1, 2, 4):
-                    raise ValueError(f"core {c}: destination pooling {d.pooling} - the chip pools by 1, 2 or 4")
                 p[P_D0_CORE + 3 * j: P_D0_CORE + 3 * j + 3] = [d.core, d.pooling.bit_length() - 1, d.feature_shift]
             # [in, ky, k-1-kx, out]: kx flipped, so one ky's rows are contiguous (see Core.convolve)
             w = np.ascontiguousarray(cc.weights[:, :, :, ::-1].transpose(1, 2, 3, 0)).ravel()
