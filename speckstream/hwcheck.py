@@ -35,26 +35,18 @@ import trio
 
 from .codec import events as ev
 from .codec import neurons
-from .compiler.config import ChipConfig, CoreConfig, Destination
+from .compiler.config import CoreConfig
+from .testing.configs import config as _config
+from .testing.configs import core
 
 __all__ = ["CHECKS", "CheckResult", "HwcheckReport", "run_hwcheck", "hwcheck"]
 
 
-def _core(core: int, cin: int, h: int, w: int, cout: int, weights, *, thr: int = 127, low: int = -127,
-          bias=None, vmem=None, rtz: bool = False, dests=(), leak: bool = False) -> CoreConfig:
-    return CoreConfig(core=core, input_shape=(cin, h, w), output_shape=(cout, h, w), kernel_size=1, stride=(1, 1),
-                      padding=(0, 0), weights=np.asarray(weights, np.int8).reshape(cout, cin, 1, 1),
-                      biases=np.zeros(cout, np.int16) if bias is None else np.asarray(bias, np.int16),
-                      threshold_high=thr, threshold_low=low,
-                      initial_vmem=np.zeros((cout, h, w), np.int16) if vmem is None else np.asarray(vmem, np.int16),
-                      return_to_zero=rtz, leak_enable=leak, monitor=True,
-                      destinations=[Destination(core=d) for d in dests])
-
-
-def _config(*cores: CoreConfig, inputs=None, slow_clock_hz=None) -> ChipConfig:
-    return ChipConfig(chip="speck2f", cores={c.core: c for c in cores},
-                      input_cores=list(inputs) if inputs is not None else [cores[0].core],
-                      slow_clock_hz=slow_clock_hz, layer_order=[c.core for c in cores])
+def _core(core_id: int, cin: int, h: int, w: int, cout: int, weights, *, thr: int = 127, low: int = -127,
+          dests=(), **kw) -> CoreConfig:
+    """A monitored 1x1-kernel core (testing.configs.core; leak on with a non-zero bias) with the checks'
+    defaults: threshold 127, floor -127; ``dests`` are core ids."""
+    return core(core_id, cin, h, w, cout, weights=weights, thr=thr, low=low, dests=[(d,) for d in dests], **kw)
 
 
 async def _spikes_after(dev, events: np.ndarray, wait_s: float) -> np.ndarray:
@@ -71,7 +63,7 @@ async def _spikes_after(dev, events: np.ndarray, wait_s: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ checks
 async def leak_trace(dev, *, leak_hz: float = 1.0, reads: int = 4) -> dict:
-    cfg = _config(_core(0, 1, 2, 2, 1, [127], bias=[-13], vmem=np.full((1, 2, 2), 127), leak=True),
+    cfg = _config(_core(0, 1, 2, 2, 1, [127], bias=[-13], vmem=np.full((1, 2, 2), 127)),
                   slow_clock_hz=leak_hz)
     await dev.apply(cfg)
     req = np.zeros(4, ev.READ_REQUEST_DTYPE)
@@ -88,13 +80,13 @@ async def leak_trace(dev, *, leak_hz: float = 1.0, reads: int = 4) -> dict:
 
 async def one_spike_per_core(dev) -> dict:
     cores = [_core(c, 1, 1, 1, 1, [127]) for c in range(9)]
-    await dev.apply(_config(*cores, inputs=range(9)))
+    await dev.apply(_config(*cores, inputs=list(range(9))))
     out = await _spikes_after(dev, ev.spikes(t=np.arange(9) * 1000, core=np.arange(9)), 0.3)
     return {"spikes_per_core": [int(np.sum(out["core"] == c)) for c in range(9)]}
 
 
 async def leak_fires(dev, *, leak_hz: float = 10.0) -> dict:
-    cfg = _config(_core(0, 1, 1, 1, 1, [0], bias=[13], vmem=[[[120]]], leak=True), slow_clock_hz=leak_hz)
+    cfg = _config(_core(0, 1, 1, 1, 1, [0], bias=[13], vmem=[[[120]]]), slow_clock_hz=leak_hz)
     with dev.subscribe("spike") as sub:
         await dev.apply(cfg)
         await trio.sleep(1.5 / leak_hz)
