@@ -12,7 +12,7 @@ from speckstream.compiler import DVSConfig, ReadoutConfig
 from speckstream.runtime.backends.samna_backend import to_samna_config
 from speckstream.runtime.errors import DeviceError
 from speckstream.testing import models, samna_standin
-from speckstream.testing.backends import relay_config
+from speckstream.testing.backends import collect, relay_config
 from speckstream.testing.configs import config, core
 
 
@@ -32,17 +32,6 @@ def dvs_events(n=50, seed=0, t=None):
     ev["x"], ev["y"], ev["p"] = rng.integers(0, 32, n), rng.integers(0, 32, n), rng.integers(0, 2, n)
     ev["t"] = np.arange(n) * 100 if t is None else t
     return ev
-
-
-async def collect(dev, kind, n, timeout=3.0):
-    got = []
-    with trio.move_on_after(timeout):
-        async for b in dev.events(kind):
-            got.append(b)
-            if sum(map(len, got)) >= n:
-                break
-    dtype = {"spike": ss.codec.SPIKE_DTYPE, "dvs": ss.codec.DVS_EVENT_DTYPE}.get(kind, ss.codec.SPIKE_DTYPE)
-    return np.concatenate(got) if got else np.empty(0, dtype)
 
 
 def open_standin(**kw):
@@ -161,7 +150,7 @@ async def test_output_comes_only_from_monitored_layers():
     async with open_standin() as dev:
         await dev.apply(cfg)
         await dev.send(ss.codec.spikes(t=0, core=0, c=[0, 1], x=[2, 4], y=[2, 4]))
-        out = await collect(dev, "spike", 2, timeout=1.0)
+        out = await collect(dev, 2, timeout=1.0)
     assert len(out) == 2 and set(out["core"].tolist()) == {1}
 
 
@@ -190,7 +179,7 @@ async def run_dvs(device: str, cfg, events, **kw):
         ev = events.copy()
         ev["t"] += base
         await dev.send_dvs(ev)
-        out = await collect(dev, "spike", 10**9, timeout=0.6)
+        out = await collect(dev, 10**9, timeout=0.6)
     out = out.copy()
     out["t"] -= base
     return out
@@ -255,7 +244,7 @@ async def test_raw_sensor_events_reach_the_host_with_session_timestamps(device):
         before = dev.now_us()
         camera = dev.backend if device == "sim" else dev.backend.handle.chip
         camera.see(dvs_events(7))
-        got = await collect(dev, "dvs", 7, timeout=2)
+        got = await collect(dev, 7, "dvs", timeout=2)
         after = dev.now_us()
     assert len(got) == 7 and got.dtype == ss.codec.DVS_EVENT_DTYPE
     assert np.all((got["t"] >= before - 2000) & (got["t"] <= after))  # session µs, unwrapped like spikes

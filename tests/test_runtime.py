@@ -13,6 +13,7 @@ from speckstream.runtime.backends.samna_backend import to_samna_config
 
 from speckstream.testing.configs import config, core
 from speckstream.testing import samna_standin
+from speckstream.testing.backends import collect
 
 
 def relay_cfg(monitor=True):
@@ -23,16 +24,6 @@ def relay_cfg(monitor=True):
 def rand_spikes(n, seed=0, t=0):
     rng = np.random.default_rng(seed)
     return codec.spikes(t=t, core=0, c=rng.integers(0, 2, n), x=rng.integers(0, 8, n), y=rng.integers(0, 8, n))
-
-
-async def collect(dev, n, kind="spike", timeout=5):
-    got = []
-    with trio.move_on_after(timeout):
-        async for b in dev.events(kind):
-            got.append(b)
-            if sum(map(len, got)) >= n:
-                break
-    return np.concatenate(got) if got else np.empty(0, codec.SPIKE_DTYPE)
 
 
 # ------------------------------------------------------------------ streams

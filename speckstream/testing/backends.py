@@ -12,7 +12,7 @@ from ..codec import events as ev
 from ..runtime.errors import DeviceClosed, DeviceDisconnected, DeviceError
 from .configs import config, core
 
-__all__ = ["check_backend", "relay_config"]
+__all__ = ["check_backend", "collect", "relay_config"]
 
 
 def relay_config():
@@ -20,6 +20,17 @@ def relay_config():
     both monitored cores."""
     return config(core(0, 2, 16, 16, 2, weights=[[20, 0], [0, 20]], thr=10, dests=[(1, 2)]),
                   core(1, 2, 8, 8, 2, weights=[[20, 0], [0, 20]], thr=10))
+
+
+async def collect(dev, n: int, kind: str = "spike", timeout: float = 5.0) -> np.ndarray:
+    """Output events of ``kind`` from a session until ``n`` have arrived or ``timeout`` s have passed."""
+    got: list[np.ndarray] = []
+    with trio.move_on_after(timeout):
+        async for b in dev.events(kind):
+            got.append(b)
+            if sum(map(len, got)) >= n:
+                break
+    return np.concatenate(got) if got else np.empty(0, ev.DVS_EVENT_DTYPE if kind == "dvs" else ev.SPIKE_DTYPE)
 
 
 async def _read_until(backend, n: int, timeout_s: float = 5.0) -> np.ndarray:
