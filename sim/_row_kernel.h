@@ -28,15 +28,17 @@ typedef int8_t ss_i8x16 __attribute__((vector_size(16)));
 typedef uint8_t ss_u8x16 __attribute__((vector_size(16)));
 #endif
 
-/* The scalar reference of one neuron's update (also the tail of a row that is not a multiple of 16). */
-static inline int ss_one(int16_t *v, int8_t w, int thr_lo, int thr_hi, int rtz, uint8_t *fired, int *nclamp, int *nsat)
+/* One neuron's update, branch-free so that the compiler vectorises the loop it is inlined into (``keep`` is
+ * 0 for return-to-zero, 1 for subtract). The bulk of a row and its scalar tail both run it. */
+static inline int ss_one(int16_t *v, int8_t w, int thr_lo, int thr_hi, int keep, uint8_t *fired, int *nclamp,
+                         int *nsat)
 {
     int x = (int)*v + (int)w;
     int lo = x < thr_lo;
     x = lo ? thr_lo : x;
     int f = x >= thr_hi;
-    if (f)
-        x = rtz ? 0 : x - thr_hi;
+    int r = keep * (x - thr_hi);
+    x = f ? r : x;
     int s = x > 32767;
     x = s ? 32767 : x;
     *v = (int16_t)x;
@@ -54,21 +56,8 @@ int ss_row_update(int16_t *__restrict v, const int8_t *__restrict w, int n, int 
     const int keep = rtz ? 0 : 1;
     /* The bulk, whole multiples of 32 neurons: plain element-wise code the compiler vectorises itself. */
     const int bulk = n & ~31;
-    for (o = 0; o < bulk; o++) {
-        int x = (int)v[o] + (int)w[o];
-        int lo = x < thr_lo;
-        x = lo ? thr_lo : x;
-        int f = x >= thr_hi;
-        int r = keep * (x - thr_hi);
-        x = f ? r : x;
-        int s = x > 32767;
-        x = s ? 32767 : x;
-        v[o] = (int16_t)x;
-        fired[o] = (uint8_t)f;
-        nfired += f;
-        nclamp += lo;
-        nsat += s;
-    }
+    for (o = 0; o < bulk; o++)
+        nfired += ss_one(v + o, w[o], thr_lo, thr_hi, keep, fired + o, &nclamp, &nsat);
 #ifdef SS_VECTOR
     /* A remaining block of 16 (C_out = 16, 48, 80 ... are common) in explicit vectors rather than scalar
      * code: masks are -1 / 0, selects are bitwise; the three counts share one horizontal sum. */
@@ -102,7 +91,7 @@ int ss_row_update(int16_t *__restrict v, const int8_t *__restrict w, int n, int 
     }
 #endif
     for (; o < n; o++)
-        nfired += ss_one(v + o, w[o], thr_lo, thr_hi, rtz, fired + o, &nclamp, &nsat);
+        nfired += ss_one(v + o, w[o], thr_lo, thr_hi, keep, fired + o, &nclamp, &nsat);
     *clamps += nclamp;
     *saturated += (uint64_t)nsat;
     return nfired;
