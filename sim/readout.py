@@ -15,7 +15,16 @@ import numpy as np
 from ..codec.events import READOUT_DTYPE
 from ..compiler.config import ReadoutConfig
 
-__all__ = ['class_of', 'ReadoutModel']
+__all__ = ['class_of', 'host_output', 'ReadoutModel']
+
+
+def host_output(ro: ReadoutConfig | None, spikes: np.ndarray, readout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(spikes, ReadoutValues) that reach a devkit's host: ReadoutValues only when the readout is monitored,
+    and then no spikes - with ``readout.monitor_enable`` on, CNN-layer spikes are no longer monitored
+    (SynSense's readout notebook)."""
+    if ro is None or not ro.monitor:
+        return spikes, readout[:0]
+    return spikes[:0], readout
 
 
 def class_of(c, x, y, ro: ReadoutConfig) -> np.ndarray:

@@ -20,6 +20,7 @@ from ...codec.events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READOUT_DTYPE, 
 from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
+from ...sim.readout import host_output
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
 
 __all__ = ['SimFaults', 'SimBackend']
@@ -162,13 +163,11 @@ class SimBackend:
 
     def _finish(self, out: np.ndarray, raw: np.ndarray | None = None) -> None:
         """Monitored simulator output -> host output, as the devkit delivers it."""
-        readout = self.sim.take_readout()
-        ro = self.sim.config.readout if self.sim.config is not None else None
-        if ro is None or not ro.monitor:
-            readout = readout[:0]  # ReadoutValue reaches the host only when the readout is monitored
-        elif len(out):
-            self.counts["spikes_not_monitored"] = self.counts.get("spikes_not_monitored", 0) + len(out)
-            out = out[:0]  # with readout monitoring on, spike monitoring stops (SynSense's readout notebook)
+        shown, readout = host_output(self.sim.config.readout if self.sim.config is not None else None, out,
+                                     self.sim.take_readout())
+        if len(shown) < len(out):
+            self.counts["spikes_not_monitored"] = self.counts.get("spikes_not_monitored", 0) + len(out) - len(shown)
+        out = shown
         if len(readout):
             readout["t"] = 0  # ReadoutValue has no timestamp on the chip: stamped on receipt
         if len(out) or len(readout) or (raw is not None and len(raw)):

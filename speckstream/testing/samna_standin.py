@@ -415,13 +415,13 @@ class _Chip:
 
     def _emit(self, spikes: np.ndarray) -> None:
         """Monitored output of the simulator -> output events (readout monitoring stops spike output)."""
-        readout = self.sim.take_readout()
-        if self.config.readout.monitor_enable:
-            self.counts["spikes_not_monitored"] += len(spikes)
-            self.out.extend(ReadoutValue(value=int(v)) for v in readout["value"].tolist())
-        else:
-            self.out.extend(Spike(layer=c, feature=f, x=x, y=y, timestamp=t & 0xFFFFFFFF)
-                            for t, c, f, x, y in spikes.tolist())
+        from ..sim.readout import host_output
+
+        shown, readout = host_output(self.sim.config.readout, spikes, self.sim.take_readout())
+        self.counts["spikes_not_monitored"] += len(spikes) - len(shown)
+        self.out.extend(ReadoutValue(value=int(v)) for v in readout["value"].tolist())
+        self.out.extend(Spike(layer=c, feature=f, x=x, y=y, timestamp=t & 0xFFFFFFFF)
+                        for t, c, f, x, y in shown.tolist())
         self.cond.notify_all()
 
 
