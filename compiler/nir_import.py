@@ -155,7 +155,8 @@ def nir_to_torch(graph, input_shape=None, min_v_mem: float | None = None):
                 m.bias.data = torch.from_numpy(np.asarray(bias, np.float32).reshape(-1))  # type: ignore[union-attr]
         elif isinstance(node, nir.IF):
             thr = np.asarray(node.v_threshold, np.float64).reshape(-1) / np.asarray(node.r, np.float64).reshape(-1)
-            reset = np.asarray(node.v_reset, np.float64).reshape(-1)
+            # nir <= 1.0.4 (the version sinabs 3.1.3 pins) has no v_reset: its IF resets to zero
+            reset = np.asarray(getattr(node, "v_reset", 0.0), np.float64).reshape(-1)
             if not np.allclose(thr, thr[0]):
                 raise UnsupportedParameterError(f"NIR node '{key}': thresholds differ per neuron; the chip has one "
                                                 "per core", key)

@@ -1,4 +1,5 @@
-"""speckstream.runtime - trio sessions on a device (the simulator by default, devkits through samna).
+"""speckstream.runtime - sessions on a device (the simulator by default, devkits through samna), on anyio:
+the same code runs under trio (the default) and asyncio; :func:`connect` is the blocking facade for scripts.
 
     async with speckstream.open_device("sim") as dev:
         await dev.apply(config)
@@ -62,13 +63,14 @@ def make_backend(spec: str = "sim", *, clock: str | None = None, realtime: bool 
 @asynccontextmanager
 async def open_device(spec: str = "sim", *, clock: str | None = None, realtime: bool | None = None,
                       faults: SimFaults | None = None, samna=None, sim_options=None, **session_kwargs):
-    """Open a device as a :class:`Session` (async context manager, trio).
+    """Open a device as a :class:`Session` (async context manager under trio or asyncio; the blocking
+    equivalent is :func:`connect`).
 
     ``spec``: ``"sim"`` (the software chip, default), ``"sim:speck2e"``, or a devkit ``"speck2fmodule:0"``,
     ``"speck2fdevkit"``, ``"speck2edevkit"``... (needs the real samna).
 
     ``clock`` (the simulator): ``"wall"`` (default) behaves like a devkit - its clock is the session's clock
-    (wall time, or trio's mock clock in tests), inputs are held until their timestamps and slow-clock ticks
+    (wall time, or trio's MockClock in tests), inputs are held until their timestamps and slow-clock ticks
     happen as time passes; ``"virtual"`` is the fast path - chip time follows input timestamps, as fast as
     the CPU allows. ``faults`` injects simulator faults. Session options: ``batch_size``, ``input_queue``,
     ``policy`` ("wait" or "drop"), ``read_timeout_s``.

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 import numpy as np
-import trio
+import anyio
 
 from ..codec import events as ev
 from .stats import percentiles
@@ -37,13 +37,13 @@ async def closed_loop(session: "Session", callback: Callable[[np.ndarray], np.nd
     initial = session._validated(initial)
     lat, resp = [], []
     timeouts = k = 0
-    end = trio.current_time() + duration_s if duration_s is not None else math.inf
+    end = anyio.current_time() + duration_s if duration_s is not None else math.inf
     with session.subscribe("spike", cores=cores, max_batches=1024) as sub:
-        t_send = trio.current_time()
+        t_send = anyio.current_time()
         await session.send(initial)
-        while (iterations is None or k < iterations) and trio.current_time() < end:
+        while (iterations is None or k < iterations) and anyio.current_time() < end:
             batch = None
-            with trio.move_on_after(timeout_s):
+            with anyio.move_on_after(timeout_s):
                 _, batch = await sub.receive()
                 while (more := sub.receive_nowait()) is not None:  # everything already waiting too
                     batch = np.concatenate([batch, more[1]])
@@ -51,11 +51,11 @@ async def closed_loop(session: "Session", callback: Callable[[np.ndarray], np.nd
                 timeouts += 1
                 batch = np.empty(0, ev.SPIKE_DTYPE)
             else:
-                resp.append((trio.current_time() - t_send) * 1e6)
+                resp.append((anyio.current_time() - t_send) * 1e6)
             r = callback(batch)
             if hasattr(r, "__await__"):
                 r = await r  # type: ignore[misc]
-            now = trio.current_time()
+            now = anyio.current_time()
             if len(batch):  # a silent step (timeout) is not a round trip: counted in `timeouts`
                 lat.append((now - t_send) * 1e6)
             t_send = now

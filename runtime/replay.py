@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
-import trio
+import anyio
 
 from ..codec import events as ev
 from ..codec.convert import spikes_from_array
@@ -151,7 +151,7 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
         if record:
             writer = EventFileWriter(record, meta={"source": "array" if isinstance(source, np.ndarray)
                                                    else str(source), "speed": speed})
-        t_start = trio.current_time()
+        t_start = anyio.current_time()
         base_us = session.now_us() + t_offset_us
         t_first = None
         last_release = None
@@ -171,10 +171,10 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
                 for a, b in ([(0, len(chunk))] if speed is None else pace(t_dev, slice_s)):
                     release = session._epoch + int(chunk["t"][a]) / 1e6
                     if speed is not None:
-                        await trio.sleep_until(release - lead_s)
+                        await anyio.sleep_until(release - lead_s)
                     await session.send(chunk[a:b], kind=kind)
                     if speed is not None:  # how late the slice reached the device queue (early is fine)
-                        lateness.append(max(0.0, (trio.current_time() - release) * 1e6))
+                        lateness.append(max(0.0, (anyio.current_time() - release) * 1e6))
                     n_in += b - a
                     _drain(sub, writer)
                 last_release = session._epoch + int(chunk["t"][-1]) / 1e6 if speed is not None else None
@@ -182,9 +182,9 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
                 progress(n_in, total)
         await session.flush()
         if last_release is not None:  # the device releases the last event at its timestamp
-            await trio.sleep_until(last_release)
+            await anyio.sleep_until(last_release)
         await session._quiesce()
-        duration = trio.current_time() - t_start
+        duration = anyio.current_time() - t_start
     finally:
         if sub is not None:
             sub.close()

@@ -1,7 +1,7 @@
 """A device session: keeps a device fed and drained, hands out decoded numpy batches.
 
-Structured concurrency (trio): the two pumps (writer, drainer) live in the session's nursery, each inside
-the session's own cancel scope, so a device failure stops the pumps without cancelling the caller's code:
+Structured concurrency (anyio, so trio or asyncio): the two pumps (writer, drainer) live in the session's task
+group, each inside its own cancel scope, so a device failure stops the pumps without cancelling the caller's code:
 every public call then raises the one underlying error (DeviceDisconnected with its accounting,
 DeviceError), never an exception group or a Cancelled that escapes its scope. After ``async with`` every
 call raises DeviceClosed; closing twice is a no-op. The hot path moves whole numpy batches.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import AsyncIterator, Awaitable, Callable
 
 import numpy as np
-import trio
+import anyio
 
 from ..codec import events as ev
 from ..codec.errors import AddressError
@@ -49,7 +49,7 @@ class Session:
         self.policy = policy
         self.read_timeout_s = read_timeout_s
         self.config: ChipConfig | None = None
-        self._in_send, self._in_recv = trio.open_memory_channel(input_queue)
+        self._in_send, self._in_recv = anyio.create_memory_object_stream[tuple](input_queue)
         self._subs: list[Subscription] = []
         self._replies = _vmem.ReplyMatcher()
         self._unwrap = Unwrapper()
@@ -57,10 +57,10 @@ class Session:
         self._error: BaseException | None = None
         self._error_reported = False  # raised to the caller at least once (then not again at exit)
         self._state = "new"  # new -> open -> closed
-        self._lock = trio.Lock()  # serialises device calls from the pumps and the user
-        self._pump_scopes: list[trio.CancelScope] = []  # one per pump: cancelling them never touches user code
+        self._lock = anyio.Lock()  # serialises device calls from the pumps and the user
+        self._pump_scopes: list[anyio.CancelScope] = []  # one per pump: cancelling them never touches user code
         self._stopping = False
-        self._idle = trio.Event()
+        self._idle = anyio.Event()
         self._idle.set()
         self.counts = {"offered": 0, "accepted": 0, "written": 0, "dropped_policy": 0, "lost_in_flight": 0,
                        "out_spikes": 0, "out_neuron_values": 0, "out_readout": 0, "out_dvs": 0, "unknown": 0}
@@ -73,10 +73,10 @@ class Session:
         if self._state != "new":
             raise DeviceError("a Session is entered once; open a new one")
         await self.backend.open()
-        self._nursery_cm = trio.open_nursery()
+        self._nursery_cm = anyio.create_task_group()
         self._nursery = await self._nursery_cm.__aenter__()
         self._state = "open"
-        self._started = self._epoch = trio.current_time()
+        self._started = self._epoch = anyio.current_time()
         self._nursery.start_soon(self._pump, self._writer)
         self._nursery.start_soon(self._pump, self._drainer)
         return self
@@ -90,7 +90,9 @@ class Session:
             await self._nursery_cm.__aexit__(None, None, None)  # only the pumps live there; they stop
         finally:
             self._end_subscriptions()
-            with trio.CancelScope(shield=True):
+            self._in_send.close()
+            self._in_recv.close()
+            with anyio.CancelScope(shield=True):
                 await self.backend.close()
             self._reconcile()
             self._settle_pending()
@@ -99,7 +101,7 @@ class Session:
         return False
 
     async def _pump(self, fn) -> None:
-        scope = trio.CancelScope()
+        scope = anyio.CancelScope()
         self._pump_scopes.append(scope)
         if self._stopping:
             scope.cancel()
@@ -137,7 +139,7 @@ class Session:
     # ------------------------------------------------------------------ time
     def now_us(self) -> int:
         """Session time in µs: host clock since the device's stopwatch was last reset."""
-        return int((trio.current_time() - self._epoch) * 1e6)
+        return int((anyio.current_time() - self._epoch) * 1e6)
 
     # ------------------------------------------------------------------ configuration
     async def apply(self, config) -> None:
@@ -147,7 +149,7 @@ class Session:
         validate(cfg)
         async with self._lock:
             await self._call(self.backend.apply(cfg))
-            self._epoch = trio.current_time()
+            self._epoch = anyio.current_time()
             self._unwrap.rebase(0)
             if cfg.slow_clock_hz:
                 await self._call(self.backend.set_slow_clock(cfg.slow_clock_hz))
@@ -177,7 +179,7 @@ class Session:
         self._check()
         async with self._lock:
             await self._call(self.backend.reset_time())
-            self._epoch = trio.current_time()
+            self._epoch = anyio.current_time()
             self._unwrap.rebase(0)
 
     async def reset_state(self) -> None:
@@ -255,18 +257,18 @@ class Session:
                 else:
                     try:
                         self._in_send.send_nowait((kind, batch))
-                    except trio.WouldBlock:
+                    except anyio.WouldBlock:
                         self.counts["offered"] += len(batch)
                         self.counts["dropped_policy"] += len(batch)
                         continue
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._raise_if_unusable()
                 raise
             self.counts["offered"] += len(batch)
             # counted once the queue holds it (the writer may already have run: _pending can dip < 0)
             self._pending += len(batch)
             if self._pending > 0 and self._idle.is_set():
-                self._idle = trio.Event()
+                self._idle = anyio.Event()
             accepted += len(batch)
             self.counts["accepted"] += len(batch)  # per batch: a failure mid-call keeps the books right
         return accepted
@@ -303,7 +305,7 @@ class Session:
             self._fail(_caused(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()), e))
         except DeviceError as e:
             self._fail(e)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
             pass
         except Exception as e:  # a backend bug must still end the session cleanly, with accounting
             self._fail(_caused(DeviceError(f"{self.backend.name} writer failed: {type(e).__name__}: {e}"), e))
@@ -349,7 +351,7 @@ class Session:
                 out = await self.backend.read(self.read_timeout_s)
                 if out is not None:
                     self._dispatch(out)
-                await trio.lowlevel.checkpoint()
+                await anyio.lowlevel.checkpoint()
         except DeviceDisconnected as e:
             self._fail(_caused(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()), e))
         except DeviceError as e:
@@ -449,21 +451,21 @@ class Session:
 
     async def _quiesce(self, quiet_s: float = 0.02, max_s: float = 2.0) -> None:
         """Wait until no output has arrived for ``quiet_s`` (outputs trail inputs on hardware)."""
-        deadline = trio.current_time() + max_s
+        deadline = anyio.current_time() + max_s
         last = -1
-        while trio.current_time() < deadline:
+        while anyio.current_time() < deadline:
             self._raise_if_unusable()
             total = self.counts["out_spikes"] + self.counts["out_neuron_values"]
             if total == last:
                 return
             last = total
-            await trio.sleep(quiet_s)
+            await anyio.sleep(quiet_s)
 
     # ------------------------------------------------------------------ stats
     @property
     def stats(self) -> dict:
         """Events in/out, rates (events/s since open), drops by cause, queue depths, device counters."""
-        elapsed = max(trio.current_time() - self._started, 1e-9)
+        elapsed = max(anyio.current_time() - self._started, 1e-9)
         return {
             **self.counts,
             "in_rate": self.counts["written"] / elapsed,

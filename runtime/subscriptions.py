@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import trio
+import anyio
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
@@ -35,7 +35,7 @@ class Subscription:
     def __init__(self, session: "Session", kinds: frozenset, cores: frozenset | None, max_batches: int):
         self._session = session
         self.kinds, self.cores = kinds, cores
-        self._send, self._recv = trio.open_memory_channel(max_batches)
+        self._send, self._recv = anyio.create_memory_object_stream[tuple](max_batches)
         self.dropped_batches = self.dropped_events = 0
         self.closed = False
 
@@ -47,10 +47,10 @@ class Subscription:
             return
         try:
             self._send.send_nowait((kind, arr))
-        except trio.WouldBlock:
+        except anyio.WouldBlock:
             self.dropped_batches += 1
             self.dropped_events += len(arr)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
 
     def end(self) -> None:
@@ -62,16 +62,16 @@ class Subscription:
         """The next (kind, batch); the session's error once it has failed or closed and the queue is empty."""
         try:
             return await self._recv.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
             self._session._raise_if_unusable()
             raise
 
     def receive_nowait(self) -> tuple[str, np.ndarray] | None:
         try:
             return self._recv.receive_nowait()
-        except trio.WouldBlock:
+        except anyio.WouldBlock:
             return None
-        except (trio.EndOfChannel, trio.ClosedResourceError):
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
             return None
 
     def __aiter__(self):
@@ -80,7 +80,7 @@ class Subscription:
     async def __anext__(self):
         try:
             kind, arr = await self.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
         return arr if len(self.kinds) == 1 else (kind, arr)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator
 
 import numpy as np
-import trio
+import anyio
 
 from ..codec import events as ev
 from ..codec import neurons as _neurons
@@ -41,7 +41,7 @@ class _Ticket:
         self.keys = keys[self.order]
         self.filled = np.zeros(len(keys), bool)
         self.values = np.zeros(len(keys), ev.NEURON_VALUE_DTYPE)
-        self.done = trio.Event()
+        self.done = anyio.Event()
         self.abandoned = False
         self.born = born
 
@@ -77,7 +77,7 @@ class ReplyMatcher:
         self.unsolicited = 0  # replies nobody asked for
 
     def open(self, requests: np.ndarray) -> _Ticket:
-        t = _Ticket(_keys(requests["core"], requests["address"]), trio.current_time())
+        t = _Ticket(_keys(requests["core"], requests["address"]), anyio.current_time())
         self.tickets.append(t)
         return t
 
@@ -87,7 +87,7 @@ class ReplyMatcher:
             self.tickets.remove(t)
 
     def deliver(self, replies: np.ndarray) -> None:
-        now = trio.current_time()
+        now = anyio.current_time()
         self.tickets = [t for t in self.tickets if not (t.abandoned and now - t.born > self.expire_s)]
         keys = _keys(replies["core"], replies["address"])
         rest = np.ones(len(keys), bool)
@@ -115,7 +115,7 @@ async def read_neurons(session: "Session", requests: np.ndarray, *, timeout_s: f
     try:
         async with session._lock:
             await session.backend.write_reads(requests)
-        with trio.move_on_after(timeout_s):
+        with anyio.move_on_after(timeout_s):
             await ticket.done.wait()
     finally:
         session._replies.abandon(ticket)
@@ -139,7 +139,7 @@ async def poll_vmem(session: "Session", core: int, *, every: float = 0.1, neuron
         c, x, y = neurons
         req = _neurons.read_requests(core, c, x, y, shape, layout=layout)
     k = 0
-    next_t = trio.current_time()
+    next_t = anyio.current_time()
     while count is None or k < count:
         t_us = session.now_us()
         vals = await read_neurons(session, req, timeout_s=every * 0.9 if every > 0 else 0.1)
@@ -148,4 +148,4 @@ async def poll_vmem(session: "Session", core: int, *, every: float = 0.1, neuron
         yield VmemFrame(t_us, core, image, states, len(req), len(req) - len(states))
         k += 1
         next_t += every
-        await trio.sleep_until(max(next_t, trio.current_time()))
+        await anyio.sleep_until(max(next_t, anyio.current_time()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup  # trio's dependency on 3.10
+    from exceptiongroup import BaseExceptionGroup  # anyio's and trio's dependency on 3.10
 
 import argparse
 import importlib
@@ -120,7 +120,7 @@ def _stats_table(title: str, rows: dict):
 
 
 def cmd_run(args) -> int:
-    import trio
+    import anyio
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     import speckstream as ss
@@ -150,7 +150,7 @@ def cmd_run(args) -> int:
                                        progress=lambda n, _t: progress.update(task, completed=n))
             return res, dev.stats
 
-    res, stats = trio.run(main)
+    res, stats = anyio.run(main, backend="trio")
     rows = {"input events": res.events_in, "output spikes": res.events_out, "duration (s)": res.duration_s,
             "input rate (events/s)": res.input_rate, "dropped (policy)": res.dropped["policy"],
             "device drops": stats["device"].get("device_dropped", 0), "unknown events": stats["unknown"]}
@@ -164,7 +164,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_vmem(args) -> int:
-    import trio
+    import anyio
 
     import speckstream as ss
     from speckstream import codec
@@ -188,7 +188,7 @@ def cmd_vmem(args) -> int:
                 console.print(f"t={f.t_us / 1e6:8.3f} s  core {f.core}  vmem min {img.min():6d}  max {img.max():6d}  "
                               f"mean {img.mean():9.2f}  missing {f.missing}")
 
-    trio.run(main)
+    anyio.run(main, backend="trio")
     if args.output:
         np.savez_compressed(args.output, t_us=np.array([f.t_us for f in frames]),
                             vmem=np.stack([f.image for f in frames]))
@@ -279,7 +279,7 @@ def cmd_demo(args) -> int:
 
 def cmd_hwcheck(args) -> int:
     """The simulator's inferred behaviours, checked on a devkit (or the simulator half alone without samna)."""
-    import trio
+    import anyio
 
     from speckstream.hwcheck import CHECKS, run_hwcheck
 
@@ -287,8 +287,9 @@ def cmd_hwcheck(args) -> int:
     checks = [c.strip() for c in args.checks.split(",")] if args.checks else None
     if args.leak_hz <= 0:
         raise UsageError("--leak-hz must be positive")
-    report = trio.run(lambda: run_hwcheck(args.device, checks=checks, leak_hz=args.leak_hz,
-                                          progress=lambda name: console.print(f"  running {name} ...")))
+    report = anyio.run(lambda: run_hwcheck(args.device, checks=checks, leak_hz=args.leak_hz,
+                                           progress=lambda name: console.print(f"  running {name} ...")),
+                       backend="trio")
     if not report.chip_ran:
         console.print(f"[yellow]no devkit: {report.why_not}. Ran the simulator half only "
                       f"({len(report.results)} of {len(CHECKS)} checks), compared with the documentation.[/]")

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable
 
 import numpy as np
-import trio
+import anyio
 
 from .codec import events as ev
 from .codec import neurons
@@ -55,7 +55,7 @@ async def _spikes_after(dev, events: np.ndarray, wait_s: float) -> np.ndarray:
         events = events.copy()
         events["t"] += dev.now_us() + 10_000
         await dev.send(events)
-        await trio.sleep(wait_s)
+        await anyio.sleep(wait_s)
         sub.close()
         got = [b async for b in sub]
     return np.concatenate(got) if got else np.empty(0, ev.SPIKE_DTYPE)
@@ -69,9 +69,9 @@ async def leak_trace(dev, *, leak_hz: float = 1.0, reads: int = 4) -> dict:
     req = np.zeros(4, ev.READ_REQUEST_DTYPE)
     req["core"], req["address"] = 0, [0, 2, 1, 3]  # the tutorial's addresses
     trace = []
-    t0 = trio.current_time()
+    t0 = anyio.current_time()
     for k in range(reads):
-        await trio.sleep_until(t0 + (k + 0.5) / leak_hz)
+        await anyio.sleep_until(t0 + (k + 0.5) / leak_hz)
         vals = await dev.read_neurons(req, timeout_s=0.5)
         trace.append([int(v) for v in vals["vmem"]])
     steps = sorted({b[0] - a[0] for a, b in zip(trace, trace[1:])})
@@ -89,7 +89,7 @@ async def leak_fires(dev, *, leak_hz: float = 10.0) -> dict:
     cfg = _config(_core(0, 1, 1, 1, 1, [0], bias=[13], vmem=[[[120]]]), slow_clock_hz=leak_hz)
     with dev.subscribe("spike") as sub:
         await dev.apply(cfg)
-        await trio.sleep(1.5 / leak_hz)
+        await anyio.sleep(1.5 / leak_hz)
         sub.close()
         got = [b async for b in sub]
     spikes = int(sum(len(b) for b in got))
@@ -210,7 +210,7 @@ class HwcheckReport:
 
 
 async def _observe(open_dev: Callable[[], Any], check: Check, kw: dict, timeout_s: float) -> dict:
-    with trio.fail_after(timeout_s):
+    with anyio.fail_after(timeout_s):
         async with open_dev() as dev:
             return await check.run(dev, **kw)
 
@@ -258,4 +258,4 @@ async def run_hwcheck(device: str = "speck2fmodule:0", *, samna=None, checks: li
 
 def hwcheck(device: str = "speck2fmodule:0", **kw) -> HwcheckReport:
     """Blocking :func:`run_hwcheck`."""
-    return trio.run(lambda: run_hwcheck(device, **kw))
+    return anyio.run(lambda: run_hwcheck(device, **kw), backend="trio")

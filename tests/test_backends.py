@@ -1,7 +1,11 @@
 """Every backend passes the same contract (speckstream.testing.backends.check_backend)."""
+import pytest
+
 from speckstream.runtime import SamnaBackend, SimBackend
 from speckstream.testing import samna_standin
 from speckstream.testing.backends import check_backend
+
+pytestmark = pytest.mark.anyio  # every async test on trio and asyncio (tests/conftest.py)
 
 
 async def test_the_simulator_backend_meets_the_contract():

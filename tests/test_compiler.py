@@ -72,16 +72,21 @@ def test_nir_graph_compiles():
     rng = np.random.default_rng(0)
     w1 = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
     w2 = rng.normal(size=(10, 4 * 4 * 4)).astype(np.float32)
+
+    def IF(thr, shape):  # nir >= 1.0.5 has v_reset; nir <= 1.0.4 (sinabs 3.1.3's pin) resets to zero implicitly
+        kw = {"v_reset": np.zeros(shape)} if "v_reset" in nir.IF.__dataclass_fields__ else {}
+        return nir.IF(r=np.ones(shape), v_threshold=np.full(shape, thr), **kw)
+
     graph = nir.NIRGraph(
         nodes={
             "input": nir.Input(input_type={"input": np.array([2, 8, 8])}),
             "conv": nir.Conv2d(input_shape=(8, 8), weight=w1, stride=1, padding=1, dilation=1, groups=1,
                                bias=np.zeros(4, np.float32)),
-            "if1": nir.IF(r=np.ones((4, 8, 8)), v_threshold=np.full((4, 8, 8), 1.0), v_reset=np.zeros((4, 8, 8))),
+            "if1": IF(1.0, (4, 8, 8)),
             "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
             "flat": nir.Flatten(input_type={"input": np.array([4, 4, 4])}, start_dim=0, end_dim=-1),
             "fc": nir.Linear(weight=w2),
-            "if2": nir.IF(r=np.ones(10), v_threshold=np.full(10, 2.0), v_reset=np.zeros(10)),
+            "if2": IF(2.0, (10,)),
             "output": nir.Output(output_type={"output": np.array([10])}),
         },
         edges=[("input", "conv"), ("conv", "if1"), ("if1", "pool"), ("pool", "flat"), ("flat", "fc"),

@@ -202,7 +202,8 @@ def test_nir_graph_whose_weights_all_quantize_to_zero_is_an_error_naming_min_v_m
         nodes={"input": nir.Input(input_type={"input": np.array([2, 8, 8])}),
                "conv": nir.Conv2d(input_shape=(8, 8), weight=w, stride=1, padding=1, dilation=1, groups=1,
                                   bias=np.zeros(4, np.float32)),
-               "if1": nir.IF(r=np.ones((4, 8, 8)), v_threshold=np.full((4, 8, 8), 1.0), v_reset=np.zeros((4, 8, 8))),
+               "if1": nir.IF(r=np.ones((4, 8, 8)), v_threshold=np.full((4, 8, 8), 1.0),
+                             **({"v_reset": np.zeros((4, 8, 8))} if "v_reset" in nir.IF.__dataclass_fields__ else {})),
                "output": nir.Output(output_type={"output": np.array([4, 8, 8])})},
         edges=[("input", "conv"), ("conv", "if1"), ("if1", "output")])
     with pytest.raises(InvalidParameterError, match="min_v_mem") as e:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import trio
+import anyio
 
 import speckstream as ss
 from speckstream.runtime import DeviceNotFound, find_samna
@@ -11,6 +11,8 @@ from speckstream.runtime.backends.samna_backend import to_samna_config
 from speckstream.runtime.errors import DeviceError
 from speckstream.testing import samna_standin
 from speckstream.testing.backends import relay_config
+
+pytestmark = pytest.mark.anyio  # every async test on trio and asyncio (tests/conftest.py)
 
 
 def test_find_samna_searches_the_package_recursively_and_takes_an_override(tmp_path, monkeypatch):
@@ -49,9 +51,9 @@ def test_layer_dimensions_are_assigned_as_whole_objects():
 async def test_apply_is_confirmed_by_a_round_trip_and_falls_back_to_sinabs_wait():
     samna = samna_standin.make_module()
     async with ss.open_device("speck2fmodule:0", samna=samna) as dev:
-        t0 = trio.current_time()
+        t0 = anyio.current_time()
         await dev.apply(relay_config())
-        assert dev.backend.applied_confirmed is True and trio.current_time() - t0 < 0.5
+        assert dev.backend.applied_confirmed is True and anyio.current_time() - t0 < 0.5
         await dev.send(ss.codec.spikes(t=0, core=0, c=0, x=1, y=1))  # events read during the round trip stay
         await dev.flush()
         # a chip that never answers: the documented fallback, sinabs' fixed wait
@@ -59,9 +61,9 @@ async def test_apply_is_confirmed_by_a_round_trip_and_falls_back_to_sinabs_wait(
         chip = dev.backend.handle.chip
         write = chip.write
         chip.write = lambda events: write([e for e in events if type(e).__name__ != "ReadNeuronValue"])
-        t0 = trio.current_time()
+        t0 = anyio.current_time()
         await dev.apply(relay_config())
-        assert dev.backend.applied_confirmed is False and trio.current_time() - t0 >= 0.2
+        assert dev.backend.applied_confirmed is False and anyio.current_time() - t0 >= 0.2
 
 
 async def test_a_slow_clock_below_1_hz_is_refused_not_rounded_to_zero():
@@ -83,7 +85,7 @@ async def test_readout_values_reach_the_host_only_when_the_readout_is_monitored(
         await dev.apply(cfg)
         with dev.subscribe("all") as sub:
             await dev.send(ss.codec.spikes(t=[50_000, 60_000], core=0))
-            await trio.sleep(0.5)
+            await anyio.sleep(0.5)
             sub.close()
             got = [b async for b in sub]
     kinds = {k for k, _ in got}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import trio
+import anyio
 
 import speckstream as ss
 from speckstream.codec.errors import AddressError
@@ -14,6 +14,8 @@ from speckstream.runtime.errors import DeviceError
 from speckstream.testing import models, samna_standin
 from speckstream.testing.backends import collect, relay_config
 from speckstream.testing.configs import config, core
+
+pytestmark = pytest.mark.anyio  # every async test on trio and asyncio (tests/conftest.py)
 
 
 def dvs_relay(monitor_stage=False, raw=False, pooling=(2, 2)):
@@ -115,15 +117,15 @@ async def test_apply_waits_until_the_chip_has_the_configuration():
     run the old configuration when the first spikes arrive."""
     async with open_standin(apply_delay_s=0.3) as dev:
         chip = dev.backend.handle.chip
-        t0 = trio.current_time()
+        t0 = anyio.current_time()
         await dev.apply(relay_config())
-        assert dev.backend.applied_confirmed and chip.config is not None and trio.current_time() - t0 >= 0.3
+        assert dev.backend.applied_confirmed and chip.config is not None and anyio.current_time() - t0 >= 0.3
         dev.backend.apply_confirm, dev.backend.apply_settle_s = False, 0.0
         cfg2 = relay_config()
         cfg2.cores[0].threshold_high = 77
         await dev.apply(cfg2)
         assert chip.config.cnn_layers[0].threshold_high == 10  # not yet: the unconfirmed path must wait
-        await trio.sleep(0.4)
+        await anyio.sleep(0.4)
         assert chip.config.cnn_layers[0].threshold_high == 77
 
 
@@ -133,10 +135,10 @@ async def test_timestamped_input_is_held_until_the_stopwatch_reaches_it():
         t_send = dev.now_us() + 300_000
         with dev.subscribe("spike") as sub:
             await dev.send(ss.codec.spikes(t=t_send, core=0, c=0, x=1, y=1))
-            with trio.move_on_after(0.2):
+            with anyio.move_on_after(0.2):
                 async for b in sub:
                     pytest.fail(f"released before its timestamp: {b}")
-            with trio.fail_after(2):
+            with anyio.fail_after(2):
                 async for b in sub:
                     break
         assert dev.now_us() >= t_send and int(b["t"][0]) >= t_send
@@ -164,7 +166,7 @@ async def test_readout_monitoring_stops_spike_output_on_the_stand_in_and_the_sim
             await dev.slow_clock(20)
             with dev.subscribe("all") as sub:
                 await dev.send(ss.codec.spikes(t=dev.now_us() + 1000, core=0, c=4, x=0, y=0))
-                await trio.sleep(0.3)
+                await anyio.sleep(0.3)
                 sub.close()
                 got = [b async for b in sub]
         kinds = {k for k, a in got if len(a)}
@@ -240,7 +242,7 @@ async def test_raw_sensor_events_reach_the_host_with_session_timestamps(device):
     cfg = dvs_relay(raw=True)
     async with ss.open_device(device, **kw) as dev:
         await dev.apply(cfg)
-        await trio.sleep(0.05)
+        await anyio.sleep(0.05)
         before = dev.now_us()
         camera = dev.backend if device == "sim" else dev.backend.handle.chip
         camera.see(dvs_events(7))

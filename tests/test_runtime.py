@@ -1,9 +1,9 @@
-"""Runtime tests: pytest-trio with the mock clock for timing logic, fault injection, samna stand-in."""
+"""Runtime tests on both anyio backends (trio's MockClock for timing logic), fault injection, samna stand-in."""
 import threading
 
 import numpy as np
 import pytest
-import trio
+import anyio
 
 import speckstream as ss
 from speckstream import codec
@@ -14,6 +14,8 @@ from speckstream.runtime.backends.samna_backend import to_samna_config
 from speckstream.testing.configs import config, core
 from speckstream.testing import samna_standin
 from speckstream.testing.backends import collect
+
+pytestmark = pytest.mark.anyio  # every async test on trio and asyncio (tests/conftest.py)
 
 
 def relay_cfg(monitor=True):
@@ -31,13 +33,13 @@ async def test_send_and_receive_every_event_in_batches():
     async with ss.open_device("sim", batch_size=1000) as dev:
         await dev.apply(relay_cfg())
         sp = rand_spikes(25_000)
-        async with trio.open_nursery() as n:
+        async with anyio.create_task_group() as n:
             result = {}
 
             async def consume():
                 result["out"] = await collect(dev, len(sp))
             n.start_soon(consume)
-            await trio.sleep(0)
+            await anyio.sleep(0)
             assert await dev.send(sp) == len(sp)
         out = result["out"]
         assert len(out) == len(sp)
@@ -52,7 +54,7 @@ async def test_several_subscribers_and_a_slow_one_does_not_stall_the_drain():
         slow = dev.subscribe("spike", max_batches=2)  # never read
         await dev.send(rand_spikes(5000))
         await dev.flush()
-        await trio.sleep(0.05)
+        await anyio.sleep(0.05)
         got = 0
         while (item := fast.receive_nowait()) is not None:
             got += len(item[1])
@@ -77,11 +79,11 @@ async def test_output_timestamps_are_unwrapped_past_32_bits(autojump_clock):
         sp = rand_spikes(3, t=[2 ** 32 - 10, 2 ** 32 + 5, 2 ** 32 + 2 ** 31 + 7])
         dev.backend.sim.reset_time()
         task_out = {}
-        async with trio.open_nursery() as n:
+        async with anyio.create_task_group() as n:
             async def consume():
                 task_out["o"] = await collect(dev, 3)
             n.start_soon(consume)
-            await trio.sleep(0)
+            await anyio.sleep(0)
             await dev.backend.write_spikes(sp)  # bypass the 32-bit input check to test unwrapping only
         assert task_out["o"]["t"].tolist() == [2 ** 32 - 10, 2 ** 32 + 5, 2 ** 32 + 2 ** 31 + 7]
 
@@ -124,12 +126,12 @@ async def test_delayed_replies_are_reported_missing_not_waited_for(autojump_cloc
     faults = SimFaults(reply_delay_s=0.5)
     async with ss.open_device("sim", faults=faults) as dev:
         await dev.apply(relay_cfg())
-        t0 = trio.current_time()
+        t0 = anyio.current_time()
         frames = []
         async for f in dev.poll_vmem(0, every=0.1, count=2):
             frames.append(f)
         assert all(f.missing == f.requested == 128 for f in frames)
-        assert trio.current_time() - t0 < 0.25
+        assert anyio.current_time() - t0 < 0.25
 
 
 async def test_leak_through_the_runtime_realtime_sim(autojump_clock):
@@ -150,9 +152,9 @@ async def test_paced_replay_from_a_file_records_outputs(tmp_path, autojump_clock
     codec.write_spk(tmp_path / "in.spk", sp)
     async with ss.open_device("sim", realtime=True) as dev:
         await dev.apply(relay_cfg())
-        t0 = trio.current_time()
+        t0 = anyio.current_time()
         res = await dev.replay(tmp_path / "in.spk", speed=2.0, record=tmp_path / "out.spk")
-        elapsed = trio.current_time() - t0
+        elapsed = anyio.current_time() - t0
     assert res.events_in == 2000 and res.events_out == 2000
     assert 0.95 < elapsed < 1.3  # 2 s of events at 2x
     assert res.pacing_error_us["p99"] < 1000
@@ -192,7 +194,7 @@ async def test_closed_loop_calls_back_on_silence():
         await dev.apply(relay_cfg(monitor=False))
 
         async def controller(batch):
-            await trio.sleep(0)
+            await anyio.sleep(0)
             return None
 
         res = await dev.closed_loop(controller, codec.spikes(t=0, core=0), iterations=3, timeout_s=0.01)
@@ -224,7 +226,7 @@ async def test_disconnect_mid_stream_raises_and_accounts_for_every_event():
 
 async def test_cancel_scope_stops_everything_cleanly():
     before = threading.active_count()
-    with trio.move_on_after(0.05):
+    with anyio.move_on_after(0.05):
         async with ss.open_device("sim") as dev:
             await dev.apply(relay_cfg())
             async for _ in dev.events("spike"):
@@ -294,13 +296,13 @@ async def test_samna_backend_against_the_stand_in():
         await dev.slow_clock(20)
         assert handle.chip.slow_clk == (True, 20)
         sp = rand_spikes(3000, t=np.arange(3000))
-        async with trio.open_nursery() as n:
+        async with anyio.create_task_group() as n:
             res = {}
 
             async def consume():
                 res["o"] = await collect(dev, 3000)
             n.start_soon(consume)
-            await trio.sleep(0)
+            await anyio.sleep(0)
             await dev.send(sp)
         o = res["o"]
         assert np.array_equal(o["x"], sp["x"]) and np.array_equal(o["c"], sp["c"])
@@ -312,7 +314,7 @@ async def test_samna_backend_against_the_stand_in():
         assert np.array_equal(vals["vmem"], handle.chip.sim.read_neurons(req)["vmem"])
         # an output class speckstream does not know is counted, not fatal
         handle.chip.inject([samna_standin.DropNotice()])
-        await trio.sleep(0.05)
+        await anyio.sleep(0.05)
         assert dev.stats["unknown"] == 1
         cfg_v = config(core(0, 2, 8, 8, 2, weights=[10, 0, 0, 10], thr=10, vmem=np.full((2, 8, 8), 5)))
         await dev.apply(cfg_v)
@@ -331,7 +333,7 @@ async def test_samna_device_vanishing_mid_stream():
             await dev.apply(relay_cfg())
             dev.backend.handle.chip.gone = True
             await dev.send(rand_spikes(10))
-            await trio.sleep(1)
+            await anyio.sleep(1)
 
 
 async def test_samna_open_missing_board():
@@ -350,8 +352,8 @@ async def test_readout_values_reach_subscribers_stamped_on_receipt(autojump_cloc
     async with ss.open_device("sim", realtime=True) as dev:
         await dev.apply(cfg)
         got = []
-        with trio.fail_after(10):
-            async with trio.open_nursery() as n:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as n:
                 async def consume():
                     async for arr in dev.events("readout"):
                         got.append(arr)

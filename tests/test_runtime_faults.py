@@ -6,13 +6,13 @@ from __future__ import annotations
 import sys
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup  # trio's dependency on 3.10
+    from exceptiongroup import BaseExceptionGroup  # anyio's dependency on 3.10
 
 import math
 
 import numpy as np
 import pytest
-import trio
+import anyio
 
 import speckstream as ss
 from speckstream import codec
@@ -21,6 +21,8 @@ from speckstream.runtime import DeviceClosed, DeviceDisconnected, SimFaults
 
 from speckstream.testing import models
 from speckstream.testing.configs import config, core
+
+pytestmark = pytest.mark.anyio  # every async test on trio and asyncio (tests/conftest.py)
 
 
 def relay_cfg():
@@ -55,7 +57,7 @@ async def test_one_out_of_order_timestamp_is_named_not_a_hang(autojump_clock):
     sp["t"][57] = 3
     async with ss.open_device("sim") as dev:
         await dev.apply(relay_cfg())
-        with trio.fail_after(1):
+        with anyio.fail_after(1):
             with pytest.raises(CodecError, match="event 57 has timestamp 3 µs, before event 56"):
                 await dev.replay(sp, speed=1.0)
             with pytest.raises(CodecError, match="event 1 "):
@@ -128,14 +130,14 @@ async def test_a_users_producer_and_consumer_see_only_the_disconnect():
         async def producer():
             for i in range(100):
                 await dev.send(spikes(500, seed=i, step=0))
-                await trio.sleep(0)
+                await anyio.sleep(0)
 
         async def consumer():
             async for _ in dev.events("spike"):
                 pass
 
         try:
-            async with trio.open_nursery() as n:
+            async with anyio.create_task_group() as n:
                 n.start_soon(producer)
                 n.start_soon(consumer)
         except BaseExceptionGroup as eg:
@@ -151,7 +153,7 @@ async def test_a_users_producer_and_consumer_see_only_the_disconnect():
 async def test_a_cancelled_recorded_replay_leaves_no_subscription_and_a_readable_file(tmp_path, autojump_clock):
     async with ss.open_device("sim") as dev:
         await dev.apply(relay_cfg())
-        with trio.move_on_after(0.3):
+        with anyio.move_on_after(0.3):
             await dev.replay(spikes(100_000, step=100), speed=1.0, record=tmp_path / "out.spk")
         assert dev._subs == []
         await dev.send(spikes(1000))
@@ -165,7 +167,7 @@ async def test_every_method_after_close_raises_device_closed():
     dev = await dev_cm.__aenter__()
     await dev.apply(relay_cfg())
     await dev_cm.__aexit__(None, None, None)
-    with trio.fail_after(1):
+    with anyio.fail_after(1):
         for call in (lambda: dev.send(spikes(10)), dev.flush, lambda: dev.replay(spikes(10)),
                      lambda: dev.read_neurons(codec.read_requests(0, [0], [0], [0], (2, 16, 16))),
                      lambda: dev.apply(relay_cfg()), dev.reset_time):
@@ -187,7 +189,7 @@ async def test_two_concurrent_polls_never_count_each_others_replies(autojump_clo
             async for f in dev.poll_vmem(c, every=0.05, count=20):
                 frames[c].append(f)
 
-        async with trio.open_nursery() as n:
+        async with anyio.create_task_group() as n:
             n.start_soon(poll, 0)
             n.start_soon(poll, 1)
     assert all(f.missing == 0 for c in (0, 1) for f in frames[c])
@@ -229,16 +231,16 @@ async def _consume(agen):
 async def test_fault_matrix(use, fault, at, autojump_clock):
     faults = {"disconnect": SimFaults(disconnect_after=100), "delay": SimFaults(reply_delay_s=0.05),
               "drop": SimFaults(drop_fraction=0.5)}.get(fault, SimFaults())
-    t0 = trio.current_time()
+    t0 = anyio.current_time()
     t_exit = None
     err = None
     try:
         async with ss.open_device("sim", faults=faults, batch_size=100) as dev:
             await dev.apply(relay_cfg())
-            with trio.move_on_after(at if fault == "cancel" else 5):
+            with anyio.move_on_after(at if fault == "cancel" else 5):
                 await USES[use](dev)
             subs_left = list(dev._subs)
-            t_exit = trio.current_time()
+            t_exit = anyio.current_time()
     except DeviceDisconnected as e:
         err = e
     except BaseException as e:  # anything else is a bug
@@ -252,9 +254,9 @@ async def test_fault_matrix(use, fault, at, autojump_clock):
         c = dev.counts
         assert c["accepted"] == c["written"] + c["lost_in_flight"]
         assert c["offered"] == c["accepted"] + c["dropped_policy"]
-    assert trio.current_time() - t0 < 6
+    assert anyio.current_time() - t0 < 6
     if t_exit is not None:
-        assert trio.current_time() - t_exit < 0.5  # the session closes promptly
+        assert anyio.current_time() - t_exit < 0.5  # the session closes promptly
 
 
 # ------------------------------------------------------------------------------ the simulator's clock
@@ -268,7 +270,7 @@ async def test_leak_tutorial_loop_on_the_default_sim_sees_the_leak(autojump_cloc
         for _ in range(4):
             vals = await dev.read_neurons(req)
             seen.append(int(vals["vmem"][0]))
-            await trio.sleep(1.0)
+            await anyio.sleep(1.0)
     assert seen == [127, 114, 101, 88]
 
 
@@ -298,22 +300,22 @@ async def test_a_blocking_samna_write_is_cancelled_promptly_and_counted_as_the_d
     from speckstream.testing import samna_standin
 
     samna = samna_standin.make_module()
-    t0 = trio.current_time()
+    t0 = anyio.current_time()
     async with ss.open_device("speck2fmodule:0", samna=samna) as dev:
         dev.backend.apply_settle_s = 0
         dev.backend.write_slice = 100
         await dev.apply(relay_cfg())
         chip = dev.backend.handle.chip
         chip.write_block_s = 3.0
-        with trio.move_on_after(0.2):
+        with anyio.move_on_after(0.2):
             await dev.send(spikes(100))
             await dev.flush()
-        t_cancel = trio.current_time()
-    exit_s = trio.current_time() - t_cancel
+        t_cancel = anyio.current_time()
+    exit_s = anyio.current_time() - t_cancel
     assert exit_s < 1.0, exit_s  # not the 2.7 s of the blocked write
     import time
     time.sleep(3.2)  # the blocked samna call returns on its own thread...
     # ...and the books count what the device took
     acc = dev.accounting()
     assert acc["written"] == 100 and acc["not_written"] == 0 and acc["accepted"] == 100
-    assert trio.current_time() - t0 < 5
+    assert anyio.current_time() - t0 < 5

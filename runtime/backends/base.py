@@ -1,4 +1,4 @@
-"""The interface every device backend implements (async; trio)."""
+"""The interface every device backend implements (async; any anyio backend: trio or asyncio)."""
 from __future__ import annotations
 
 from typing import Protocol

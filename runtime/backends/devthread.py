@@ -1,17 +1,54 @@
 """One OS thread that runs every call to a device, in order (samna has no thread-safety guarantees).
 
-Trio waits for each job without blocking the event loop. A cancelled wait abandons the result, never the
-thread; :meth:`DeviceThread.stop` lets the job in progress finish (device reads use short timeouts, so
-that is prompt) and joins the thread, so no thread outlives the session.
+The event loop (trio or asyncio, through anyio) waits for each job without blocking. A cancelled wait
+abandons the result, never the thread; :meth:`DeviceThread.stop` lets the job in progress finish (device
+reads use short timeouts, so that is prompt) and joins the thread, so no thread outlives the session.
+
+Why not ``anyio.to_thread``: its worker threads are pooled and interchangeable, while a device handle
+should see every call from the one thread that opened it. The result travels back through the loop's own
+thread-safe "call soon" (trio's token, asyncio's ``call_soon_threadsafe``), which never blocks the device
+thread - not even when the loop has already finished.
 """
 from __future__ import annotations
 
 import queue
 import threading
+from typing import Any, Callable
 
-import trio
+import anyio
+import sniffio
 
-__all__ = ['DeviceThread']
+__all__ = ['DeviceThread', 'loop_call_soon']
+
+
+def loop_call_soon() -> Callable[[Callable[[], Any]], None]:
+    """A function that schedules ``fn()`` on the running event loop from any thread; it raises RuntimeError
+    once that loop has finished (the result is then dropped: nobody is waiting)."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def soon(fn):
+            try:
+                token.run_sync_soon(fn)
+            except trio.RunFinishedError:
+                raise RuntimeError("the event loop has finished") from None
+
+        return soon
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    return loop.call_soon_threadsafe  # RuntimeError when the loop is closed
+
+
+class _Job:
+    __slots__ = ("fn", "args", "soon", "done", "result")
+
+    def __init__(self, fn, args, soon):
+        self.fn, self.args, self.soon = fn, args, soon
+        self.done = anyio.Event()
+        self.result: tuple[str, Any] | None = None
 
 
 class DeviceThread:
@@ -22,33 +59,32 @@ class DeviceThread:
 
     def _loop(self) -> None:
         while True:
-            fn, args, token, deliver = self._jobs.get()
+            job = self._jobs.get()
             try:
-                result = ("ok", fn(*args))
+                result = ("ok", job.fn(*job.args))
             except BaseException as e:  # delivered to the awaiting task
                 result = ("err", e)
+
+            def deliver(job=job, result=result):
+                job.result = result
+                job.done.set()
+
             try:
-                token.run_sync_soon(deliver, result)
-            except trio.RunFinishedError:
-                pass
-            if fn is _STOP:
+                job.soon(deliver)
+            except RuntimeError:
+                pass  # the loop has finished: nobody waits for this result
+            if job.fn is _STOP:
                 return
 
     async def run(self, fn, *args):
         """Run ``fn(*args)`` on the device thread and return its result (or raise its exception)."""
         if not self._thread.is_alive():
             raise RuntimeError("device thread is stopped")
-        send, recv = trio.open_memory_channel(1)
-
-        def deliver(result):
-            try:
-                send.send_nowait(result)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # the waiter was cancelled
-
-        self._jobs.put((fn, args, trio.lowlevel.current_trio_token(), deliver))
-        async with recv:
-            kind, value = await recv.receive()
+        job = _Job(fn, args, loop_call_soon())
+        self._jobs.put(job)
+        await job.done.wait()  # cancelled: the result is dropped when it comes
+        assert job.result is not None
+        kind, value = job.result
         if kind == "err":
             raise value
         return value
@@ -59,8 +95,8 @@ class DeviceThread:
         the blocked call returns; ``busy_at_stop`` says it happened."""
         self.busy_at_stop = False
         if self._thread.is_alive():
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(timeout_s):
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(timeout_s):
                     await self.run(_STOP)
         self._thread.join(timeout=0.05)
         self.busy_at_stop = self._thread.is_alive()

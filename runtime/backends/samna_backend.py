@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import trio
+import anyio
 
 from ...codec import samna_events
 from ...codec.samna_events import DecodedOutput
@@ -226,7 +226,7 @@ class SamnaBackend:
             return
         stuck = False
         try:
-            with trio.CancelScope(shield=True), trio.move_on_after(timeout_s) as scope:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(timeout_s) as scope:
                 await self._thread.run(self._close_sync)
             stuck = scope.cancelled_caught
         except Exception:
@@ -275,7 +275,7 @@ class SamnaBackend:
 
         self.applied_confirmed = await self._call(apply_sync)
         if not self.applied_confirmed:
-            await trio.sleep(self.apply_settle_s)
+            await anyio.sleep(self.apply_settle_s)
 
     def _round_trip(self, config: ChipConfig) -> bool:
         """On the device thread: ask the first core for neuron 0 and wait for its reply (other events are

@@ -14,7 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import trio
+import anyio
+import sniffio
 
 from ...codec.events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READOUT_DTYPE, SPIKE_DTYPE
 from ...codec.samna_events import DecodedOutput
@@ -42,7 +43,7 @@ class SimFaults:
 
 class SimBackend:
     def __init__(self, chip: str = "speck2f", *, realtime: bool = False, faults: SimFaults | None = None,
-                 options: SimOptions | None = None, clock=trio.current_time):
+                 options: SimOptions | None = None, clock=anyio.current_time):
         self.name = f"sim:{chip}"
         self.chip = chip
         self.realtime = realtime
@@ -54,7 +55,7 @@ class SimBackend:
         self._pending: deque[tuple[str, np.ndarray]] = deque()  # realtime: ("spike" | "dvs", written, not released)
         self._out: deque[DecodedOutput] = deque()
         self._delayed: deque[tuple[float, np.ndarray]] = deque()
-        self._wake = trio.Event()
+        self._wake = anyio.Event()
         self._rng = np.random.default_rng(self.faults.seed)
         self._written = 0
         self._lateness: list[np.ndarray] = []
@@ -255,18 +256,17 @@ class SimBackend:
                 if spin and due - now < _TIMER_RESOLUTION_S:
                     # the event loop's timers wake up to ~1 ms late (epoll's resolution): an input due sooner
                     # is waited for by yielding, as a devkit's FPGA releases it on the µs
-                    await trio.lowlevel.checkpoint()
+                    await anyio.lowlevel.checkpoint()
                     continue
                 wake_at = min(wake_at, max(due - _TIMER_RESOLUTION_S if spin else due, now))
-            self._wake = trio.Event()
-            with trio.move_on_at(wake_at):
+            self._wake = anyio.Event()
+            with anyio.CancelScope(deadline=wake_at):
                 await self._wake.wait()
 
     def _real_clock(self) -> bool:
         """Spinning to a due time only makes sense on a real clock: a mock clock moves only when all sleep."""
-        if self._spin is None:  # by name: importing trio.testing here would stall the loop for ~40 ms
-            mock = type(trio.lowlevel.current_clock()).__name__ == "MockClock"
-            self._spin = self._clock is trio.current_time and not mock
+        if self._spin is None:
+            self._spin = self._clock is anyio.current_time and not _mock_clock()
         return self._spin
 
     def take_release_lateness(self) -> np.ndarray:
@@ -282,6 +282,16 @@ class SimBackend:
             s.update(self.sim.stats)
         s["pending_release"] = int(sum(len(b) for _, b in self._pending))
         return s
+
+
+def _mock_clock() -> bool:
+    """trio's MockClock drives this loop (asyncio has none). By class name: importing trio.testing inside a
+    running loop would stall it for ~40 ms."""
+    if sniffio.current_async_library() != "trio":
+        return False
+    import trio
+
+    return type(trio.lowlevel.current_clock()).__name__ == "MockClock"
 
 
 def _output(spikes=None, neuron_values=None, readout=None, dvs=None) -> DecodedOutput:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 import numpy as np
-import trio
+import anyio
 
 from ..codec import events as ev
 from ..runtime.errors import DeviceClosed, DeviceDisconnected, DeviceError
@@ -25,7 +25,7 @@ def relay_config():
 async def collect(dev, n: int, kind: str = "spike", timeout: float = 5.0) -> np.ndarray:
     """Output events of ``kind`` from a session until ``n`` have arrived or ``timeout`` s have passed."""
     got: list[np.ndarray] = []
-    with trio.move_on_after(timeout):
+    with anyio.move_on_after(timeout):
         async for b in dev.events(kind):
             got.append(b)
             if sum(map(len, got)) >= n:
@@ -35,7 +35,7 @@ async def collect(dev, n: int, kind: str = "spike", timeout: float = 5.0) -> np.
 
 async def _read_until(backend, n: int, timeout_s: float = 5.0) -> np.ndarray:
     got: list[np.ndarray] = []
-    with trio.move_on_after(timeout_s):
+    with anyio.move_on_after(timeout_s):
         while sum(int(len(g)) for g in got) < n:
             out = await backend.read(0.01)
             if out is not None and len(out.spikes):
@@ -70,7 +70,7 @@ async def check_backend(make: Callable[[], Any], *, vanish: Callable[[Any], Awai
     if r is not None:
         await r
     try:
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             for _ in range(100):
                 await b.write_spikes(sp)
                 await b.read(0.01)
