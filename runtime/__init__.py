@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from .backends.samna_backend import DEVICE_TYPES, UNSUPPORTED_DEVICES, SamnaBackend, find_samna
 from .backends.sim import SimBackend, SimFaults
+from .blocking import BlockingSession, BlockingSubscription, connect
 from .closed_loop import LoopResult
 from .errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
 from .replay import ReplayResult
@@ -24,7 +25,8 @@ from .vmem import VmemFrame
 
 __all__ = ["open_device", "Session", "SimBackend", "SimFaults", "SamnaBackend", "find_samna", "DeviceError",
            "DeviceDisconnected", "DeviceClosed", "DeviceNotFound", "SamnaUnavailable", "VmemFrame", "ReplayResult",
-           "LoopResult", "Subscription", "SubscriptionStatistics", "Unwrapper", "percentiles", "make_backend"]
+           "LoopResult", "Subscription", "SubscriptionStatistics", "Unwrapper", "percentiles", "make_backend",
+           "connect", "BlockingSession", "BlockingSubscription"]
 
 
 def _clock(clock: str | None, realtime: bool | None) -> str:

@@ -1,13 +1,16 @@
 """speckstream - compile spiking neural networks for SynSense Speck / DYNAP-CNN chips and stream
 events through them (the embedded simulator by default, a devkit through samna).
 
-The facade is lazy: ``import speckstream`` does not import torch (only :func:`compile` needs it) nor trio.
+The facade is lazy: ``import speckstream`` does not import torch (only :func:`compile` needs it, from the
+``compile`` extra) nor the event loop.
 
     import speckstream as ss
     config = ss.compile(model, input_shape=(2, 34, 34))          # -> ChipConfig
-    async with ss.open_device("sim") as dev:                      # trio
+    async with ss.open_device("sim") as dev:                      # trio or asyncio (anyio)
         await dev.apply(config)
         ...
+    with ss.connect("sim") as dev:                                # blocking: scripts, ROS 2 nodes
+        dev.apply(config)
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ _LAZY = {
     "ChipConfig": ("speckstream.compiler.config", "ChipConfig"),
     "load_config": ("speckstream.compiler.config", "load_config"),
     "open_device": ("speckstream.runtime", "open_device"),
+    "connect": ("speckstream.runtime", "connect"),
     "Session": ("speckstream.runtime", "Session"),
     "ChipSimulator": ("speckstream.sim", "ChipSimulator"),
     "codec": ("speckstream.codec", None),
@@ -44,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from speckstream.errors import SpeckstreamError, SpeckstreamWarning  # noqa: F401
     from speckstream.compiler.config import ChipConfig, load_config  # noqa: F401
     from speckstream.compiler.errors import CompileError  # noqa: F401
-    from speckstream.runtime import Session, open_device  # noqa: F401
+    from speckstream.runtime import Session, connect, open_device  # noqa: F401
     from speckstream.sim import ChipSimulator  # noqa: F401
 
 

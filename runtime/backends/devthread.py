@@ -39,7 +39,11 @@ def loop_call_soon() -> Callable[[Callable[[], Any]], None]:
     import asyncio
 
     loop = asyncio.get_running_loop()
-    return loop.call_soon_threadsafe  # RuntimeError when the loop is closed
+
+    def soon_asyncio(fn):
+        loop.call_soon_threadsafe(fn)  # RuntimeError when the loop is closed
+
+    return soon_asyncio
 
 
 class _Job:
