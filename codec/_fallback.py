@@ -63,7 +63,7 @@ def split_samna_events(events, spike_cls, nv_cls, readout_cls, dvs_cls, host_t, 
             nv[nn] = (host_t, ev.layer, ev.neuron_state, ev.address)
             nn += 1
         elif cls is readout_cls:
-            ro[nr] = (host_t, ev.value)
+            ro["t"][nr], ro["value"][nr] = host_t, ev.value  # named fields: decode_readout_fields
             nr += 1
         elif cls is dvs_cls:
             dv[nd] = (ev.timestamp, ev.x, ev.y, 1 if ev.p else 0)

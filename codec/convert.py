@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .events import DVS_EVENT_DTYPE, SPIKE_DTYPE, TONIC_DTYPE, _store_checked, as_events, has_spike_fields
+from .events import DVS_EVENT_DTYPE, SPIKE_DTYPE, XYTP_DTYPE, _store_checked, as_events, has_spike_fields
 
 __all__ = ['spikes_from_array', 'from_xytp', 'to_xytp', 'dvs_from_xytp']
 
@@ -60,11 +60,14 @@ def spikes_from_array(events: np.ndarray, **kw) -> np.ndarray:
 
 
 def to_xytp(spikes: np.ndarray) -> np.ndarray:
-    """Spike array -> tonic's ``events_struct`` (x i2, y i2, t i8 µs, p bool from channel != 0)."""
-    spikes = np.asarray(spikes, dtype=SPIKE_DTYPE)
-    out = np.empty(spikes.shape[0], dtype=TONIC_DTYPE)
-    out["x"], out["y"], out["t"] = spikes["x"], spikes["y"], spikes["t"]
-    out["p"] = spikes["c"] != 0
+    """Spike array -> tonic-style x/y/t/p (:data:`XYTP_DTYPE`: x, y int16, t int64 µs, p int16 = the channel,
+    so ``from_xytp(to_xytp(s), core=k)`` gives ``s`` back for spikes of core k). The core is not kept."""
+    spikes = as_events(np.asarray(spikes), "spike")
+    out = np.empty(spikes.shape[0], dtype=XYTP_DTYPE)
+    _store_checked(out, "x", spikes["x"])
+    _store_checked(out, "y", spikes["y"])
+    _store_checked(out, "t", spikes["t"])
+    _store_checked(out, "p", spikes["c"])
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = ['check_time_order', 'has_spike_fields', 'SPIKE_RECORD', 'NV_RECORD', 'SPIKE_DTYPE', 'INPUT_SPIKE_DTYPE', 'OUTPUT_SPIKE_DTYPE', 'DVS_EVENT_DTYPE', 'READ_REQUEST_DTYPE',
            'WRITE_REQUEST_DTYPE', 'NEURON_VALUE_DTYPE', 'READOUT_DTYPE', 'NEURON_STATE_DTYPE',
-           'TONIC_DTYPE', 'empty', 'spikes', 'as_events']
+           'TONIC_DTYPE', 'XYTP_DTYPE', 'decode_readout_fields', 'empty', 'spikes', 'as_events']
 
 #: ``Spike`` into a core (input) or out of a monitored core (output): 16 bytes.
 SPIKE_DTYPE = np.dtype(
@@ -38,8 +38,21 @@ NEURON_VALUE_DTYPE = np.dtype(
     [("t", "<u8"), ("core", "u1"), ("vmem", "<i2"), ("address", "<u4")], align=True
 )
 
-#: ``ReadoutValue`` (one per slow-clock tick; ``t`` stamped on receipt or by the simulator's tick).
-READOUT_DTYPE = np.dtype([("t", "<u8"), ("value", "<u4")], align=True)
+#: ``ReadoutValue`` (one per slow-clock tick; ``t`` stamped on receipt or by the simulator's tick, µs): the raw
+#: 32-bit ``value`` and its fields (SAMNA.md, ReadoutValue): ``valid`` (bit 20), ``class`` (bits 19:16, the
+#: readout neuron with the largest average) and ``data`` (bits 15:0, meaning set by ``output_mode``: 0 clock
+#: gating, 1 threshold-compare bits, 2 average of the selected neuron, 3 average of the largest).
+READOUT_DTYPE = np.dtype([("t", "<u8"), ("value", "<u4"), ("valid", "?"), ("class", "u1"), ("data", "<u2")],
+                         align=True)
+
+
+def decode_readout_fields(readout: np.ndarray) -> np.ndarray:
+    """Fill ``valid`` / ``class`` / ``data`` of a READOUT_DTYPE array from its raw ``value`` words (in place)."""
+    v = readout["value"]
+    readout["valid"] = (v >> 20) & 1
+    readout["class"] = (v >> 16) & 0xF
+    readout["data"] = v & 0xFFFF
+    return readout
 
 #: Decoded NeuronValue replies with coordinates.
 NEURON_STATE_DTYPE = np.dtype(
@@ -53,6 +66,9 @@ NV_RECORD = np.dtype([("t", "<u8"), ("core", "u1"), ("_pad", "u1"), ("vmem", "<i
 
 #: tonic's canonical event dtype (``tonic.io.events_struct``), accepted by the converters.
 TONIC_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
+#: what :func:`~speckstream.codec.to_xytp` returns: tonic's layout with ``p`` an integer (tonic's datasets use
+#: integer polarities too), so that input channels beyond 0/1 survive the round trip.
+XYTP_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "<i2")])
 
 #: Event kind name -> dtype; the names are used in event files and by the runtime.
 KINDS: dict[str, np.dtype] = {

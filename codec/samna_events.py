@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _impl
-from .events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE
+from .events import (DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE,
+                     decode_readout_fields)
 
 __all__ = ['DecodedOutput', 'split_output', 'spikes_to_samna', 'read_requests_to_samna',
            'write_requests_to_samna', 'dvs_to_samna']
@@ -44,7 +45,7 @@ def split_output(events: list, event_module, host_t: int = 0, *, kernels=None) -
     # None never matches type(ev): use a private sentinel class for missing names
     classes = [c if c is not None else type("_Missing", (), {}) for c in classes]
     ns, nn, nr, nd, nu = (kernels or _impl.kernels).split_samna_events(events, *classes, host_t, sp, nv, ro, dv)
-    return DecodedOutput(sp[:ns], nv[:nn], ro[:nr], dv[:nd], nu)
+    return DecodedOutput(sp[:ns], nv[:nn], decode_readout_fields(ro[:nr]), dv[:nd], nu)
 
 
 def spikes_to_samna(spikes: np.ndarray, event_module, t_offset: int = 0, *, kernels=None) -> list:

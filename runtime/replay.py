@@ -17,6 +17,7 @@ import anyio
 from ..codec import events as ev
 from ..codec.convert import spikes_from_array
 from ..codec.files import EventFileWriter, iter_spikes
+from ..sim.inputs import check_on_input
 from .errors import DeviceError
 from .stats import percentiles
 
@@ -99,6 +100,12 @@ def _as_dvs(chunk: np.ndarray) -> np.ndarray:
     return out
 
 
+def _checked_on_input(chunks: Iterator[np.ndarray], cfg, core) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        check_on_input(cfg, chunk, core)
+        yield chunk
+
+
 def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray], int]:
     if isinstance(source, np.ndarray):
         arr = spikes_from_array(source, core=core or 0)
@@ -135,9 +142,14 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
     if session.config is None:
         raise DeviceError("apply a configuration before replaying")
     kind = "dvs" if resolve_via(session, source, via, core) == "dvs" else "spike"
+    cfg = session.config
+    if kind == "spike" and core is None and cfg.input_cores:
+        core = cfg.input_cores[0]  # a recording of spikes keeps its own cores; a camera's go to the input
     chunks, total = _chunks(source, core, sort)
     if kind == "dvs":
         chunks = map(_as_dvs, chunks)
+    elif _is_camera(source):  # off the input map: say which tonic transform fixes it, before the first write
+        chunks = _checked_on_input(chunks, cfg, core)
     virtual = getattr(session.backend, "virtual_clock", False)
     sub = session.subscribe("all", max_batches=1 << 16) if record else None
     writer = None

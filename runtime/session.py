@@ -24,6 +24,7 @@ from ..codec.samna_events import DecodedOutput
 from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
 from ..sim.dvs import check_dvs_events
+from ..sim.inputs import is_tonic, to_input
 from . import closed_loop as _loop
 from . import replay as _replay
 from . import vmem as _vmem
@@ -231,7 +232,9 @@ class Session:
     async def send(self, spikes: np.ndarray, *, kind: str = "spike", policy: str | None = None) -> int:
         """Queue input events for the device; ``t`` in session µs (0 = now).
 
-        ``kind="spike"``: SPIKE_DTYPE events straight into cores. ``kind="dvs"``: DvsEvents (DVS_EVENT_DTYPE,
+        ``kind="spike"``: SPIKE_DTYPE events straight into cores; a tonic-style (x, y, t, p) array goes to the
+        configuration's input core(s), polarity as channel (or into its DVS stage when it has one), and must
+        fit the input map (the error names tonic's crop / downsample transforms). ``kind="dvs"``: DvsEvents (DVS_EVENT_DTYPE,
         sensor x/y/p) into the configuration's DVS stage, which pools, crops, merges and mirrors them as the chip
         does (:meth:`send_dvs`). The whole array is checked first (addresses, timestamps): a bad event raises
         before anything is queued. Any size is accepted and split into batches of ``batch_size``. With the
@@ -242,6 +245,10 @@ class Session:
         policy = policy or self.policy
         if policy not in ("wait", "drop"):
             raise ValueError(f"policy must be 'wait' or 'drop', got {policy!r}")
+        if kind == "spike" and is_tonic(np.asarray(spikes)):  # x/y/t/p: into the input core(s) or the DVS stage
+            if self.config is None:
+                raise DeviceError("apply a configuration before sending events")
+            kind, spikes = to_input(self.config, spikes)
         if kind == "spike":
             spikes = self._validated(spikes)
         elif kind == "dvs":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codec.events import READOUT_DTYPE
+from ..codec.events import READOUT_DTYPE, decode_readout_fields
 from ..compiler.config import ReadoutConfig
 
 __all__ = ['class_of', 'host_output', 'ReadoutModel']
@@ -81,5 +81,5 @@ class ReadoutModel:
     def ticks(self, times) -> np.ndarray:
         out = np.zeros(len(times), READOUT_DTYPE)
         for i, t in enumerate(times):
-            out[i] = (t, self.tick(int(t)))
-        return out
+            out["t"][i], out["value"][i] = t, self.tick(int(t))
+        return decode_readout_fields(out)

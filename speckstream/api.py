@@ -21,45 +21,11 @@ from typing import Iterable
 
 import numpy as np
 
-from .codec.convert import dvs_from_xytp, spikes_from_array
-from .codec.errors import CodecError
-from .codec.events import DVS_EVENT_DTYPE, check_time_order, has_spike_fields
 from .compiler.config import ChipConfig, load_config
 from .sim import ChipSimulator, SimOptions
+from .sim.inputs import to_input
 
 __all__ = ["simulate", "evaluate", "EvalResult", "compare", "CompareReport", "LayerComparison", "to_input"]
-
-
-def to_input(config: ChipConfig, events: np.ndarray) -> tuple[str, np.ndarray]:
-    """Events as the chip takes them: ("spike", SPIKE_DTYPE) for a network fed at its input core(s), or
-    ("dvs", DVS_EVENT_DTYPE) for a configuration with a DVS stage. tonic-style (x, y, t, p) arrays are
-    converted (p -> channel, t in µs); timestamps must not decrease."""
-    ev = np.asarray(events)
-    if ev.dtype.names is None:
-        raise CodecError(f"events must be a structured array (SPIKE_DTYPE or tonic-style x, y, t, p); got dtype "
-                         f"{ev.dtype}")
-    if ev.ndim != 1:
-        raise CodecError(f"events must be a 1-D array, got shape {ev.shape}")
-    if config.dvs is not None:
-        out = ev if ev.dtype == DVS_EVENT_DTYPE else dvs_from_xytp(ev)
-        kind = "dvs"
-    elif has_spike_fields(ev.dtype):  # spike arrays in any layout / byte order
-        out, kind = spikes_from_array(ev), "spike"
-    else:
-        if not config.input_cores:
-            raise CodecError("this configuration has no input core")
-        out, kind = spikes_from_array(ev, core=config.input_cores[0]), "spike"
-        if len(config.input_cores) > 1:  # every entry layer gets the input
-            out = np.concatenate([_with_core(out, c) for c in config.input_cores])
-            out = out[np.argsort(out["t"], kind="stable")]
-    check_time_order(out["t"], advice="events must be in time order (sort with np.sort(events, order='t'))")
-    return kind, out
-
-
-def _with_core(spikes: np.ndarray, core: int) -> np.ndarray:
-    s = spikes.copy()
-    s["core"] = core
-    return s
 
 
 def _feed(sim: ChipSimulator, kind: str, events: np.ndarray, until: int | None) -> np.ndarray:

@@ -142,7 +142,8 @@ def test_xytp_conversion():
     sp = codec.from_xytp(ev, core=3, t_offset=5)
     assert sp["core"].tolist() == [3, 3, 3] and sp["c"].tolist() == [0, 1, 1] and sp["t"].tolist() == [15, 25, 35]
     back = codec.to_xytp(sp)
-    assert back.dtype == codec.TONIC_DTYPE and back["p"].tolist() == [False, True, True]
+    assert back.dtype == codec.XYTP_DTYPE and back["p"].tolist() == [0, 1, 1]
+    assert np.array_equal(codec.from_xytp(back, core=3), sp)  # the round trip keeps every field
     ms = codec.from_xytp(ev, t_scale=1000.0)
     assert ms["t"].tolist() == [10000, 20000, 30000]
     ev["x"][0] = -1

@@ -365,4 +365,5 @@ async def test_readout_values_reach_subscribers_stamped_on_receipt(autojump_cloc
     vals = np.concatenate(got)
     assert ((vals["value"][:1] >> 16) & 0xF).tolist() == [1] and (vals["value"][0] >> 20) & 1 == 1
     assert (vals["value"][:3] & 0xFFFF).tolist() == [2, 0, 0]  # 2 spikes in the first 100 ms window
+    assert vals["class"][0] == 1 and vals["valid"][0] and vals["data"][:3].tolist() == [2, 0, 0]  # named fields
     assert np.all(np.diff(vals["t"].astype(np.int64)) >= 90_000)  # one per 100 ms tick, stamped on receipt

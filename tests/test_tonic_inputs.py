@@ -1,0 +1,138 @@
+"""tonic-style (x, y, t, p; t in µs) arrays go in everywhere events go in - send, replay (array and .npy), simulate,
+evaluate - with one check against the network's input whose error names tonic's own transforms; and those
+transforms, applied as the error says, do fix the input (checked with tonic itself when it is installed)."""
+import anyio
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import speckstream as ss
+from speckstream import codec
+from speckstream.codec.errors import AddressError
+from speckstream.testing.backends import collect
+from speckstream.testing.configs import config, core
+
+pytestmark = pytest.mark.anyio  # the async ones on trio and asyncio (tests/conftest.py)
+
+W = H = 8
+
+
+def relay_cfg():
+    """2 x 8 x 8 input; every input spike fires one output spike at the same place."""
+    return config(core(0, 2, H, W, 2, weights=[10, 0, 0, 10], thr=10))
+
+
+def camera(n, width=W, height=H, seed=0, dtype=codec.TONIC_DTYPE):
+    """What tonic yields: x/y/t/p, t in µs, in time order."""
+    rng = np.random.default_rng(seed)
+    ev = np.zeros(n, dtype)
+    ev["x"], ev["y"] = rng.integers(0, width, n), rng.integers(0, height, n)
+    ev["t"] = np.sort(rng.integers(0, 50_000, n))
+    ev["p"] = rng.integers(0, 2, n)
+    return ev
+
+
+async def _collect_into(outs, dev, n):
+    outs.append(await collect(dev, n))
+
+
+def as_spikes(ev, core=0):
+    return codec.spikes(t=ev["t"], core=core, c=ev["p"].astype(int), x=ev["x"], y=ev["y"])
+
+
+# ------------------------------------------------------------------ the runtime
+@pytest.mark.parametrize("dtype", [codec.TONIC_DTYPE, np.dtype([("t", "<i8"), ("x", "<i8"), ("y", "<i8"), ("p", "<i8")])],
+                         ids=["tonic-events_struct", "nmnist-int64"])
+async def test_send_takes_tonic_arrays_like_the_spikes_they_stand_for(dtype):
+    ev = camera(300, dtype=dtype)
+    outs = []
+    for arr in (ev, as_spikes(ev)):
+        async with ss.open_device("sim", clock="virtual") as dev:
+            await dev.apply(relay_cfg())
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: _collect_into(outs, dev, 300))
+                await anyio.sleep(0)
+                assert await dev.send(arr) == 300
+    assert len(outs[0]) == 300 and np.array_equal(outs[0], outs[1])
+
+
+async def test_send_refuses_a_bigger_sensor_naming_tonics_transforms_and_queues_nothing():
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        with pytest.raises(AddressError) as e:
+            await dev.send(camera(100, width=34, height=34))
+        msg = str(e.value)
+        assert "off the input map (C, H, W) = (2, 8, 8) of core 0" in msg
+        assert "tonic.transforms.CenterCrop(sensor_size, size=(8, 8))" in msg
+        assert "tonic.transforms.Downsample(sensor_size=sensor_size, target_size=(8, 8))" in msg
+        assert dev.counts["accepted"] == 0 and dev.counts["offered"] == 0
+
+
+async def test_a_polarity_beyond_the_input_channels_names_merge_polarities():
+    ev = camera(10)
+    ev = ev.astype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "<i2")])
+    ev["p"][4] = 2
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        with pytest.raises(AddressError, match=r"event 4 .*polarity 2 .*MergePolarities"):
+            await dev.send(ev)
+
+
+async def test_replay_takes_tonic_arrays_and_npy_files_and_checks_them_before_writing(tmp_path):
+    ev = camera(400)
+    np.save(tmp_path / "cam.npy", ev)
+    np.save(tmp_path / "big.npy", camera(400, width=64, height=48))
+    async with ss.open_device("sim", clock="virtual") as dev:
+        await dev.apply(relay_cfg())
+        for source in (ev, tmp_path / "cam.npy"):
+            res = await dev.replay(source, speed=None)
+            assert res.events_in == 400 and res.events_out == 400
+        before = dev.counts["accepted"]
+        with pytest.raises(AddressError, match=r"sensor is at least \d+ x \d+ .*CenterCrop"):
+            await dev.replay(tmp_path / "big.npy", speed=None)
+        assert dev.counts["accepted"] == before  # nothing of the bad file was written
+
+
+# ------------------------------------------------------------------ the synchronous layer
+def test_simulate_and_evaluate_take_tonic_arrays_and_refuse_a_bigger_sensor():
+    cfg = relay_cfg()
+    ev = camera(200)
+    assert np.array_equal(ss.simulate(cfg, ev), ss.simulate(cfg, as_spikes(ev)))
+    with pytest.raises(AddressError, match="CenterCrop"):
+        ss.simulate(cfg, camera(50, width=16, height=16))
+    with pytest.raises(AddressError, match="Downsample"):
+        ss.evaluate(cfg, [(ev, 0), (camera(50, width=9), 1)], executor="serial", progress=False)
+
+
+def test_tonics_transforms_applied_as_the_error_says_make_the_input_fit():
+    tonic = pytest.importorskip("tonic")
+    cfg = relay_cfg()
+    sensor_size = (34, 34, 2)  # an N-MNIST-sized recording
+    ev = camera(500, width=34, height=34)
+    with pytest.raises(AddressError):
+        ss.simulate(cfg, ev)
+    cropped = tonic.transforms.CenterCrop(sensor_size, size=(W, H))(ev)
+    down = tonic.transforms.Downsample(sensor_size=sensor_size, target_size=(W, H))(ev)
+    assert len(cropped) and len(ss.simulate(cfg, cropped)) == len(cropped)
+    assert len(ss.simulate(cfg, down)) == len(down) == 500
+
+
+# ------------------------------------------------------------------ conversions
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 1023), st.integers(0, 127), st.integers(0, 127)),
+                max_size=50), st.integers(0, 8))
+def test_to_xytp_keeps_the_channel_and_round_trips(rows, core_id):
+    sp = codec.spikes(t=[r[0] for r in rows], core=core_id, c=[r[1] for r in rows], x=[r[2] for r in rows],
+                      y=[r[3] for r in rows]) if rows else codec.empty("spike")
+    back = codec.to_xytp(sp)
+    assert back.dtype == codec.XYTP_DTYPE and back["p"].tolist() == sp["c"].tolist()
+    assert np.array_equal(codec.from_xytp(back, core=core_id), sp)
+
+
+def test_readout_words_decode_into_named_fields():
+    ro = np.zeros(3, codec.READOUT_DTYPE)
+    ro["value"] = [(1 << 20) | (7 << 16) | 1234, (0 << 20) | (15 << 16) | 0xFFFF, 0]
+    codec.decode_readout_fields(ro)
+    assert ro["valid"].tolist() == [True, False, False]
+    assert ro["class"].tolist() == [7, 15, 0] and ro["data"].tolist() == [1234, 0xFFFF, 0]
