@@ -28,8 +28,10 @@ def main(outdir="out/vmem", frames=8):
                     polled.append(f)  # render afterwards: plotting inside the loop would stall trio
 
     trio.run(run)
+    lim = max(int(abs(f.image).max()) for f in polled) or 1  # one scale for every frame, from the data
+    thr = cfg.cores[core].threshold_high
     paths = [vmem_heatmap(f.image, Path(outdir) / f"frame_{i:03d}.png", title=f"core {core} at {f.t_us / 1e3:.0f} ms",
-                          vmin=-150, vmax=150) for i, f in enumerate(polled)]
+                          vmin=-max(lim, thr), vmax=max(lim, thr), threshold=thr) for i, f in enumerate(polled)]
     print(f"{len(paths)} frames in {outdir}/")
     return paths
 

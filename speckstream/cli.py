@@ -26,6 +26,13 @@ class UsageError(Exception):
     """Bad command-line arguments (exit code 2)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr (what is wrong, and where the help is) and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _console():
     from rich.console import Console
 
@@ -119,6 +126,20 @@ def _stats_table(title: str, rows: dict):
     return t
 
 
+def _check_event_array_file(path: Path) -> None:
+    """A ``.npy`` given as the event file must hold events (x/y/t/p or chip spikes): else a usage error."""
+    if path.suffix.lower() != ".npy":
+        return
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception:
+        return  # unreadable: the reader names what is wrong with the file (exit 1)
+    names = arr.dtype.names or ()
+    if arr.ndim != 1 or not {"x", "y"} <= set(names) or not ({"t", "timestamp"} & set(names)):
+        raise UsageError(f"{path} holds a {arr.dtype} array of shape {arr.shape}, not events: give a 1-D "
+                         "structured array with x, y, t (µs) and p fields (tonic's layout) or chip spikes")
+
+
 def cmd_run(args) -> int:
     import anyio
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -137,6 +158,7 @@ def cmd_run(args) -> int:
         raise UsageError(f"--speed must be a number (1.0 = real time) or 'max', got {args.speed!r}") from None
     if speed is not None and not (speed > 0 and speed < float("inf")):
         raise UsageError(f"--speed must be positive, got {args.speed}")
+    _check_event_array_file(path)
     total = codec.files.count_spikes(path)  # from headers where the format has them: the replay decodes it once
     console = _console()
 
@@ -154,9 +176,10 @@ def cmd_run(args) -> int:
     rows = {"input events": res.events_in, "output spikes": res.events_out, "duration (s)": res.duration_s,
             "input rate (events/s)": res.input_rate, "dropped (policy)": res.dropped["policy"],
             "device drops": stats["device"].get("device_dropped", 0), "unknown events": stats["unknown"]}
-    for k in ("p50", "p99", "max"):
-        if res.release_error_us.get(k) is not None:
-            rows[f"release error {k} (µs)"] = res.release_error_us[k]
+    for k in ("p50", "p99", "max"):  # only a wall-clock replay has release errors (virtual time has none: NaN)
+        v = res.release_error_us.get(k)
+        if v is not None and np.isfinite(v):
+            rows[f"release error {k} (µs)"] = v
     if res.record:
         rows["recording"] = res.record
     console.print(_stats_table(f"run on {args.device}", rows))
@@ -256,9 +279,9 @@ def cmd_demo(args) -> int:
     from speckstream.demo import digits_report
 
     console = _console()
-    console.rule("[bold]speckstream demo: a trained SNN on real handwritten digits, sinabs vs the simulated Speck")
     if args.samples is not None and args.samples < 1:
         raise UsageError("--samples must be at least 1")
+    console.rule("[bold]speckstream demo: a trained SNN on real handwritten digits, sinabs vs the simulated Speck")
     fig = digits_report(show=print, out_dir=args.out, n_test=args.samples,
                         executor="serial" if args.serial else None)
     if args.output:
@@ -302,7 +325,7 @@ def cmd_hwcheck(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="speckstream", description="Compile SNNs for Speck / DYNAP-CNN chips and "
+    p = _Parser(prog="speckstream", description="Compile SNNs for Speck / DYNAP-CNN chips and "
                                 "stream events through them (simulator or devkit).")
     from speckstream import __version__
 
@@ -399,7 +422,8 @@ def main(argv=None) -> int:
     try:
         return args.fn(args)
     except UsageError as e:
-        parser.error(str(e))  # exits 2
+        print(f"speckstream {args.command}: error: {e} (see 'speckstream {args.command} --help')", file=sys.stderr)
+        return 2
     except (SpeckstreamError, CompileError, CodecError, DeviceError, FileNotFoundError, ValueError, ImportError,
             OSError) as e:
         print(f"speckstream {args.command}: {type(e).__name__}: {e}", file=sys.stderr)

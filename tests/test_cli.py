@@ -78,14 +78,30 @@ def test_demo_runs(tmp_path):
 def test_bad_arguments_and_bad_files_give_one_line(tmp_path, compiled):
     d, _ = compiled
     np.save(tmp_path / "plain.npy", np.arange(10))
-    r = cli("run", str(d / "net.json"), str(tmp_path / "plain.npy"))
-    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert "EventFileError" in r.stderr and "plain.npy" in r.stderr
-    r = cli("run", str(d / "net.json"), str(tmp_path / "plain.npy"), "--speed", "fast")
-    assert r.returncode == 2 and "--speed" in r.stderr and "Traceback" not in r.stderr
+    r = cli("run", str(d / "net.json"), str(tmp_path / "plain.npy"))  # an array, but not events: a bad argument
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "plain.npy holds a int64 array" in r.stderr and "x, y, t" in r.stderr
+    for args in (["run", str(d / "net.json"), str(tmp_path / "plain.npy"), "--speed", "fast"],
+                 ["demo", "--samples", "0"], ["run", str(d / "net.json")], ["compile", "x.py:f", "--input-shape", "1,2"],
+                 ["bench", "nonsense"], ["--no-such-option"]):
+        r = cli(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, args
+        assert len(r.stderr.strip().splitlines()) == 1 and "--help" in r.stderr, (args, r.stderr)
+    assert "speed" in cli(*["run", str(d / "net.json"), str(tmp_path / "plain.npy"), "--speed", "fast"]).stderr
     (tmp_path / "bad.spk").write_bytes(b"junk")
     r = cli("run", str(d / "net.json"), str(tmp_path / "bad.spk"))
     assert r.returncode == 1 and "EventFileError" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_virtual_time_run_shows_no_meaningless_rows(tmp_path, compiled):
+    d, _ = compiled
+    ev = np.zeros(200, codec.TONIC_DTYPE)
+    ev["x"], ev["y"], ev["t"] = np.arange(200) % 34, np.arange(200) % 30, np.arange(200) * 50
+    np.save(tmp_path / "cam.npy", ev)
+    r = cli("run", str(d / "net.json"), str(tmp_path / "cam.npy"))
+    assert r.returncode == 0, r.stderr
+    assert "input events" in r.stdout and "200" in r.stdout
+    assert "nan" not in r.stdout.lower() and "release error" not in r.stdout  # no wall clock, no release error
 
 
 def test_version_and_inspect_of_a_compiled_config(compiled):
