@@ -17,7 +17,10 @@ __all__ = ["compile", "compile_nir", "ChipConfig", "CoreConfig", "Destination", 
 
 def __getattr__(name: str):
     if name in ("compile", "compile_nir"):
-        from . import build  # imports torch
+        from ..errors import require
+
+        require("torch", "compile", f"speckstream.{name}")  # the runtime and simulator work without it
+        from . import build
 
         return getattr(build, name)
     raise AttributeError(f"module 'speckstream.compiler' has no attribute {name!r}")

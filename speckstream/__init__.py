@@ -28,6 +28,7 @@ _LAZY = {
     "CompareReport": ("speckstream.api", "CompareReport"),
     "SpeckstreamError": ("speckstream.errors", "SpeckstreamError"),
     "SpeckstreamWarning": ("speckstream.errors", "SpeckstreamWarning"),
+    "MissingExtraError": ("speckstream.errors", "MissingExtraError"),
     "CompileError": ("speckstream.compiler.errors", "CompileError"),
     "ChipConfig": ("speckstream.compiler.config", "ChipConfig"),
     "load_config": ("speckstream.compiler.config", "load_config"),
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from speckstream import codec  # noqa: F401
     from speckstream.api import CompareReport, EvalResult, compare, evaluate, simulate  # noqa: F401
     from speckstream.compiler import compile  # noqa: F401
-    from speckstream.errors import SpeckstreamError, SpeckstreamWarning  # noqa: F401
+    from speckstream.errors import MissingExtraError, SpeckstreamError, SpeckstreamWarning  # noqa: F401
     from speckstream.compiler.config import ChipConfig, load_config  # noqa: F401
     from speckstream.compiler.errors import CompileError  # noqa: F401
     from speckstream.runtime import Session, connect, open_device  # noqa: F401

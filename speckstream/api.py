@@ -292,6 +292,9 @@ def compare(model, config, events: np.ndarray, *, dt_us: int = 1000, tolerance: 
     event (``clamps``), one spike per input event, event order. The report names the first layer whose
     spike counts differ by more than ``tolerance`` (relative) and the likely cause.
     """
+    from .errors import require
+
+    require("torch", "compile", "speckstream.compare (it runs the torch model)")
     cfg = load_config(config)
     if cfg.dvs is not None:
         raise ValueError("compare takes networks fed at their input core (no DVS stage) for now")

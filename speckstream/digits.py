@@ -65,7 +65,9 @@ def digits_net(weights: str | Path | None = WEIGHTS, *, min_v_mem: float = -100.
                batch_size: int = 1):
     """The digits network; with ``weights`` the committed trained parameters. ``relu=True`` gives the ANN
     it was trained as; ``batch_size`` is sinabs' IAFSqueeze batch (time-stepped runs of several samples)."""
-    import torch
+    from .errors import require
+
+    torch = require("torch", "compile", "the digits network")
     from torch import nn
 
     def act():
