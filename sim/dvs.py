@@ -22,8 +22,13 @@ def check_dvs_events(events: np.ndarray, dvs: DVSConfig, *, where: str = "", aft
     bad = (ev["x"] >= W0) | (ev["y"] >= H0) | (ev["p"] > 1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        fix = ("a DVS event's polarity is 0 or 1 (tonic.transforms.MergePolarities() merges more)"
+               if ev["p"][i] > 1 else
+               f"a bigger recording must be cropped or downsampled to the chip's sensor first, with tonic's "
+               f"transforms: tonic.transforms.CenterCrop(sensor_size, size=({W0}, {H0})) or "
+               f"tonic.transforms.Downsample(sensor_size=sensor_size, target_size=({W0}, {H0}))")
         raise AddressError(f"DVS event {i}{where} (x={ev['x'][i]}, y={ev['y'][i]}, p={ev['p'][i]}) is off the "
-                           f"{H0}x{W0} (H x W) sensor of the DVS stage{after}")
+                           f"{H0}x{W0} (H x W) sensor of the DVS stage: {fix}{after}")
     return ev
 
 

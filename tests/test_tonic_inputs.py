@@ -136,3 +136,19 @@ def test_readout_words_decode_into_named_fields():
     codec.decode_readout_fields(ro)
     assert ro["valid"].tolist() == [True, False, False]
     assert ro["class"].tolist() == [7, 15, 0] and ro["data"].tolist() == [1234, 0xFFFF, 0]
+
+
+async def test_tonic_arrays_into_a_dvs_stage_are_checked_against_its_sensor_with_the_same_advice():
+    from speckstream.compiler import DVSConfig
+
+    cfg = config(core(0, 2, 16, 16, 2, weights=[10, 0, 0, 10], thr=10))
+    cfg.dvs = DVSConfig(input_size=(32, 32), pooling=(2, 2), destinations=[0])
+    small, big = camera(100, width=32, height=32), camera(100, width=128, height=128)
+    assert len(ss.simulate(cfg, small)) > 0
+    with pytest.raises(AddressError, match=r"32x32 \(H x W\) sensor .*CenterCrop\(sensor_size, size=\(32, 32\)\)"):
+        ss.simulate(cfg, big)
+    async with ss.open_device("sim") as dev:
+        await dev.apply(cfg)
+        with pytest.raises(AddressError, match="Downsample"):
+            await dev.send(big)  # a tonic array goes to the DVS stage of a config that has one
+        assert dev.counts["accepted"] == 0
