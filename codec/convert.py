@@ -1,8 +1,10 @@
-"""Converters between tonic-style x/y/t/p arrays and input-spike arrays."""
+"""Converters between tonic-style x/y/t/p arrays and input-spike arrays. Bad input raises CodecError (a
+ValueError): a missing field, a 2-D array, a NaN or negative timestamp."""
 from __future__ import annotations
 
 import numpy as np
 
+from .errors import CodecError
 from .events import DVS_EVENT_DTYPE, SPIKE_DTYPE, XYTP_DTYPE, _store_checked, as_events, has_spike_fields
 
 __all__ = ['spikes_from_array', 'from_xytp', 'to_xytp', 'dvs_from_xytp']
@@ -12,7 +14,7 @@ def _field(arr: np.ndarray, *names: str) -> np.ndarray:
     for n in names:
         if arr.dtype.names and n in arr.dtype.names:
             return arr[n]
-    raise ValueError(f"event array has no field named {' or '.join(names)} (fields: {arr.dtype.names})")
+    raise CodecError(f"event array has no field named {' or '.join(names)} (fields: {arr.dtype.names})")
 
 
 def from_xytp(events: np.ndarray, *, core: int = 0, t_offset: int = 0, t_scale: float = 1.0,
@@ -29,15 +31,15 @@ def from_xytp(events: np.ndarray, *, core: int = 0, t_offset: int = 0, t_scale: 
     x, y = _field(events, "x"), _field(events, "y")
     t = _field(events, "t", "timestamp")
     if events.ndim != 1:
-        raise ValueError(f"event arrays are 1-D; got shape {events.shape}")
+        raise CodecError(f"event arrays are 1-D; got shape {events.shape}")
     out = np.empty(events.shape[0], dtype=SPIKE_DTYPE)
     if t.dtype.kind == "f" and t.size and not np.all(np.isfinite(t)):
         i = int(np.flatnonzero(~np.isfinite(t))[0])
-        raise ValueError(f"t[{i}] = {t[i]} is not a finite timestamp")
+        raise CodecError(f"t[{i}] = {t[i]} is not a finite timestamp")
     tt = np.rint(t.astype(np.float64) * t_scale + t_offset) if (t_scale != 1.0 or t.dtype.kind == "f") \
         else t.astype(np.int64) + t_offset
     if tt.size and tt.min() < 0:
-        raise ValueError(f"event {int(np.argmin(tt))}: timestamp becomes negative ({tt.min()} µs) after offset/scale")
+        raise CodecError(f"event {int(np.argmin(tt))}: timestamp becomes negative ({tt.min()} µs) after offset/scale")
     _store_checked(out, "t", tt)
     out["core"] = core
     if channel_from_polarity:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import CodecError
+
 __all__ = ['check_time_order', 'has_spike_fields', 'SPIKE_RECORD', 'NV_RECORD', 'SPIKE_DTYPE', 'INPUT_SPIKE_DTYPE', 'OUTPUT_SPIKE_DTYPE', 'DVS_EVENT_DTYPE', 'READ_REQUEST_DTYPE',
            'WRITE_REQUEST_DTYPE', 'NEURON_VALUE_DTYPE', 'READOUT_DTYPE', 'NEURON_STATE_DTYPE',
            'TONIC_DTYPE', 'XYTP_DTYPE', 'decode_readout_fields', 'empty', 'spikes', 'as_events']
@@ -110,14 +112,14 @@ def _store_checked(out: np.ndarray, name: str, values) -> None:
             bad = ~np.isfinite(values) | (values != np.round(values))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"{name}[{i}] = {values[i]} is not an integer (the {target} field holds integers)")
+                raise CodecError(f"{name}[{i}] = {values[i]} is not an integer (the {target} field holds integers)")
         elif values.dtype.kind not in "iub":
-            raise ValueError(f"field {name!r} must hold numbers, got dtype {values.dtype}")
+            raise CodecError(f"field {name!r} must hold numbers, got dtype {values.dtype}")
         info = np.iinfo(target)
         lo, hi = values.min(), values.max()
         if lo < info.min or hi > info.max:
             bad = int(np.flatnonzero((values < info.min) | (values > info.max))[0])
-            raise ValueError(f"{name}[{bad}] = {values[bad]} does not fit the {target} field [{info.min}, {info.max}]")
+            raise CodecError(f"{name}[{bad}] = {values[bad]} does not fit the {target} field [{info.min}, {info.max}]")
     out[name] = values
 
 
@@ -153,13 +155,14 @@ def as_events(arr: np.ndarray, kind: str) -> np.ndarray:
     if arr.dtype == dtype:
         return arr
     if arr.ndim != 1:
-        raise ValueError(f"event arrays are 1-D; got shape {arr.shape}")
+        raise CodecError(f"event arrays are 1-D; got shape {arr.shape}")
     names = arr.dtype.names
     if names is None:
         raise TypeError(f"expected a structured array of {kind!r} events, got dtype {arr.dtype}")
     missing = [n for n in dtype.names or () if n not in names and n != "t"]
     if missing:
-        raise ValueError(f"array lacks field(s) {missing} needed for {kind!r} events")
+        tonic = " (or x, y, t, p for tonic-style events)" if kind == "spike" else ""
+        raise CodecError(f"array lacks field(s) {missing} needed for {kind!r} events{tonic}; it has {names}")
     out = np.zeros(arr.shape[0], dtype=dtype)
     for name in dtype.names or ():
         if name in names:

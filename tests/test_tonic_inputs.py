@@ -152,3 +152,30 @@ async def test_tonic_arrays_into_a_dvs_stage_are_checked_against_its_sensor_with
         with pytest.raises(AddressError, match="Downsample"):
             await dev.send(big)  # a tonic array goes to the DVS stage of a config that has one
         assert dev.counts["accepted"] == 0
+
+
+@pytest.mark.parametrize("broken, match", [
+    ("nan", "not a finite timestamp"), ("unsorted", "before event 0"), ("2-D", "1-D"), ("no-y", r"field.*\by\b"),
+    ("negative-x", r"x\[1\] = -3"),
+])
+async def test_broken_tonic_arrays_raise_one_codec_error_and_queue_nothing(broken, match):
+    from speckstream.codec.errors import CodecError
+
+    ev = camera(5).astype([("x", "f8"), ("y", "i2"), ("t", "f8"), ("p", "?")])
+    if broken == "nan":
+        ev["t"][2] = np.nan
+    elif broken == "unsorted":
+        ev["t"][:2] = [9, 1]
+    elif broken == "2-D":
+        ev = ev.reshape(5, 1)
+    elif broken == "no-y":
+        ev = ev[["x", "t", "p"]]
+    else:
+        ev["x"][1] = -3
+    async with ss.open_device("sim") as dev:
+        await dev.apply(relay_cfg())
+        with pytest.raises(CodecError, match=match):
+            await dev.send(ev)
+        with pytest.raises(CodecError, match=match):
+            ss.simulate(relay_cfg(), ev)
+        assert dev.counts["accepted"] == 0
