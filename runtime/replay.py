@@ -143,12 +143,13 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
         raise DeviceError("apply a configuration before replaying")
     kind = "dvs" if resolve_via(session, source, via, core) == "dvs" else "spike"
     cfg = session.config
-    if kind == "spike" and core is None and cfg.input_cores:
-        core = cfg.input_cores[0]  # a recording of spikes keeps its own cores; a camera's go to the input
+    camera = kind == "spike" and _is_camera(source)
+    if camera and core is None and cfg.input_cores:
+        core = cfg.input_cores[0]  # a camera's events go to the input; chip spikes keep their own cores
     chunks, total = _chunks(source, core, sort)
     if kind == "dvs":
         chunks = map(_as_dvs, chunks)
-    elif _is_camera(source):  # off the input map: say which tonic transform fixes it, before the first write
+    elif camera:  # each chunk, before it is written: off the input map names the tonic transform that fixes it
         chunks = _checked_on_input(chunks, cfg, core)
     virtual = getattr(session.backend, "virtual_clock", False)
     sub = session.subscribe("all", max_batches=1 << 16) if record else None

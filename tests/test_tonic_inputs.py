@@ -179,3 +179,19 @@ async def test_broken_tonic_arrays_raise_one_codec_error_and_queue_nothing(broke
         with pytest.raises(CodecError, match=match):
             ss.simulate(relay_cfg(), ev)
         assert dev.counts["accepted"] == 0
+
+
+async def test_replaying_chip_spikes_keeps_their_cores_while_a_camera_array_goes_to_the_input_core():
+    from speckstream.testing.backends import relay_config
+
+    cfg = relay_config()  # core 0 -> core 1 (pooling 2); both monitored
+    spikes_for_core1 = codec.spikes(t=np.arange(10) * 10, core=1, c=0, x=np.arange(10) % 8, y=0)
+    async with ss.open_device("sim", clock="virtual") as dev:
+        await dev.apply(cfg)
+        with dev.subscribe("spike", max_batches=1000) as sub:
+            await dev.replay(spikes_for_core1, speed=None)
+            got = []
+            while (b := sub.receive_nowait()) is not None:
+                got.append(b[1])
+    out = np.concatenate(got)
+    assert set(out["core"].tolist()) == {1}  # written into core 1, as the array says; nothing through core 0
