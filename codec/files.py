@@ -30,7 +30,7 @@ from .errors import CorruptChunkWarning, EventFileError, TruncatedFileWarning
 from .events import KINDS, SPIKE_DTYPE
 from .isolated import iter_isolated
 
-__all__ = ['count_spikes', 'FORMAT_NAME', 'FORMAT_VERSION', 'MAX_HEADER_BYTES', 'MAX_CHUNK_BYTES', 'DEFAULT_CHUNK_EVENTS',
+__all__ = ['count_spikes', 'npy_events_problem', 'FORMAT_NAME', 'FORMAT_VERSION', 'MAX_HEADER_BYTES', 'MAX_CHUNK_BYTES', 'DEFAULT_CHUNK_EVENTS',
            'kind_of', 'EventFileWriter', 'EventFileReader', 'iter_spikes', 'read_spikes',
            'write_spk']
 
@@ -392,10 +392,20 @@ def _load_npy(path: Path) -> np.ndarray:
         arr = np.load(path, allow_pickle=False, mmap_mode="r")
     except Exception as e:  # numpy's header parser raises ValueError, EOFError, SyntaxError, TokenError...
         raise EventFileError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from None
-    if arr.dtype.names is None or arr.ndim != 1:
-        raise EventFileError(f"{path}: expected a 1-D structured array of events (SPIKE_DTYPE or x/y/t/p fields); "
-                             f"got shape {arr.shape}, dtype {arr.dtype}")
+    problem = npy_events_problem(arr)
+    if problem:
+        raise EventFileError(f"{path}: {problem}")
     return arr
+
+
+def npy_events_problem(arr: np.ndarray) -> str | None:
+    """Why an array loaded from a ``.npy`` file is not events (None when it is): events are 1-D and structured,
+    with x, y and t (or timestamp) fields - tonic's layout, or chip spikes."""
+    names = set(arr.dtype.names or ())
+    if arr.ndim == 1 and {"x", "y"} <= names and {"t", "timestamp"} & names:
+        return None
+    return (f"holds a {arr.dtype} array of shape {arr.shape}, not events: give a 1-D structured array with x, y, "
+            "t (µs) and p fields (tonic's layout) or chip spikes")
 
 
 def count_spikes(path) -> int | None:

@@ -127,17 +127,18 @@ def _stats_table(title: str, rows: dict):
 
 
 def _check_event_array_file(path: Path) -> None:
-    """A ``.npy`` given as the event file must hold events (x/y/t/p or chip spikes): else a usage error."""
+    """A ``.npy`` given as the event file must hold events (codec.files' rule): else a usage error (exit 2)."""
+    from speckstream.codec.files import npy_events_problem
+
     if path.suffix.lower() != ".npy":
         return
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception:
         return  # unreadable: the reader names what is wrong with the file (exit 1)
-    names = arr.dtype.names or ()
-    if arr.ndim != 1 or not {"x", "y"} <= set(names) or not ({"t", "timestamp"} & set(names)):
-        raise UsageError(f"{path} holds a {arr.dtype} array of shape {arr.shape}, not events: give a 1-D "
-                         "structured array with x, y, t (µs) and p fields (tonic's layout) or chip spikes")
+    problem = npy_events_problem(arr)
+    if problem:
+        raise UsageError(f"{path} {problem}")
 
 
 def cmd_run(args) -> int:
