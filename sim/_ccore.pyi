@@ -1,6 +1,9 @@
 """Typed signature of the Cython simulation engine (see _ccore.pyx)."""
 import numpy as np
 
+ISAS: dict[str, int]
+BEST_ISA: str
+
 class Core:
     leak_fires: bool
     max_cascade: int
@@ -9,7 +12,10 @@ class Core:
     n_ticks: int
     def __init__(self, params: np.ndarray, weights: np.ndarray, w_off: np.ndarray, vmem: np.ndarray,
                  v_off: np.ndarray, biases: np.ndarray, b_off: np.ndarray, leak_fires: bool = False,
-                 max_cascade: int = 100_000_000, drop_off_map: bool = True, readout_id: int = 12) -> None: ...
+                 max_cascade: int = 100_000_000, drop_off_map: bool = True, readout_id: int = 12,
+                 isa: str | None = None) -> None: ...
+    @property
+    def isa(self) -> str: ...
     def run(self, spikes: np.ndarray, now: int, next_tick: int, tick_period: int,
             until: int) -> tuple[int, int, int]: ...
     def take_outputs(self) -> tuple[np.ndarray, np.ndarray]: ...
@@ -31,6 +37,13 @@ class PackedState:
     def vmem_view(self, core: int) -> np.ndarray: ...
 
 
-def measure_kernels(row_len: int, updates: int = ..., thr_hi: int = ..., thr_lo: int = ...) -> tuple[float, float]:
+def measure_kernels(row_len: int, updates: int = ..., thr_hi: int = ..., thr_lo: int = ...,
+                    isa: str | None = None) -> tuple[float, float]:
     """(kernel updates/s, bound updates/s) on rows of ``row_len`` neurons, measured now."""
+    ...
+
+
+def row_update(vmem: np.ndarray, weights: np.ndarray, thr_lo: int, thr_hi: int, rtz: bool,
+               isa: str | None = None) -> tuple[np.ndarray, int, int]:
+    """One row's update with a chosen inner loop (tests): (fired, floor clamps, saturations)."""
     ...

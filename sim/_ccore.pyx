@@ -20,9 +20,33 @@ from _records cimport spike_rec
 cnp.import_array()
 
 cdef extern from "_row_kernel.h":
-    int ss_row_update(int16_t* v, const int8_t* w, int n, int thr_lo, int thr_hi, int rtz, uint8_t* fired,
-                      int64_t* clamps, uint64_t* saturated) noexcept nogil
-    void ss_add_bound(int16_t* v, const int8_t* w, int n) noexcept nogil
+    int SS_ISA_PORTABLE, SS_ISA_AVX2, SS_ISA_AVX512
+    int ss_best_isa() noexcept nogil
+    int ss_row_update(int isa, int16_t* v, const int8_t* w, int n, int thr_lo, int thr_hi, int rtz,
+                      uint8_t* fired, int64_t* clamps, uint64_t* saturated) noexcept nogil
+    void ss_add_bound(int isa, int16_t* v, const int8_t* w, int n) noexcept nogil
+    ctypedef struct ss_fired:
+        uint16_t o
+        uint16_t ox
+        uint16_t oy
+    int ss_spike_sx1(int isa, int16_t* vbase, const int8_t* wc, int k, int sy, int sy_shift, int py, int px,
+                     int x, int y, int C_out, int H_out, int W_out, int thr_lo, int thr_hi, int rtz,
+                     uint8_t* fired, ss_fired* out, int64_t* clamps, uint64_t* saturated,
+                     uint64_t* n_updates) noexcept nogil
+
+#: the inner loop's implementations by name (see _row_kernel.h); BEST_ISA is what this CPU runs
+ISAS = {"portable": SS_ISA_PORTABLE, "avx2": SS_ISA_AVX2, "avx512": SS_ISA_AVX512}
+BEST_ISA = {v: k for k, v in ISAS.items()}[ss_best_isa()]
+
+
+cdef int _isa_code(str isa) except -1:
+    """The implementation called ``isa``, refusing one this CPU cannot run."""
+    if isa not in ISAS:
+        raise ValueError(f"unknown kernel {isa!r}; one of {sorted(ISAS)}")
+    if ISAS[isa] > ss_best_isa():
+        raise ValueError(f"this CPU cannot run the {isa!r} kernel (best here: {BEST_ISA!r})")
+    return ISAS[isa]
+
 
 DEF MAX_FIRED = 16 * 1024  # kernel width (<= 16) x output channels (<= 1024): fired flags of one ky's rows
 
@@ -128,21 +152,26 @@ cdef class Core:
     cdef queue q
     cdef public object clamps_arr  # floor clamps per core (int64[9])
     cdef uint8_t fired[MAX_FIRED]  # which neurons of the rows being updated fired (ss_row_update)
+    cdef ss_fired* fired_list  # the neurons one spike made fire, in order (ss_spike_sx1); k*k*C_out at most
+    cdef int isa_code  # which inner loop (_row_kernel.h)
 
     def __cinit__(self):
         self.out.data = NULL; self.out.n = 0; self.out.cap = 0
         self.readout.data = NULL; self.readout.n = 0; self.readout.cap = 0
         self.q.data = NULL; self.q.head = 0; self.q.tail = 0; self.q.cap = 0
+        self.fired_list = NULL
 
     def __dealloc__(self):
         free(self.out.data)
         free(self.readout.data)
         free(self.q.data)
+        free(self.fired_list)
 
     def __init__(self, int32_t[:, ::1] params, int8_t[::1] weights, int64_t[::1] w_off,
                  int16_t[::1] vmem, int64_t[::1] v_off, int16_t[::1] biases, int64_t[::1] b_off,
                  bint leak_fires=False, long long max_cascade=100_000_000, bint drop_off_map=True,
-                 int readout_id=12):
+                 int readout_id=12, str isa=None):
+        self.isa_code = ss_best_isa() if isa is None else _isa_code(isa)
         self.params = params
         self.readout_id = readout_id
         self.drop_off_map = drop_off_map
@@ -160,6 +189,12 @@ cdef class Core:
         self.n_updates = 0
         self.n_saturated = 0
         self.n_ticks = 0
+        cdef Py_ssize_t most = 1, core
+        for core in range(params.shape[0]):
+            most = max(most, <Py_ssize_t>params[core, P_K] * params[core, P_K] * params[core, P_COUT])
+        self.fired_list = <ss_fired*>malloc(most * sizeof(ss_fired))
+        if self.fired_list == NULL:
+            raise MemoryError("simulator could not allocate its fired-neuron list")
 
     cdef int fire(self, uint64_t t, int core, int o, int ox, int oy) noexcept nogil:
         """A neuron fired: monitor copy, then one pending event per enabled destination."""
@@ -193,20 +228,30 @@ cdef class Core:
 
         Weights are stored [in, ky, k-1-kx, out] (kx flipped), so with x-stride 1 the rows a spike reaches
         for one ky (consecutive output pixels) are one contiguous block in both weights and vmem: one
-        vectorised kernel call per ky. Spikes are then emitted in the scalar loop's order (kx ascending,
-        channel ascending); fire() only queues, so updating first and firing after changes nothing."""
+        C call (ss_spike_sx1) updates them all, vectorised, and lists the neurons that fired in the scalar
+        loop's order (ky, then kx ascending, then channel ascending); fire() only queues, so updating first
+        and firing after changes nothing. Other x-strides take one kernel call per reached row."""
         cdef int32_t* p = &self.params[core, 0]
         cdef int k = p[P_K], sy = p[P_SY], sx = p[P_SX], py = p[P_PY], px = p[P_PX]
         cdef int sys = p[P_SY_SHIFT], sxs = p[P_SX_SHIFT]
         cdef int C_out = p[P_COUT], H_out = p[P_HOUT], W_out = p[P_WOUT]
         cdef int thr_hi = p[P_THR_HI], thr_lo = p[P_THR_LO], rtz = p[P_RTZ]
-        cdef int ky, kx, ny, nx, oy, ox, o, kx_lo, kx_hi, ox0, span, n, b
+        cdef int ky, kx, ny, nx, oy, ox, o
         cdef int8_t* wrow
         cdef int16_t* vrow
         cdef int8_t* wbase = &self.weights[self.w_off[core]]
         cdef int16_t* vbase = &self.vmem[self.v_off[core]]
         cdef int64_t* clamps = <int64_t*>&self.clamps[core]
         cdef uint64_t* sat = <uint64_t*>&self.n_saturated
+        cdef int nf, i
+        cdef ss_fired* fl = self.fired_list
+        if sx == 1:
+            nf = ss_spike_sx1(self.isa_code, vbase, wbase + c * k * k * C_out, k, sy, sys, py, px, x, y, C_out,
+                              H_out, W_out, thr_lo, thr_hi, rtz, self.fired, fl, clamps, sat, <uint64_t*>&self.n_updates)
+            for i in range(nf):
+                if self.fire(t, core, fl[i].o, fl[i].ox, fl[i].oy) < 0:
+                    return -1
+            return 0
         for ky in range(k):
             ny = y + py - ky
             if ny < 0:
@@ -215,23 +260,6 @@ cdef class Core:
                 continue
             oy = ny >> sys
             if oy >= H_out:
-                continue
-            if sx == 1:
-                kx_hi = x + px if x + px < k - 1 else k - 1
-                kx_lo = x + px - (W_out - 1) if x + px - (W_out - 1) > 0 else 0
-                if kx_lo > kx_hi:
-                    continue
-                ox0 = x + px - kx_hi
-                span = kx_hi - kx_lo + 1
-                n = span * C_out
-                wrow = wbase + ((c * k + ky) * k + (k - 1 - kx_hi)) * C_out
-                vrow = vbase + (oy * W_out + ox0) * C_out
-                self.n_updates += n
-                if ss_row_update(vrow, wrow, n, thr_lo, thr_hi, rtz, self.fired, clamps, sat):
-                    for b in range(span - 1, -1, -1):  # kx ascending = output x descending
-                        for o in range(C_out):
-                            if self.fired[b * C_out + o] and self.fire(t, core, o, ox0 + b, oy) < 0:
-                                return -1
                 continue
             for kx in range(k):
                 nx = x + px - kx
@@ -245,7 +273,7 @@ cdef class Core:
                 wrow = wbase + ((c * k + ky) * k + (k - 1 - kx)) * C_out
                 vrow = vbase + (oy * W_out + ox) * C_out
                 self.n_updates += C_out
-                if ss_row_update(vrow, wrow, C_out, thr_lo, thr_hi, rtz, self.fired, clamps, sat):
+                if ss_row_update(self.isa_code, vrow, wrow, C_out, thr_lo, thr_hi, rtz, self.fired, clamps, sat):
                     for o in range(C_out):
                         if self.fired[o] and self.fire(t, core, o, ox, oy) < 0:
                             return -1
@@ -358,6 +386,11 @@ cdef class Core:
                                "(a loop between cores?)")
         return now, next_tick, bad
 
+    @property
+    def isa(self) -> str:
+        """Name of the inner loop this engine runs ("avx512", "avx2" or "portable")."""
+        return {v: k for k, v in ISAS.items()}[self.isa_code]
+
     def take_outputs(self):
         """Return and clear (monitored spikes, spikes sent to the readout layer) as SPIKE_DTYPE arrays."""
         return self._take(&self.out), self._take(&self.readout)
@@ -433,13 +466,15 @@ class PackedState:
 
 
 
-def measure_kernels(int row_len, long long updates=50_000_000, int thr_hi=32767, int thr_lo=-32768):
+def measure_kernels(int row_len, long long updates=50_000_000, int thr_hi=32767, int thr_lo=-32768,
+                    str isa=None):
     """Updates/s of the inner-loop kernel and of the bound (a widening int8 -> int16 add over the same bytes)
     on rows of ``row_len`` neurons cycling through 32 KiB of vmem (an L1/L2-resident core), measured now on
     this machine. The default thresholds never fire or clamp: the arithmetic alone."""
     import time
     if row_len < 1 or row_len > MAX_FIRED:
         raise ValueError(f"row_len must be in 1..{MAX_FIRED}")
+    cdef int code = ss_best_isa() if isa is None else _isa_code(isa)
     cdef int rows = max(1, 16384 // row_len)
     vm = np.zeros(rows * row_len, np.int16)
     wt = np.random.default_rng(0).integers(-3, 4, rows * row_len).astype(np.int8)
@@ -454,12 +489,32 @@ def measure_kernels(int row_len, long long updates=50_000_000, int thr_hi=32767,
     with nogil:
         for i in range(calls):
             r = <int>(i % rows) * row_len
-            ss_row_update(&v[r], &w[r], row_len, thr_lo, thr_hi, 0, fired, &clamps, &sat)
+            ss_row_update(code, &v[r], &w[r], row_len, thr_lo, thr_hi, 0, fired, &clamps, &sat)
     t_kernel = time.perf_counter() - t0
     t0 = time.perf_counter()
     with nogil:
         for i in range(calls):
             r = <int>(i % rows) * row_len
-            ss_add_bound(&v[r], &w[r], row_len)
+            ss_add_bound(code, &v[r], &w[r], row_len)
     t_bound = time.perf_counter() - t0
     return calls * row_len / t_kernel, calls * row_len / t_bound
+
+
+def row_update(vmem, weights, int thr_lo, int thr_hi, bint rtz, str isa=None):
+    """One spike's update of a row with a chosen inner loop, for tests: updates ``vmem`` (int16, in place)
+    by ``weights`` (int8, same length <= 16384) and returns (fired: bool array, floor clamps, saturations)."""
+    cdef int code = ss_best_isa() if isa is None else _isa_code(isa)
+    cdef int16_t[::1] v = vmem
+    cdef const int8_t[::1] w = weights
+    if v.shape[0] != w.shape[0] or v.shape[0] > MAX_FIRED:
+        raise ValueError(f"vmem and weights must have one length <= {MAX_FIRED}")
+    out = np.zeros(v.shape[0], np.uint8)
+    cdef uint8_t[::1] f = out
+    cdef int64_t clamps = 0
+    cdef uint64_t sat = 0
+    cdef int nf = 0
+    if v.shape[0]:
+        nf = ss_row_update(code, &v[0], &w[0], <int>v.shape[0], thr_lo, thr_hi, rtz, &f[0], &clamps, &sat)
+    if nf != int(out.sum()):
+        raise AssertionError(f"kernel counted {nf} fired, flagged {int(out.sum())}")
+    return out.astype(bool), int(clamps), int(sat)

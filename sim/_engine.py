@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 try:
-    from ._ccore import Core, PackedState
+    from ._ccore import BEST_ISA, ISAS, Core, PackedState
 
     ENGINE = "cython"
+    #: inner loops of the Cython engine this CPU runs, slowest first (SimOptions.kernel); the last is the default
+    KERNELS: tuple[str, ...] = tuple(k for k in sorted(ISAS, key=lambda k: ISAS[k]) if ISAS[k] <= ISAS[BEST_ISA])
 except ImportError:  # extension not built (SPECKSTREAM_NO_EXT=1): the reference engine only
     Core = PackedState = None  # type: ignore[assignment,misc]
     ENGINE = "reference"
+    KERNELS = ()
 
-__all__ = ["Core", "PackedState", "ENGINE"]
+__all__ = ["Core", "PackedState", "ENGINE", "KERNELS"]

@@ -1,37 +1,45 @@
-/* The simulator's inner loop: one input spike's update of one row of C_out neurons (one output pixel).
+/* The simulator's inner loop: one input spike's update of a row of neurons (consecutive output pixels, all
+ * C_out channels; weights are stored out-channel fastest, so a row is contiguous in weights and vmem).
  *
- * Written as branch-free element-wise int32 arithmetic so the compiler vectorises it (weights are stored
- * out-channel fastest, so a row is contiguous in both weights and vmem). The semantics are the scalar
- * loop's, neuron by neuron: v += w; below the floor -> floor (counted); v >= threshold -> fire, then reset
- * (to 0, or subtract the threshold); above +32767 -> saturate (counted). Which neurons fired is written to
- * `fired` (0/1): the caller emits their spikes in channel order, exactly as the scalar loop did.
+ * Semantics are the scalar rule's (ss_one), neuron by neuron: v += w; below the floor -> floor (counted);
+ * v >= threshold -> fire, then reset (to 0, or subtract the threshold); above +32767 -> saturate (counted).
+ * Which neurons fired is written to `fired` (0/1) for the caller, who emits spikes in the reference order.
  *
- * GCC on x86-64 Linux builds x86-64-v4 (AVX-512), AVX2 and baseline (SSE2) versions and picks one at load time
- * (target_clones / ifunc); other compilers get the portable loop, vectorised for the build's baseline.
+ * Three implementations, picked once at run time from what the CPU offers (ss_best_isa):
+ *   SS_ISA_AVX512  32 int16 lanes per step, masked tails (AVX-512 BW/VL)
+ *   SS_ISA_AVX2    16 int16 lanes per step, scalar tail
+ *   SS_ISA_PORTABLE the scalar rule in int32, left to the compiler's auto-vectoriser (any CPU, any compiler)
+ * The vector ones take a fast path per block: a saturating add, and if no lane reached a threshold or the
+ * floor (two compares, one test) the sum is stored as it is - exact, since nothing else can happen to such a
+ * lane. Blocks where something does happen take the exact int16 rule (ss_row_avx512 has the derivation).
+ * They hold for every threshold the chip accepts (1 <= threshold_high <= 32767, threshold_low below it);
+ * other thresholds take the portable path. Written with intrinsics, not GCC vector extensions: GCC 12
+ * scalarised some int16 vector compares when lowering 64-byte vectors to AVX2 (10x slower).
  */
 #ifndef SPECKSTREAM_ROW_KERNEL_H
 #define SPECKSTREAM_ROW_KERNEL_H
 #include <stdint.h>
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 11
-#define SS_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define SS_CLONES
-#endif
-
-#if defined(__GNUC__) && (__GNUC__ >= 9 || defined(__clang__))
-#define SS_VECTOR 1
 #include <string.h>
-typedef int32_t ss_i32x16 __attribute__((vector_size(64)));
-typedef int16_t ss_i16x16 __attribute__((vector_size(32)));
-typedef int8_t ss_i8x16 __attribute__((vector_size(16)));
-typedef uint8_t ss_u8x16 __attribute__((vector_size(16)));
+
+#if defined(__GNUC__)
+#define SS_INLINE static inline __attribute__((always_inline))
+#else
+#define SS_INLINE static inline
 #endif
 
-/* One neuron's update, branch-free so that the compiler vectorises the loop it is inlined into (``keep`` is
- * 0 for return-to-zero, 1 for subtract). The bulk of a row and its scalar tail both run it. */
-static inline int ss_one(int16_t *v, int8_t w, int thr_lo, int thr_hi, int keep, uint8_t *fired, int *nclamp,
-                         int *nsat)
+#if defined(__GNUC__) && defined(__x86_64__) && (__GNUC__ >= 9 || defined(__clang__))
+#define SS_X86 1
+#include <immintrin.h>
+#define SS_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512vl,popcnt")))
+#define SS_AVX2 __attribute__((target("avx2,popcnt")))
+#endif
+
+enum { SS_ISA_PORTABLE = 0, SS_ISA_AVX2 = 1, SS_ISA_AVX512 = 2 };
+
+/* One neuron's update in int32, branch-free so that loops of it vectorise (``keep`` is 0 for return-to-zero,
+ * 1 for subtract): the definition the vector paths must match, and their scalar tail. */
+SS_INLINE int ss_one(int16_t *v, int8_t w, int thr_lo, int thr_hi, int keep, uint8_t *fired, int *nclamp,
+                     int *nsat)
 {
     int x = (int)*v + (int)w;
     int lo = x < thr_lo;
@@ -48,62 +56,283 @@ static inline int ss_one(int16_t *v, int8_t w, int thr_lo, int thr_hi, int keep,
     return f;
 }
 
-SS_CLONES
-int ss_row_update(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo, int thr_hi, int rtz,
-                  uint8_t *__restrict fired, int64_t *__restrict clamps, uint64_t *__restrict saturated)
+/* Whether the int16 paths are exact for these thresholds (the chip's own range; see the header comment). */
+SS_INLINE int ss_int16_ok(int thr_lo, int thr_hi)
 {
-    int nfired = 0, nclamp = 0, nsat = 0, o = 0;
+    return thr_hi >= 1 && thr_hi <= 32767 && thr_lo >= -32768 && thr_lo < thr_hi;
+}
+
+SS_INLINE int ss_row_portable(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo, int thr_hi,
+                              int rtz, uint8_t *__restrict fired, int *nclamp, int *nsat)
+{
+    int nf = 0, nl = 0, ns = 0;  /* local counts: through the pointers, aliasing would stop vectorisation */
     const int keep = rtz ? 0 : 1;
-    /* The bulk, whole multiples of 32 neurons: plain element-wise code the compiler vectorises itself. */
-    const int bulk = n & ~31;
-    for (o = 0; o < bulk; o++)
-        nfired += ss_one(v + o, w[o], thr_lo, thr_hi, keep, fired + o, &nclamp, &nsat);
-#ifdef SS_VECTOR
-    /* A remaining block of 16 (C_out = 16, 48, 80 ... are common) in explicit vectors rather than scalar
-     * code: masks are -1 / 0, selects are bitwise; the three counts share one horizontal sum. */
-    if (n - o >= 16) {
-        const ss_i32x16 lo_v = (ss_i32x16){0} + thr_lo, hi_v = (ss_i32x16){0} + thr_hi;
-        const ss_i32x16 top = (ss_i32x16){0} + 32767, keep_v = (ss_i32x16){0} + (rtz ? 0 : -1);
-        ss_i16x16 vv;
-        ss_i8x16 ww;
-        memcpy(&vv, v + o, sizeof vv);
-        memcpy(&ww, w + o, sizeof ww);
-        ss_i32x16 x = __builtin_convertvector(vv, ss_i32x16) + __builtin_convertvector(ww, ss_i32x16);
-        ss_i32x16 lo = x < lo_v;
-        x = (lo & lo_v) | (~lo & x);
-        ss_i32x16 f = x >= hi_v;
-        ss_i32x16 r = (x - hi_v) & keep_v;
-        x = (f & r) | (~f & x);
-        ss_i32x16 s = x > top;
-        x = (s & top) | (~s & x);
-        ss_i16x16 out = __builtin_convertvector(x, ss_i16x16);
-        ss_u8x16 fb = __builtin_convertvector(-f, ss_u8x16);
-        memcpy(v + o, &out, sizeof out);
-        memcpy(fired + o, &fb, sizeof fb);
-        ss_i32x16 packed = -f - (lo << 8) - (s << 16);  /* each count <= 16 fits its byte */
-        int sum = 0;
-        for (int i = 0; i < 16; i++)
-            sum += packed[i];
-        nfired += sum & 0xFF;
-        nclamp += (sum >> 8) & 0xFF;
-        nsat += (sum >> 16) & 0xFF;
-        o += 16;
+    for (int o = 0; o < n; o++)
+        nf += ss_one(v + o, w[o], thr_lo, thr_hi, keep, fired + o, &nl, &ns);
+    *nclamp += nl;
+    *nsat += ns;
+    return nf;
+}
+
+#ifdef SS_X86
+/* The exact int16 rule, per lane, with xs = v + w saturating and xw = v + w wrapping:
+ *   - xs != xw: the true sum left int16. Below -32768 (xs saturated negative) it is under any floor: clamp to
+ *     threshold_low. Above +32767 (xs = 32767 >= any threshold): it fires.
+ *   - x = max(xs, threshold_low); fires when x >= threshold_high.
+ *   - subtract-reset leaves true - thr. Without overflow that is xw - thr, in 0..32766. With it, true - thr =
+ *     xw - thr + 65536, which is what xw - thr reads as in wrapping int16 when it fits; a *negative* wrapped
+ *     difference means it passed +32767: saturate (counted). So one rule serves every fired lane:
+ *     rw = xw - thr (wrapping); saturated = rw < 0; result = saturated ? 32767 : rw.
+ */
+SS_AVX512 SS_INLINE int ss_row_avx512(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo,
+                                      int thr_hi, int rtz, uint8_t *__restrict fired, int *nclamp, int *nsat)
+{
+    const __m512i lo_v = _mm512_set1_epi16((short)thr_lo), hi_v = _mm512_set1_epi16((short)thr_hi);
+    const __m512i top = _mm512_set1_epi16(32767), zero = _mm512_setzero_si512();
+    const __m256i one8 = _mm256_set1_epi8(1), zero8 = _mm256_setzero_si256();
+    const __mmask32 keep = rtz ? 0u : 0xFFFFFFFFu;
+    int nf = 0;
+    for (int o = 0; o < n; o += 32) {
+        const __mmask32 lanes = n - o >= 32 ? 0xFFFFFFFFu : (((__mmask32)1 << (n - o)) - 1u);
+        const __m512i vv = _mm512_maskz_loadu_epi16(lanes, v + o);
+        const __m512i ww = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(lanes, w + o));
+        const __m512i xs = _mm512_adds_epi16(vv, ww);
+        const __mmask32 hit = (_mm512_cmpge_epi16_mask(xs, hi_v) | _mm512_cmple_epi16_mask(xs, lo_v)) & lanes;
+        if (!hit) {  /* no lane fired, clamped or overflowed: xs is exact */
+            _mm512_mask_storeu_epi16(v + o, lanes, xs);
+            _mm256_mask_storeu_epi8(fired + o, lanes, zero8);
+            continue;
+        }
+        const __m512i xw = _mm512_add_epi16(vv, ww);
+        const __mmask32 ovf = _mm512_cmpneq_epi16_mask(xs, xw);
+        const __mmask32 neg = ovf & _mm512_cmplt_epi16_mask(xs, zero);
+        const __mmask32 lo = (_mm512_cmplt_epi16_mask(xs, lo_v) | neg) & lanes;
+        __m512i x = _mm512_max_epi16(xs, lo_v);
+        const __mmask32 f = _mm512_cmpge_epi16_mask(x, hi_v) & lanes;
+        const __m512i rw = _mm512_sub_epi16(xw, hi_v);
+        const __mmask32 s = f & keep & _mm512_movepi16_mask(rw);
+        const __m512i r = _mm512_maskz_mov_epi16(keep, _mm512_mask_mov_epi16(rw, s, top));
+        x = _mm512_mask_mov_epi16(x, f, r);
+        _mm512_mask_storeu_epi16(v + o, lanes, x);
+        _mm256_mask_storeu_epi8(fired + o, lanes, _mm256_maskz_mov_epi8(f, one8));
+        nf += __builtin_popcount(f);
+        *nclamp += __builtin_popcount(lo);
+        *nsat += __builtin_popcount(s);
+    }
+    return nf;
+}
+
+SS_AVX2 SS_INLINE int ss_row_avx2(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo,
+                                  int thr_hi, int rtz, uint8_t *__restrict fired, int *nclamp, int *nsat)
+{
+    /* AVX2 compares are > and == only: x >= thr is x > thr - 1, x <= lo is lo + 1 > x (both fit int16 in the
+     * accepted range) */
+    const __m256i lo_v = _mm256_set1_epi16((short)thr_lo), lo_p1 = _mm256_set1_epi16((short)(thr_lo + 1));
+    const __m256i hi_v = _mm256_set1_epi16((short)thr_hi), hi_m1 = _mm256_set1_epi16((short)(thr_hi - 1));
+    const __m256i top = _mm256_set1_epi16(32767), zero = _mm256_setzero_si256();
+    const __m256i keep = _mm256_set1_epi16(rtz ? 0 : -1), ones = _mm256_set1_epi16(-1);
+    const __m128i one8 = _mm_set1_epi8(1), zero8 = _mm_setzero_si128();
+    int nf = 0, o = 0;
+    for (; o + 16 <= n; o += 16) {
+        const __m256i vv = _mm256_loadu_si256((const __m256i *)(v + o));
+        const __m256i ww = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + o)));
+        const __m256i xs = _mm256_adds_epi16(vv, ww);
+        const __m256i hit = _mm256_or_si256(_mm256_cmpgt_epi16(xs, hi_m1), _mm256_cmpgt_epi16(lo_p1, xs));
+        if (_mm256_testz_si256(hit, hit)) {
+            _mm256_storeu_si256((__m256i *)(v + o), xs);
+            _mm_storeu_si128((__m128i *)(fired + o), zero8);
+            continue;
+        }
+        const __m256i xw = _mm256_add_epi16(vv, ww);
+        const __m256i ovf = _mm256_xor_si256(_mm256_cmpeq_epi16(xs, xw), ones);
+        const __m256i neg = _mm256_and_si256(ovf, _mm256_cmpgt_epi16(zero, xs));
+        const __m256i lo = _mm256_or_si256(_mm256_cmpgt_epi16(lo_v, xs), neg);
+        __m256i x = _mm256_max_epi16(xs, lo_v);
+        const __m256i f = _mm256_cmpgt_epi16(x, hi_m1);
+        const __m256i rw = _mm256_sub_epi16(xw, hi_v);
+        const __m256i s = _mm256_and_si256(_mm256_and_si256(f, keep), _mm256_srai_epi16(rw, 15));
+        const __m256i r = _mm256_and_si256(_mm256_blendv_epi8(rw, top, s), keep);
+        x = _mm256_blendv_epi8(x, r, f);
+        _mm256_storeu_si256((__m256i *)(v + o), x);
+        const __m128i fb = _mm_packs_epi16(_mm256_castsi256_si128(f), _mm256_extracti128_si256(f, 1));
+        _mm_storeu_si128((__m128i *)(fired + o), _mm_and_si128(fb, one8));
+        nf += __builtin_popcount((unsigned)_mm256_movemask_epi8(f)) >> 1;  /* two mask bits per lane */
+        *nclamp += __builtin_popcount((unsigned)_mm256_movemask_epi8(lo)) >> 1;
+        *nsat += __builtin_popcount((unsigned)_mm256_movemask_epi8(s)) >> 1;
+    }
+    return nf + ss_row_portable(v + o, w + o, n - o, thr_lo, thr_hi, rtz, fired + o, nclamp, nsat);
+}
+#endif
+
+/* A neuron that fired: channel and output pixel. */
+typedef struct {
+    uint16_t o, ox, oy;
+} ss_fired;
+
+/* Append the set flags of fired[0..n) (one output pixel's channels) to out, channel ascending. Eight flags
+ * are tested at a time and set ones found with count-trailing-zeros: a byte-by-byte scan spent most of its
+ * time in mispredicted branches (spikes are sparse and irregular). */
+SS_INLINE int ss_collect(const uint8_t *__restrict f, int n, int ox, int oy, ss_fired *__restrict out)
+{
+    int m = 0, j = 0;
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; j + 8 <= n; j += 8) {
+        uint64_t word;
+        memcpy(&word, f + j, sizeof word);
+        while (word) {  /* flags are 0/1: each set byte holds exactly its lowest bit */
+            out[m].o = (uint16_t)(j + (__builtin_ctzll(word) >> 3));
+            out[m].ox = (uint16_t)ox;
+            out[m].oy = (uint16_t)oy;
+            m++;
+            word &= word - 1;
+        }
     }
 #endif
-    for (; o < n; o++)
-        nfired += ss_one(v + o, w[o], thr_lo, thr_hi, keep, fired + o, &nclamp, &nsat);
-    *clamps += nclamp;
-    *saturated += (uint64_t)nsat;
-    return nfired;
+    for (; j < n; j++)
+        if (f[j]) {
+            out[m].o = (uint16_t)j;
+            out[m].ox = (uint16_t)ox;
+            out[m].oy = (uint16_t)oy;
+            m++;
+        }
+    return m;
+}
+
+/* One input spike (channel weights wc = [ky][k-1-kx][out], position x, y) into a core with x-stride 1: every
+ * row it reaches is updated (one contiguous block of span * C_out neurons per ky, see Core.convolve) and the
+ * neurons that fired are appended to out in the reference order: ky ascending, kx ascending (output x
+ * descending), channel ascending. One call per spike instead of one per ky, so the window bounds are worked
+ * out once and the firing neurons come back as a list. Returns how many fired (at most k * k * C_out). */
+#define SS_DEFINE_SPIKE(NAME, ATTR, ROW)                                                                     \
+    ATTR static int NAME(int16_t *__restrict vbase, const int8_t *__restrict wc, int k, int sy, int sy_shift, \
+                         int py, int px, int x, int y, int C_out, int H_out, int W_out, int thr_lo, int thr_hi, \
+                         int rtz, uint8_t *__restrict fired, ss_fired *__restrict out, int64_t *clamps,       \
+                         uint64_t *saturated, uint64_t *n_updates)                                           \
+    {                                                                                                         \
+        const int kx_hi = x + px < k - 1 ? x + px : k - 1;                                                    \
+        const int kx_lo = x + px - (W_out - 1) > 0 ? x + px - (W_out - 1) : 0;                                \
+        if (kx_lo > kx_hi)                                                                                    \
+            return 0;                                                                                         \
+        const int ox0 = x + px - kx_hi, span = kx_hi - kx_lo + 1, n = span * C_out;                           \
+        const int8_t *w0 = wc + (k - 1 - kx_hi) * C_out;                                                      \
+        int nout = 0, nclamp = 0, nsat = 0;                                                                   \
+        for (int ky = 0; ky < k; ky++) {                                                                      \
+            const int ny = y + py - ky;                                                                       \
+            if (ny < 0)                                                                                       \
+                break; /* ny only decreases with ky */                                                        \
+            if (ny & (sy - 1)) /* strides are powers of two */                                                \
+                continue;                                                                                     \
+            const int oy = ny >> sy_shift;                                                                    \
+            if (oy >= H_out)                                                                                  \
+                continue;                                                                                     \
+            *n_updates += (uint64_t)n;                                                                        \
+            if (ROW(vbase + (oy * W_out + ox0) * C_out, w0 + ky * k * C_out, n, thr_lo, thr_hi, rtz, fired,    \
+                    &nclamp, &nsat))                                                                          \
+                for (int b = span - 1; b >= 0; b--)                                                           \
+                    nout += ss_collect(fired + b * C_out, C_out, ox0 + b, oy, out + nout);                    \
+        }                                                                                                     \
+        *clamps += nclamp;                                                                                    \
+        *saturated += (uint64_t)nsat;                                                                         \
+        return nout;                                                                                          \
+    }
+
+SS_DEFINE_SPIKE(ss_spike_portable, , ss_row_portable)
+#ifdef SS_X86
+SS_DEFINE_SPIKE(ss_spike_avx512, SS_AVX512, ss_row_avx512)
+SS_DEFINE_SPIKE(ss_spike_avx2, SS_AVX2, ss_row_avx2)
+#endif
+
+/* The fastest implementation this CPU runs (CPUID and the OS's saved register state, via libgcc). */
+static int ss_best_isa(void)
+{
+#ifdef SS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return SS_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2"))
+        return SS_ISA_AVX2;
+#endif
+    return SS_ISA_PORTABLE;
+}
+
+/* ss_spike_* for `isa` (which the caller got from ss_best_isa, or lower); thresholds outside the chip's
+ * range go to the portable rule whatever the isa. */
+static inline int ss_spike_sx1(int isa, int16_t *vbase, const int8_t *wc, int k, int sy, int sy_shift, int py,
+                               int px, int x, int y, int C_out, int H_out, int W_out, int thr_lo, int thr_hi,
+                               int rtz, uint8_t *fired, ss_fired *out, int64_t *clamps, uint64_t *saturated,
+                               uint64_t *n_updates)
+{
+#ifdef SS_X86
+    if (isa == SS_ISA_AVX512 && ss_int16_ok(thr_lo, thr_hi))
+        return ss_spike_avx512(vbase, wc, k, sy, sy_shift, py, px, x, y, C_out, H_out, W_out, thr_lo, thr_hi,
+                               rtz, fired, out, clamps, saturated, n_updates);
+    if (isa == SS_ISA_AVX2 && ss_int16_ok(thr_lo, thr_hi))
+        return ss_spike_avx2(vbase, wc, k, sy, sy_shift, py, px, x, y, C_out, H_out, W_out, thr_lo, thr_hi,
+                             rtz, fired, out, clamps, saturated, n_updates);
+#endif
+    (void)isa;
+    return ss_spike_portable(vbase, wc, k, sy, sy_shift, py, px, x, y, C_out, H_out, W_out, thr_lo, thr_hi,
+                             rtz, fired, out, clamps, saturated, n_updates);
+}
+
+/* One row of n neurons (the strided path, the tests and the bench), same dispatch. */
+#define SS_DEFINE_ROW(NAME, ATTR, ROW)                                                                       \
+    ATTR static int NAME(int16_t *v, const int8_t *w, int n, int thr_lo, int thr_hi, int rtz, uint8_t *fired, \
+                         int64_t *clamps, uint64_t *saturated)                                               \
+    {                                                                                                         \
+        int nclamp = 0, nsat = 0;                                                                             \
+        int nf = ROW(v, w, n, thr_lo, thr_hi, rtz, fired, &nclamp, &nsat);                                    \
+        *clamps += nclamp;                                                                                    \
+        *saturated += (uint64_t)nsat;                                                                         \
+        return nf;                                                                                            \
+    }
+SS_DEFINE_ROW(ss_rowfn_portable, , ss_row_portable)
+#ifdef SS_X86
+SS_DEFINE_ROW(ss_rowfn_avx512, SS_AVX512, ss_row_avx512)
+SS_DEFINE_ROW(ss_rowfn_avx2, SS_AVX2, ss_row_avx2)
+#endif
+
+static inline int ss_row_update(int isa, int16_t *v, const int8_t *w, int n, int thr_lo, int thr_hi, int rtz,
+                                uint8_t *fired, int64_t *clamps, uint64_t *saturated)
+{
+#ifdef SS_X86
+    if (isa == SS_ISA_AVX512 && ss_int16_ok(thr_lo, thr_hi))
+        return ss_rowfn_avx512(v, w, n, thr_lo, thr_hi, rtz, fired, clamps, saturated);
+    if (isa == SS_ISA_AVX2 && ss_int16_ok(thr_lo, thr_hi))
+        return ss_rowfn_avx2(v, w, n, thr_lo, thr_hi, rtz, fired, clamps, saturated);
+#endif
+    (void)isa;
+    return ss_rowfn_portable(v, w, n, thr_lo, thr_hi, rtz, fired, clamps, saturated);
 }
 
 /* The bound the bench reports against: a plain widening int8 -> int16 add over the same bytes (no floor,
- * threshold or spike extraction), the fastest this machine moves a row of updates. */
-SS_CLONES
-void ss_add_bound(int16_t *__restrict v, const int8_t *__restrict w, int n)
+ * threshold or spike extraction), the fastest this machine moves a row of updates; built for the same isa. */
+#define SS_DEFINE_BOUND(NAME, ATTR)                                                                          \
+    ATTR static void NAME(int16_t *__restrict v, const int8_t *__restrict w, int n)                           \
+    {                                                                                                         \
+        for (int o = 0; o < n; o++)                                                                           \
+            v[o] = (int16_t)(v[o] + w[o]);                                                                    \
+    }
+SS_DEFINE_BOUND(ss_bound_portable, )
+#ifdef SS_X86
+SS_DEFINE_BOUND(ss_bound_avx512, SS_AVX512)
+SS_DEFINE_BOUND(ss_bound_avx2, SS_AVX2)
+#endif
+
+static inline void ss_add_bound(int isa, int16_t *v, const int8_t *w, int n)
 {
-    for (int o = 0; o < n; o++)
-        v[o] = (int16_t)(v[o] + w[o]);
+#ifdef SS_X86
+    if (isa == SS_ISA_AVX512) {
+        ss_bound_avx512(v, w, n);
+        return;
+    }
+    if (isa == SS_ISA_AVX2) {
+        ss_bound_avx2(v, w, n);
+        return;
+    }
+#endif
+    (void)isa;
+    ss_bound_portable(v, w, n);
 }
 
 #endif

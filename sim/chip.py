@@ -49,6 +49,9 @@ class SimOptions:
     #: is dropped, as torch / sinabs drop it (counted in stats["off_map"]); False convolves it as if the map
     #: were larger (the behaviour before 0.2; what the silicon does is to be checked with hwcheck)
     drop_off_map: bool = True
+    #: the Cython engine's inner loop: "avx512", "avx2", "portable", or None (the fastest this CPU runs;
+    #: see speckstream.sim.KERNELS). All give identical results; forcing one is for tests and comparisons.
+    kernel: str | None = None
 
 
 class _CythonEngine:
@@ -56,7 +59,8 @@ class _CythonEngine:
         self.state = PackedState(cfg)
         s = self.state
         self.core = _CythonCore(s.params, s.weights, s.w_off, s.vmem, s.v_off, s.biases, s.b_off,
-                                opts.leak_fires, opts.max_cascade, opts.drop_off_map, get_chip(cfg.chip).readout_id)
+                                opts.leak_fires, opts.max_cascade, opts.drop_off_map, get_chip(cfg.chip).readout_id,
+                                opts.kernel)
 
     def vmem_view(self, core):
         return self.state.vmem_view(core)

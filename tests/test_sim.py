@@ -6,15 +6,21 @@ from hypothesis import strategies as st
 
 from speckstream import codec
 from speckstream.codec import AddressError
-from speckstream.sim import ChipSimulator, SimOptions
+from speckstream.sim import KERNELS, ChipSimulator, SimOptions
 
 from speckstream.testing.configs import config, core
 
-ENGINES = ["cython", "reference"]
+# the reference, and the Cython engine with each inner loop this CPU runs (avx512 / avx2 / portable)
+ENGINES = ["reference", *(f"cython:{k}" for k in KERNELS)]
+
+
+def options(engine, **kw):
+    kind, _, kernel = engine.partition(":")
+    return SimOptions(engine=kind, kernel=kernel or None, **kw)
 
 
 def sim(cfg, engine, **kw):
-    return ChipSimulator(cfg, options=SimOptions(engine=engine, **kw))
+    return ChipSimulator(cfg, options=options(engine, **kw))
 
 
 def feed(s, t, c=0, x=0, y=0, core_id=0):
@@ -236,11 +242,12 @@ def networks(draw):
     return cfg, ev, draw(st.sampled_from([0, 1000]))
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @settings(max_examples=150, deadline=None)
-@given(networks(), st.booleans())
-def test_cython_engine_matches_reference_spike_for_spike(case, leak_fires):
+@given(case=networks(), leak_fires=st.booleans())
+def test_cython_engine_matches_reference_spike_for_spike(kernel, case, leak_fires):
     cfg, ev, hz = case
-    a = ChipSimulator(cfg, options=SimOptions(engine="cython", leak_fires=leak_fires))
+    a = ChipSimulator(cfg, options=SimOptions(engine="cython", kernel=kernel, leak_fires=leak_fires))
     b = ChipSimulator(cfg, options=SimOptions(engine="reference", leak_fires=leak_fires))
     for s in (a, b):
         s.set_slow_clock(hz)
@@ -252,9 +259,10 @@ def test_cython_engine_matches_reference_spike_for_spike(case, leak_fires):
     assert a.stats == b.stats
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("cout", [10, 16, 32, 48, 50])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_vectorised_rows_saturate_clamp_and_fire_like_the_reference(cout, stride):
+def test_vectorised_rows_saturate_clamp_and_fire_like_the_reference(cout, stride, kernel):
     """Wide rows near both ends of the int16 range: saturation at +32767, the floor clamp, firing with
     subtract and return-to-zero, on every part of the kernel (bulk, 16-wide block, scalar tail)."""
     rng = np.random.default_rng(cout * 10 + stride)
@@ -266,7 +274,7 @@ def test_vectorised_rows_saturate_clamp_and_fire_like_the_reference(cout, stride
         cfg = config(c0)
         ev = codec.spikes(t=np.arange(400), core=0, c=rng.integers(0, 3, 400), x=rng.integers(0, 12, 400),
                           y=rng.integers(0, 12, 400))
-        a = ChipSimulator(cfg, options=SimOptions(engine="cython"))
+        a = ChipSimulator(cfg, options=SimOptions(engine="cython", kernel=kernel))
         b = ChipSimulator(cfg, options=SimOptions(engine="reference"))
         for s in (a, b):
             s.reset_state(to_initial=True)
