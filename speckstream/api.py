@@ -92,14 +92,15 @@ def _init_worker(blob: bytes, options: SimOptions | None) -> None:
     _worker_sim(blob, options)
 
 
-def _run_chunk(blob: bytes, options, readout_core: int, n_classes: int, samples: list) -> tuple[np.ndarray, int]:
+def _run_chunk(blob: bytes, options, readout_core: int, n_classes: int,
+               samples: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, int]:
+    """Classify samples already converted and checked by ``to_input`` in the caller (kind, events)."""
     sim, cfg = _worker_sim(blob, options)
     counts = np.zeros((len(samples), n_classes), np.int64)
     n_in = 0
-    for i, events in enumerate(samples):
+    for i, (kind, ev) in enumerate(samples):
         sim.reset_state(to_initial=True)  # samples are independent: state and time start afresh
         sim.reset_time()
-        kind, ev = to_input(cfg, events)
         n_in += len(ev)
         out = _feed(sim, kind, ev, None)
         out = out[out["core"] == readout_core]
@@ -134,8 +135,8 @@ def evaluate(config, dataset: Iterable, *, executor: cf.Executor | None = None, 
             events, label = item
         except (TypeError, ValueError):
             raise ValueError(f"dataset item {k} is not an (events, label) pair") from None
-        kind, ev = to_input(cfg, events)  # validate up front, before any work is sent anywhere
-        samples.append(ev)
+        # converted and checked here, once, before any work is sent anywhere; the workers take them as they are
+        samples.append(to_input(cfg, events))
         labels.append(int(label))
     blob = cfg.to_msgpack()
     workers = max_workers or os.cpu_count() or 1
