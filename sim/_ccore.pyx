@@ -30,10 +30,13 @@ cdef extern from "_row_kernel.h":
         uint16_t o
         uint16_t ox
         uint16_t oy
-    int ss_spike_sx1(int isa, int16_t* vbase, const int8_t* wc, int k, int sy, int sy_shift, int py, int px,
-                     int x, int y, int C_out, int H_out, int W_out, int thr_lo, int thr_hi, int rtz,
-                     uint8_t* fired, ss_fired* out, int64_t* clamps, uint64_t* saturated,
-                     uint64_t* n_updates) noexcept nogil
+    ctypedef struct ss_core:
+        int16_t* vbase
+        const int8_t* wbase
+        int k, sx, sy, sy_shift, py, px, C_out, H_out, W_out, thr_lo, thr_hi, rtz, isa
+    int ss_isa_for(int isa, int thr_lo, int thr_hi) noexcept nogil
+    int ss_spike_sx1(const ss_core* g, int c, int x, int y, uint8_t* fired, ss_fired* out, int64_t* clamps,
+                     uint64_t* saturated, uint64_t* n_updates) noexcept nogil
 
 #: the inner loop's implementations by name (see _row_kernel.h); BEST_ISA is what this CPU runs
 ISAS = {"portable": SS_ISA_PORTABLE, "avx2": SS_ISA_AVX2, "avx512": SS_ISA_AVX512}
@@ -169,6 +172,7 @@ cdef class Core:
     cdef uint8_t fired[MAX_FIRED]  # which neurons of the rows being updated fired (ss_row_update)
     cdef ss_fired* fired_list  # the neurons one spike made fire, in order (ss_spike_sx1); k*k*C_out at most
     cdef int isa_code  # which inner loop (_row_kernel.h)
+    cdef ss_core geo[16]  # per core: what a spike into it needs (ss_spike_sx1); built once, params are fixed
 
     def __cinit__(self):
         self.out.data = NULL; self.out.n = 0; self.out.cap = 0
@@ -210,6 +214,26 @@ cdef class Core:
         self.fired_list = <ss_fired*>malloc(most * sizeof(ss_fired))
         if self.fired_list == NULL:
             raise MemoryError("simulator could not allocate its fired-neuron list")
+        if params.shape[0] > 16:
+            raise ValueError(f"at most 16 cores, got {params.shape[0]}")
+        cdef int32_t* p
+        for core in range(params.shape[0]):
+            p = &params[core, 0]
+            self.geo[core].vbase = &self.vmem[v_off[core]] if v_off[core] < vmem.shape[0] else NULL
+            self.geo[core].wbase = &self.weights[w_off[core]] if w_off[core] < weights.shape[0] else NULL
+            self.geo[core].k = p[P_K]
+            self.geo[core].sx = p[P_SX]
+            self.geo[core].sy = p[P_SY]
+            self.geo[core].sy_shift = p[P_SY_SHIFT]
+            self.geo[core].py = p[P_PY]
+            self.geo[core].px = p[P_PX]
+            self.geo[core].C_out = p[P_COUT]
+            self.geo[core].H_out = p[P_HOUT]
+            self.geo[core].W_out = p[P_WOUT]
+            self.geo[core].thr_lo = p[P_THR_LO]
+            self.geo[core].thr_hi = p[P_THR_HI]
+            self.geo[core].rtz = p[P_RTZ]
+            self.geo[core].isa = ss_isa_for(self.isa_code, p[P_THR_LO], p[P_THR_HI])
 
     cdef int fire_all(self, uint64_t t, int core, ss_fired* fl, int nf) noexcept nogil:
         """fire() for each neuron of a list, in order, with the core's destinations read once (the hot path:
@@ -292,6 +316,13 @@ cdef class Core:
         C call (ss_spike_sx1) updates them all, vectorised, and lists the neurons that fired in the scalar
         loop's order (ky, then kx ascending, then channel ascending); fire() only queues, so updating first
         and firing after changes nothing. Other x-strides take one kernel call per reached row."""
+        cdef int64_t* clamps = <int64_t*>&self.clamps[core]
+        cdef uint64_t* sat = <uint64_t*>&self.n_saturated
+        cdef int nf
+        if self.geo[core].sx == 1:
+            nf = ss_spike_sx1(&self.geo[core], c, x, y, self.fired, self.fired_list, clamps, sat,
+                              <uint64_t*>&self.n_updates)
+            return self.fire_all(t, core, self.fired_list, nf) if nf else 0
         cdef int32_t* p = &self.params[core, 0]
         cdef int k = p[P_K], sy = p[P_SY], sx = p[P_SX], py = p[P_PY], px = p[P_PX]
         cdef int sys = p[P_SY_SHIFT], sxs = p[P_SX_SHIFT]
@@ -302,14 +333,6 @@ cdef class Core:
         cdef int16_t* vrow
         cdef int8_t* wbase = &self.weights[self.w_off[core]]
         cdef int16_t* vbase = &self.vmem[self.v_off[core]]
-        cdef int64_t* clamps = <int64_t*>&self.clamps[core]
-        cdef uint64_t* sat = <uint64_t*>&self.n_saturated
-        cdef int nf, i
-        cdef ss_fired* fl = self.fired_list
-        if sx == 1:
-            nf = ss_spike_sx1(self.isa_code, vbase, wbase + c * k * k * C_out, k, sy, sys, py, px, x, y, C_out,
-                              H_out, W_out, thr_lo, thr_hi, rtz, self.fired, fl, clamps, sat, <uint64_t*>&self.n_updates)
-            return self.fire_all(t, core, fl, nf) if nf else 0
         for ky in range(k):
             ny = y + py - ky
             if ny < 0:

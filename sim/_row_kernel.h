@@ -205,36 +205,44 @@ SS_INLINE int ss_collect(const uint8_t *__restrict f, int n, int ox, int oy, ss_
     return m;
 }
 
-/* One input spike (channel weights wc = [ky][k-1-kx][out], position x, y) into a core with x-stride 1: every
- * row it reaches is updated (one contiguous block of span * C_out neurons per ky, see Core.convolve) and the
- * neurons that fired are appended to out in the reference order: ky ascending, kx ascending (output x
- * descending), channel ascending. One call per spike instead of one per ky, so the window bounds are worked
- * out once and the firing neurons come back as a list. Returns how many fired (at most k * k * C_out). */
+/* What a spike into one core needs, gathered once per core when the engine is built (Core.__init__), so a
+ * spike costs one pointer instead of a dozen arguments. `isa` is already lowered to SS_ISA_PORTABLE where
+ * the thresholds are outside the range the int16 paths are exact for. */
+typedef struct {
+    int16_t *vbase;       /* the core's vmem, [H_out][W_out][C_out] */
+    const int8_t *wbase;  /* the core's weights, [C_in][k][k - 1 - kx][C_out] */
+    int k, sx, sy, sy_shift, py, px, C_out, H_out, W_out, thr_lo, thr_hi, rtz, isa;
+} ss_core;
+
+/* One input spike (channel c, position x, y) into a core with x-stride 1: every row it reaches is updated
+ * (one contiguous block of span * C_out neurons per ky, see Core.convolve) and the neurons that fired are
+ * appended to out in the reference order: ky ascending, kx ascending (output x descending), channel
+ * ascending. One call per spike instead of one per ky, so the window bounds are worked out once and the
+ * firing neurons come back as a list. Returns how many fired (at most k * k * C_out). */
 #define SS_DEFINE_SPIKE(NAME, ATTR, ROW)                                                                     \
-    ATTR static int NAME(int16_t *__restrict vbase, const int8_t *__restrict wc, int k, int sy, int sy_shift, \
-                         int py, int px, int x, int y, int C_out, int H_out, int W_out, int thr_lo, int thr_hi, \
-                         int rtz, uint8_t *__restrict fired, ss_fired *__restrict out, int64_t *clamps,       \
-                         uint64_t *saturated, uint64_t *n_updates)                                           \
+    ATTR static int NAME(const ss_core *__restrict g, int c, int x, int y, uint8_t *__restrict fired,         \
+                         ss_fired *__restrict out, int64_t *clamps, uint64_t *saturated, uint64_t *n_updates) \
     {                                                                                                         \
+        const int k = g->k, C_out = g->C_out, W_out = g->W_out, px = g->px;                                   \
         const int kx_hi = x + px < k - 1 ? x + px : k - 1;                                                    \
         const int kx_lo = x + px - (W_out - 1) > 0 ? x + px - (W_out - 1) : 0;                                \
         if (kx_lo > kx_hi)                                                                                    \
             return 0;                                                                                         \
         const int ox0 = x + px - kx_hi, span = kx_hi - kx_lo + 1, n = span * C_out;                           \
-        const int8_t *w0 = wc + (k - 1 - kx_hi) * C_out;                                                      \
+        const int8_t *w0 = g->wbase + ((c * k) * k + (k - 1 - kx_hi)) * C_out;                               \
         int nout = 0, nclamp = 0, nsat = 0;                                                                   \
         for (int ky = 0; ky < k; ky++) {                                                                      \
-            const int ny = y + py - ky;                                                                       \
+            const int ny = y + g->py - ky;                                                                    \
             if (ny < 0)                                                                                       \
                 break; /* ny only decreases with ky */                                                        \
-            if (ny & (sy - 1)) /* strides are powers of two */                                                \
+            if (ny & (g->sy - 1)) /* strides are powers of two */                                             \
                 continue;                                                                                     \
-            const int oy = ny >> sy_shift;                                                                    \
-            if (oy >= H_out)                                                                                  \
+            const int oy = ny >> g->sy_shift;                                                                 \
+            if (oy >= g->H_out)                                                                               \
                 continue;                                                                                     \
             *n_updates += (uint64_t)n;                                                                        \
-            if (ROW(vbase + (oy * W_out + ox0) * C_out, w0 + ky * k * C_out, n, thr_lo, thr_hi, rtz, fired,    \
-                    &nclamp, &nsat))                                                                          \
+            if (ROW(g->vbase + (oy * W_out + ox0) * C_out, w0 + ky * k * C_out, n, g->thr_lo, g->thr_hi,       \
+                    g->rtz, fired, &nclamp, &nsat))                                                           \
                 for (int b = span - 1; b >= 0; b--)                                                           \
                     nout += ss_collect(fired + b * C_out, C_out, ox0 + b, oy, out + nout);                    \
         }                                                                                                     \
@@ -262,24 +270,24 @@ static int ss_best_isa(void)
     return SS_ISA_PORTABLE;
 }
 
-/* ss_spike_* for `isa` (which the caller got from ss_best_isa, or lower); thresholds outside the chip's
- * range go to the portable rule whatever the isa. */
-static inline int ss_spike_sx1(int isa, int16_t *vbase, const int8_t *wc, int k, int sy, int sy_shift, int py,
-                               int px, int x, int y, int C_out, int H_out, int W_out, int thr_lo, int thr_hi,
-                               int rtz, uint8_t *fired, ss_fired *out, int64_t *clamps, uint64_t *saturated,
-                               uint64_t *n_updates)
+/* The implementation for these thresholds on `isa` (from ss_best_isa, or lower): the portable rule wherever
+ * the int16 paths would not be exact. */
+static inline int ss_isa_for(int isa, int thr_lo, int thr_hi)
+{
+    return ss_int16_ok(thr_lo, thr_hi) ? isa : SS_ISA_PORTABLE;
+}
+
+/* A spike into a core with x-stride 1 (g->sx == 1), on the core's implementation. */
+static inline int ss_spike_sx1(const ss_core *g, int c, int x, int y, uint8_t *fired, ss_fired *out,
+                               int64_t *clamps, uint64_t *saturated, uint64_t *n_updates)
 {
 #ifdef SS_X86
-    if (isa == SS_ISA_AVX512 && ss_int16_ok(thr_lo, thr_hi))
-        return ss_spike_avx512(vbase, wc, k, sy, sy_shift, py, px, x, y, C_out, H_out, W_out, thr_lo, thr_hi,
-                               rtz, fired, out, clamps, saturated, n_updates);
-    if (isa == SS_ISA_AVX2 && ss_int16_ok(thr_lo, thr_hi))
-        return ss_spike_avx2(vbase, wc, k, sy, sy_shift, py, px, x, y, C_out, H_out, W_out, thr_lo, thr_hi,
-                             rtz, fired, out, clamps, saturated, n_updates);
+    if (g->isa == SS_ISA_AVX512)
+        return ss_spike_avx512(g, c, x, y, fired, out, clamps, saturated, n_updates);
+    if (g->isa == SS_ISA_AVX2)
+        return ss_spike_avx2(g, c, x, y, fired, out, clamps, saturated, n_updates);
 #endif
-    (void)isa;
-    return ss_spike_portable(vbase, wc, k, sy, sy_shift, py, px, x, y, C_out, H_out, W_out, thr_lo, thr_hi,
-                             rtz, fired, out, clamps, saturated, n_updates);
+    return ss_spike_portable(g, c, x, y, fired, out, clamps, saturated, n_updates);
 }
 
 /* One row of n neurons (the strided path, the tests and the bench), same dispatch. */
