@@ -24,7 +24,7 @@ cdef extern from "_row_kernel.h":
     int SS_ISA_PORTABLE, SS_ISA_AVX2, SS_ISA_AVX512
     int ss_best_isa() noexcept nogil
     int ss_row_update(int isa, int16_t* v, const int8_t* w, int n, int thr_lo, int thr_hi, int rtz,
-                      uint8_t* fired, int64_t* clamps, uint64_t* saturated) noexcept nogil
+                      uint16_t* fired, int64_t* clamps, uint64_t* saturated) noexcept nogil
     void ss_add_bound(int isa, int16_t* v, const int8_t* w, int n) noexcept nogil
     ctypedef struct ss_fired:
         uint16_t o
@@ -35,7 +35,8 @@ cdef extern from "_row_kernel.h":
         const int8_t* wbase
         int k, sx, sy, sy_shift, py, px, C_out, H_out, W_out, thr_lo, thr_hi, rtz, isa
     int ss_isa_for(int isa, int thr_lo, int thr_hi) noexcept nogil
-    int ss_spike_sx1(const ss_core* g, int c, int x, int y, uint8_t* fired, ss_fired* out, int64_t* clamps,
+    int ss_collect(const uint16_t* fired, int start, int n, int ox, int oy, ss_fired* out) noexcept nogil
+    int ss_spike_sx1(const ss_core* g, int c, int x, int y, uint16_t* fired, ss_fired* out, int64_t* clamps,
                      uint64_t* saturated, uint64_t* n_updates) noexcept nogil
 
 #: the inner loop's implementations by name (see _row_kernel.h); BEST_ISA is what this CPU runs
@@ -52,7 +53,8 @@ cdef int _isa_code(str isa) except -1:
     return ISAS[isa]
 
 
-DEF MAX_FIRED = 16 * 1024  # kernel width (<= 16) x output channels (<= 1024): fired flags of one ky's rows
+DEF MAX_FIRED = 16 * 1024  # kernel width (<= 16) x output channels (<= 1024): the lanes of one ky's rows
+DEF FIRED_WORDS = MAX_FIRED // 16 + 2  # their fired bits, 16 per word (+ the word ss_collect may read past)
 
 # parameter indices: declared here only (PackedState below writes them, the engine reads them)
 cdef enum:
@@ -169,7 +171,7 @@ cdef class Core:
     cdef vec readout
     cdef queue q
     cdef public object clamps_arr  # floor clamps per core (int64[9])
-    cdef uint8_t fired[MAX_FIRED]  # which neurons of the rows being updated fired (ss_row_update)
+    cdef uint16_t fired[FIRED_WORDS]  # which neurons of the rows being updated fired, as bits (_row_kernel.h)
     cdef ss_fired* fired_list  # the neurons one spike made fire, in order (ss_spike_sx1); k*k*C_out at most
     cdef int isa_code  # which inner loop (_row_kernel.h)
     cdef ss_core geo[16]  # per core: what a spike into it needs (ss_spike_sx1); built once, params are fixed
@@ -355,9 +357,9 @@ cdef class Core:
                 vrow = vbase + (oy * W_out + ox) * C_out
                 self.n_updates += C_out
                 if ss_row_update(self.isa_code, vrow, wrow, C_out, thr_lo, thr_hi, rtz, self.fired, clamps, sat):
-                    for o in range(C_out):
-                        if self.fired[o] and self.fire(t, core, o, ox, oy) < 0:
-                            return -1
+                    nf = ss_collect(self.fired, 0, C_out, ox, oy, self.fired_list)
+                    if self.fire_all(t, core, self.fired_list, nf) < 0:
+                        return -1
         return 0
 
     cdef int drain(self, uint64_t t) noexcept nogil:
@@ -561,7 +563,7 @@ def measure_kernels(int row_len, long long updates=50_000_000, int thr_hi=32767,
     wt = np.random.default_rng(0).integers(-3, 4, rows * row_len).astype(np.int8)
     cdef int16_t[::1] v = vm
     cdef int8_t[::1] w = wt
-    cdef uint8_t[MAX_FIRED] fired
+    cdef uint16_t[FIRED_WORDS] fired
     cdef int64_t clamps = 0
     cdef uint64_t sat = 0
     cdef long long calls = max(1, updates // row_len), i
@@ -581,21 +583,34 @@ def measure_kernels(int row_len, long long updates=50_000_000, int thr_hi=32767,
     return calls * row_len / t_kernel, calls * row_len / t_bound
 
 
-def row_update(vmem, weights, int thr_lo, int thr_hi, bint rtz, str isa=None):
+def row_update(vmem, weights, int thr_lo, int thr_hi, bint rtz, str isa=None, int pixel=0):
     """One spike's update of a row with a chosen inner loop, for tests: updates ``vmem`` (int16, in place)
-    by ``weights`` (int8, same length <= 16384) and returns (fired: bool array, floor clamps, saturations)."""
+    by ``weights`` (int8, same length <= 16384) and returns (fired lanes in the order the engine would emit
+    them, floor clamps, saturations). The row is read back as pixels of ``pixel`` channels (0: one pixel),
+    first to last, each channel ascending: the lanes come back ascending when the bits and their collection
+    (ss_collect) agree with the kernel's count."""
     cdef int code = ss_best_isa() if isa is None else _isa_code(isa)
     cdef int16_t[::1] v = vmem
     cdef const int8_t[::1] w = weights
-    if v.shape[0] != w.shape[0] or v.shape[0] > MAX_FIRED:
+    cdef int n = <int>v.shape[0]
+    if n != w.shape[0] or n > MAX_FIRED:
         raise ValueError(f"vmem and weights must have one length <= {MAX_FIRED}")
-    out = np.zeros(v.shape[0], np.uint8)
-    cdef uint8_t[::1] f = out
+    cdef int width = pixel if pixel > 0 else max(n, 1)
+    cdef uint16_t[FIRED_WORDS] bits
+    cdef ss_fired* found = <ss_fired*>malloc(max(n, 1) * sizeof(ss_fired))
+    if found == NULL:
+        raise MemoryError()
     cdef int64_t clamps = 0
     cdef uint64_t sat = 0
-    cdef int nf = 0
-    if v.shape[0]:
-        nf = ss_row_update(code, &v[0], &w[0], <int>v.shape[0], thr_lo, thr_hi, rtz, &f[0], &clamps, &sat)
-    if nf != int(out.sum()):
-        raise AssertionError(f"kernel counted {nf} fired, flagged {int(out.sum())}")
-    return out.astype(bool), int(clamps), int(sat)
+    cdef int nf = 0, m = 0, b, i
+    try:
+        if n:
+            nf = ss_row_update(code, &v[0], &w[0], n, thr_lo, thr_hi, rtz, bits, &clamps, &sat)
+        for b in range(0, n, width):
+            m += ss_collect(bits, b, min(width, n - b), b // width, 0, found + m)
+        lanes = np.array([found[i].ox * width + found[i].o for i in range(m)], np.int64)
+    finally:
+        free(found)
+    if nf != m:
+        raise AssertionError(f"kernel counted {nf} fired, collected {m}")
+    return lanes, int(clamps), int(sat)

@@ -3,7 +3,8 @@
  *
  * Semantics are the scalar rule's (ss_one), neuron by neuron: v += w; below the floor -> floor (counted);
  * v >= threshold -> fire, then reset (to 0, or subtract the threshold); above +32767 -> saturate (counted).
- * Which neurons fired is written to `fired` (0/1) for the caller, who emits spikes in the reference order.
+ * Which neurons fired is written to `fired` as bits (lane i is bit i % 16 of fired[i / 16]), for the caller,
+ * who emits the spikes in the reference order (ss_collect).
  *
  * Three implementations, picked once at run time from what the CPU offers (ss_best_isa):
  *   SS_ISA_AVX512  32 int16 lanes per step, masked tails (AVX-512 BW/VL)
@@ -60,16 +61,34 @@ SS_INLINE int ss_int16_ok(int thr_lo, int thr_hi)
     return thr_hi >= 1 && thr_hi <= 32767 && thr_lo >= -32768 && thr_lo < thr_hi;
 }
 
+/* The rule over lanes [0, n) of a row whose bits start at lane `lane0` of `fired` (a multiple of 16), n <= 16384:
+ * the update runs over the whole row into a byte buffer, so it stays one plain element-wise loop the compiler
+ * vectorises (a loop over 16-lane chunks did not vectorise under Python's -fwrapv: 3x slower); the bytes are
+ * packed into bits only where something fired. */
 SS_INLINE int ss_row_portable(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo, int thr_hi,
-                              int rtz, uint8_t *__restrict fired, int *nclamp, int *nsat)
+                              int rtz, uint16_t *__restrict fired, int lane0, int *nclamp, int *nsat)
 {
     int nf = 0, nl = 0, ns = 0;  /* local counts: through the pointers, aliasing would stop vectorisation */
     const int keep = rtz ? 0 : 1;
-    for (int o = 0; o < n; o++)
-        nf += ss_one(v + o, w[o], thr_lo, thr_hi, keep, fired + o, &nl, &ns);
+    uint8_t fb[16384];
+    for (int i = 0; i < n; i++)
+        nf += ss_one(v + i, w[i], thr_lo, thr_hi, keep, fb + i, &nl, &ns);
+    for (int g = 0; g < n; g += 16) {
+        unsigned bits = 0;
+        if (nf)
+            for (int i = 0; i < 16 && g + i < n; i++)
+                bits |= (unsigned)fb[g + i] << i;
+        fired[(lane0 + g) >> 4] = (uint16_t)bits;
+    }
     *nclamp += nl;
     *nsat += ns;
     return nf;
+}
+
+SS_INLINE int ss_row_portable0(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo, int thr_hi,
+                               int rtz, uint16_t *__restrict fired, int *nclamp, int *nsat)
+{
+    return ss_row_portable(v, w, n, thr_lo, thr_hi, rtz, fired, 0, nclamp, nsat);
 }
 
 #ifdef SS_X86
@@ -83,14 +102,14 @@ SS_INLINE int ss_row_portable(int16_t *__restrict v, const int8_t *__restrict w,
  *     rw = xw - thr (wrapping); saturated = rw < 0; result = saturated ? 32767 : rw.
  */
 SS_AVX512 SS_INLINE int ss_row_avx512_(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo,
-                                       int thr_hi, const int rtz, uint8_t *__restrict fired, int *nclamp, int *nsat)
+                                       int thr_hi, const int rtz, uint16_t *__restrict fired, int *nclamp,
+                                       int *nsat)
 {
     /* Branch-free per block: a branch to skip quiet blocks paid for itself on a trained network (6 %) but cost
      * 2.6x on a stream where a third of the blocks clamp at random (mispredictions). Lanes past n are masked
      * off in the loads, the compares (an input mask costs nothing) and the stores. */
     const __m512i lo_v = _mm512_set1_epi16((short)thr_lo), hi_v = _mm512_set1_epi16((short)thr_hi);
     const __m512i top = _mm512_set1_epi16(32767), zero = _mm512_setzero_si512();
-    const __m256i one8 = _mm256_set1_epi8(1);
     int nf = 0;
     for (int o = 0; o < n; o += 32) {
         const __mmask32 lanes = n - o >= 32 ? 0xFFFFFFFFu : (((__mmask32)1 << (n - o)) - 1u);
@@ -111,7 +130,8 @@ SS_AVX512 SS_INLINE int ss_row_avx512_(int16_t *__restrict v, const int8_t *__re
             x = _mm512_mask_mov_epi16(x, f, _mm512_mask_mov_epi16(rw, s, top));
         }
         _mm512_mask_storeu_epi16(v + o, lanes, x);
-        _mm256_mask_storeu_epi8(fired + o, lanes, _mm256_maskz_mov_epi8(f, one8));
+        const uint32_t fbits = f;  /* two 16-lane halves, lower lanes first (x86 is little-endian) */
+        memcpy(fired + (o >> 4), &fbits, sizeof fbits);
         nf += __builtin_popcount(f);
         *nclamp += __builtin_popcount(lo);
         *nsat += __builtin_popcount(s);
@@ -120,20 +140,20 @@ SS_AVX512 SS_INLINE int ss_row_avx512_(int16_t *__restrict v, const int8_t *__re
 }
 
 SS_AVX512 SS_INLINE int ss_row_avx512(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo,
-                                      int thr_hi, int rtz, uint8_t *__restrict fired, int *nclamp, int *nsat)
+                                      int thr_hi, int rtz, uint16_t *__restrict fired, int *nclamp, int *nsat)
 {
     return rtz ? ss_row_avx512_(v, w, n, thr_lo, thr_hi, 1, fired, nclamp, nsat)
                : ss_row_avx512_(v, w, n, thr_lo, thr_hi, 0, fired, nclamp, nsat);
 }
 
 SS_AVX2 SS_INLINE int ss_row_avx2_(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo,
-                                   int thr_hi, const int rtz, uint8_t *__restrict fired, int *nclamp, int *nsat)
+                                   int thr_hi, const int rtz, uint16_t *__restrict fired, int *nclamp,
+                                   int *nsat)
 {
     /* AVX2 compares are > and == only: x >= thr is x > thr - 1 (fits: thr >= 1). Branch-free, as above. */
     const __m256i lo_v = _mm256_set1_epi16((short)thr_lo), hi_v = _mm256_set1_epi16((short)thr_hi);
     const __m256i hi_m1 = _mm256_set1_epi16((short)(thr_hi - 1));
     const __m256i top = _mm256_set1_epi16(32767), zero = _mm256_setzero_si256(), ones = _mm256_set1_epi16(-1);
-    const __m128i one8 = _mm_set1_epi8(1);
     int nf = 0, o = 0;
     for (; o + 16 <= n; o += 16) {
         const __m256i vv = _mm256_loadu_si256((const __m256i *)(v + o));
@@ -154,17 +174,18 @@ SS_AVX2 SS_INLINE int ss_row_avx2_(int16_t *__restrict v, const int8_t *__restri
             x = _mm256_blendv_epi8(x, _mm256_blendv_epi8(rw, top, s), f);
         }
         _mm256_storeu_si256((__m256i *)(v + o), x);
-        const __m128i fb = _mm_packs_epi16(_mm256_castsi256_si128(f), _mm256_extracti128_si256(f, 1));
-        _mm_storeu_si128((__m128i *)(fired + o), _mm_and_si128(fb, one8));
-        nf += __builtin_popcount((unsigned)_mm256_movemask_epi8(f)) >> 1;  /* two mask bits per lane */
+        const unsigned fbits = (unsigned)_mm_movemask_epi8(
+            _mm_packs_epi16(_mm256_castsi256_si128(f), _mm256_extracti128_si256(f, 1)));  /* one bit per lane */
+        fired[o >> 4] = (uint16_t)fbits;
+        nf += __builtin_popcount(fbits);
         *nclamp += __builtin_popcount((unsigned)_mm256_movemask_epi8(lo)) >> 1;
         *nsat += __builtin_popcount((unsigned)_mm256_movemask_epi8(s)) >> 1;
     }
-    return nf + ss_row_portable(v + o, w + o, n - o, thr_lo, thr_hi, rtz, fired + o, nclamp, nsat);
+    return nf + ss_row_portable(v + o, w + o, n - o, thr_lo, thr_hi, rtz, fired, o, nclamp, nsat);
 }
 
 SS_AVX2 SS_INLINE int ss_row_avx2(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo,
-                                  int thr_hi, int rtz, uint8_t *__restrict fired, int *nclamp, int *nsat)
+                                  int thr_hi, int rtz, uint16_t *__restrict fired, int *nclamp, int *nsat)
 {
     return rtz ? ss_row_avx2_(v, w, n, thr_lo, thr_hi, 1, fired, nclamp, nsat)
                : ss_row_avx2_(v, w, n, thr_lo, thr_hi, 0, fired, nclamp, nsat);
@@ -176,32 +197,35 @@ typedef struct {
     uint16_t o, ox, oy;
 } ss_fired;
 
-/* Append the set flags of fired[0..n) (one output pixel's channels) to out, channel ascending. Eight flags
- * are tested at a time and set ones found with count-trailing-zeros: a byte-by-byte scan spent most of its
- * time in mispredicted branches (spikes are sparse and irregular). */
-SS_INLINE int ss_collect(const uint8_t *__restrict f, int n, int ox, int oy, ss_fired *__restrict out)
+/* Append the neurons whose bits are set in lanes [start, start + n) of fired (one output pixel's channels) to
+ * out, channel ascending: 32 lanes per word, set bits found with count-trailing-zeros (a byte-per-neuron scan
+ * spent its time in mispredicted branches: spikes are sparse and irregular). */
+SS_INLINE int ss_collect(const uint16_t *__restrict fired, int start, int n, int ox, int oy,
+                         ss_fired *__restrict out)
 {
-    int m = 0, j = 0;
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; j + 8 <= n; j += 8) {
-        uint64_t word;
-        memcpy(&word, f + j, sizeof word);
-        while (word) {  /* flags are 0/1: each set byte holds exactly its lowest bit */
-            out[m].o = (uint16_t)(j + (__builtin_ctzll(word) >> 3));
+    int m = 0;
+    const int end = start + n;
+    for (int b = start & ~15; b < end; b += 32) {
+        uint32_t word = (uint32_t)fired[b >> 4] | ((uint32_t)fired[(b >> 4) + 1] << 16);
+        if (b < start)
+            word &= ~0u << (start - b);
+        if (end - b < 32)
+            word &= (1u << (end - b)) - 1u;
+        while (word) {
+#if defined(__GNUC__)
+            const int j = b + __builtin_ctz(word);
+#else
+            int j = b;
+            for (uint32_t t = word; !(t & 1u); t >>= 1)
+                j++;
+#endif
+            out[m].o = (uint16_t)(j - start);
             out[m].ox = (uint16_t)ox;
             out[m].oy = (uint16_t)oy;
             m++;
-            word &= word - 1;
+            word &= word - 1u;
         }
     }
-#endif
-    for (; j < n; j++)
-        if (f[j]) {
-            out[m].o = (uint16_t)j;
-            out[m].ox = (uint16_t)ox;
-            out[m].oy = (uint16_t)oy;
-            m++;
-        }
     return m;
 }
 
@@ -220,7 +244,7 @@ typedef struct {
  * ascending. One call per spike instead of one per ky, so the window bounds are worked out once and the
  * firing neurons come back as a list. Returns how many fired (at most k * k * C_out). */
 #define SS_DEFINE_SPIKE(NAME, ATTR, ROW)                                                                     \
-    ATTR static int NAME(const ss_core *__restrict g, int c, int x, int y, uint8_t *__restrict fired,         \
+    ATTR static int NAME(const ss_core *__restrict g, int c, int x, int y, uint16_t *__restrict fired,        \
                          ss_fired *__restrict out, int64_t *clamps, uint64_t *saturated, uint64_t *n_updates) \
     {                                                                                                         \
         const int k = g->k, C_out = g->C_out, W_out = g->W_out, px = g->px;                                   \
@@ -244,14 +268,14 @@ typedef struct {
             if (ROW(g->vbase + (oy * W_out + ox0) * C_out, w0 + ky * k * C_out, n, g->thr_lo, g->thr_hi,       \
                     g->rtz, fired, &nclamp, &nsat))                                                           \
                 for (int b = span - 1; b >= 0; b--)                                                           \
-                    nout += ss_collect(fired + b * C_out, C_out, ox0 + b, oy, out + nout);                    \
+                    nout += ss_collect(fired, b * C_out, C_out, ox0 + b, oy, out + nout);                     \
         }                                                                                                     \
         *clamps += nclamp;                                                                                    \
         *saturated += (uint64_t)nsat;                                                                         \
         return nout;                                                                                          \
     }
 
-SS_DEFINE_SPIKE(ss_spike_portable, , ss_row_portable)
+SS_DEFINE_SPIKE(ss_spike_portable, , ss_row_portable0)
 #ifdef SS_X86
 SS_DEFINE_SPIKE(ss_spike_avx512, SS_AVX512, ss_row_avx512)
 SS_DEFINE_SPIKE(ss_spike_avx2, SS_AVX2, ss_row_avx2)
@@ -278,7 +302,7 @@ static inline int ss_isa_for(int isa, int thr_lo, int thr_hi)
 }
 
 /* A spike into a core with x-stride 1 (g->sx == 1), on the core's implementation. */
-static inline int ss_spike_sx1(const ss_core *g, int c, int x, int y, uint8_t *fired, ss_fired *out,
+static inline int ss_spike_sx1(const ss_core *g, int c, int x, int y, uint16_t *fired, ss_fired *out,
                                int64_t *clamps, uint64_t *saturated, uint64_t *n_updates)
 {
 #ifdef SS_X86
@@ -292,7 +316,7 @@ static inline int ss_spike_sx1(const ss_core *g, int c, int x, int y, uint8_t *f
 
 /* One row of n neurons (the strided path, the tests and the bench), same dispatch. */
 #define SS_DEFINE_ROW(NAME, ATTR, ROW)                                                                       \
-    ATTR static int NAME(int16_t *v, const int8_t *w, int n, int thr_lo, int thr_hi, int rtz, uint8_t *fired, \
+    ATTR static int NAME(int16_t *v, const int8_t *w, int n, int thr_lo, int thr_hi, int rtz, uint16_t *fired,\
                          int64_t *clamps, uint64_t *saturated)                                               \
     {                                                                                                         \
         int nclamp = 0, nsat = 0;                                                                             \
@@ -301,14 +325,14 @@ static inline int ss_spike_sx1(const ss_core *g, int c, int x, int y, uint8_t *f
         *saturated += (uint64_t)nsat;                                                                         \
         return nf;                                                                                            \
     }
-SS_DEFINE_ROW(ss_rowfn_portable, , ss_row_portable)
+SS_DEFINE_ROW(ss_rowfn_portable, , ss_row_portable0)
 #ifdef SS_X86
 SS_DEFINE_ROW(ss_rowfn_avx512, SS_AVX512, ss_row_avx512)
 SS_DEFINE_ROW(ss_rowfn_avx2, SS_AVX2, ss_row_avx2)
 #endif
 
 static inline int ss_row_update(int isa, int16_t *v, const int8_t *w, int n, int thr_lo, int thr_hi, int rtz,
-                                uint8_t *fired, int64_t *clamps, uint64_t *saturated)
+                                uint16_t *fired, int64_t *clamps, uint64_t *saturated)
 {
 #ifdef SS_X86
     if (isa == SS_ISA_AVX512 && ss_int16_ok(thr_lo, thr_hi))

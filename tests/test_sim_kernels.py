@@ -30,13 +30,17 @@ def rule(v, w, thr_lo, thr_hi, rtz):
     return x.astype(np.int16), fired, int(lo.sum()), int(sat.sum())
 
 
-def check(kernel, v, w, thr_lo, thr_hi, rtz):
+def check(kernel, v, w, thr_lo, thr_hi, rtz, pixel=0):
     want_v, want_f, want_lo, want_sat = rule(v, w, thr_lo, thr_hi, rtz)
     got_v = v.copy()
-    got_f, got_lo, got_sat = row_update(got_v, w, thr_lo, thr_hi, rtz, isa=kernel)
+    lanes, got_lo, got_sat = row_update(got_v, w, thr_lo, thr_hi, rtz, isa=kernel, pixel=pixel)
+    got_f = np.zeros(len(v), bool)
+    got_f[lanes] = True
     bad = np.flatnonzero((got_v != want_v) | (got_f != want_f))
     assert bad.size == 0, (f"{kernel}: lane {bad[0]} v={v[bad[0]]} w={w[bad[0]]} thr=({thr_lo}, {thr_hi}) "
                            f"rtz={rtz}: got {got_v[bad[0]]}/{got_f[bad[0]]}, want {want_v[bad[0]]}/{want_f[bad[0]]}")
+    # collected pixel by pixel, channel ascending: the fired lanes in ascending order, each once
+    assert np.array_equal(lanes, np.flatnonzero(want_f))
     assert (got_lo, got_sat) == (want_lo, want_sat)
 
 
@@ -54,7 +58,8 @@ def rows(draw):
     thr_hi = draw(st.one_of(st.sampled_from([1, 2, 127, 128, 328, 32640, 32766, 32767]), st.integers(1, 32767)))
     thr_lo = draw(st.one_of(st.sampled_from([-32768, -32767, -328, -1, thr_hi - 1]),
                             st.integers(-32768, thr_hi - 1)))
-    return v, w, thr_lo, thr_hi, draw(st.booleans())
+    # read back as pixels of C_out channels: C_out = 10, 16, 32 ... puts pixel edges inside and across words
+    return v, w, thr_lo, thr_hi, draw(st.booleans()), draw(st.sampled_from([0, 1, 3, 10, 16, 17, 32, 48]))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
