@@ -44,6 +44,6 @@ def measure_kernels(row_len: int, updates: int = ..., thr_hi: int = ..., thr_lo:
 
 
 def row_update(vmem: np.ndarray, weights: np.ndarray, thr_lo: int, thr_hi: int, rtz: bool,
-               isa: str | None = None) -> tuple[np.ndarray, int, int]:
-    """One row's update with a chosen inner loop (tests): (fired, floor clamps, saturations)."""
+               isa: str | None = None, pixel: int = 0) -> tuple[np.ndarray, int, int]:
+    """One row's update with a chosen inner loop (tests): (fired lanes as collected, floor clamps, saturations)."""
     ...
