@@ -2,6 +2,9 @@
 (``_ccore``, with its ``PackedState``) or, when the extension is not built, the pure-Python reference."""
 from __future__ import annotations
 
+#: every inner-loop name (SimOptions.kernel), built or not; _ccore.ISAS holds the same names (a test checks)
+ALL_KERNELS = ("portable", "avx2", "avx512")
+
 try:
     from ._ccore import BEST_ISA, ISAS, Core, PackedState
 
@@ -13,4 +16,4 @@ except ImportError:  # extension not built (SPECKSTREAM_NO_EXT=1): the reference
     ENGINE = "reference"
     KERNELS = ()
 
-__all__ = ["Core", "PackedState", "ENGINE", "KERNELS"]
+__all__ = ["Core", "PackedState", "ENGINE", "KERNELS", "ALL_KERNELS"]

@@ -33,7 +33,7 @@ from ..compiler.validate import validate
 from .dvs import check_dvs_events, dvs_stage, dvs_to_spikes
 from .readout import ReadoutModel
 from .reference import ReferenceEngine
-from ._engine import ENGINE, PackedState
+from ._engine import ALL_KERNELS, ENGINE, PackedState
 from ._engine import Core as _CythonCore
 
 __all__ = ['SimOptions', 'ChipSimulator', 'ENGINE']
@@ -52,6 +52,13 @@ class SimOptions:
     #: the Cython engine's inner loop: "avx512", "avx2", "portable", or None (the fastest this CPU runs;
     #: see speckstream.sim.KERNELS). All give identical results; forcing one is for tests and comparisons.
     kernel: str | None = None
+
+    def __post_init__(self) -> None:
+        # named here, where a typo is made, not later as a silent switch to the slow reference engine
+        if self.engine not in (None, "cython", "reference"):
+            raise ValueError(f"SimOptions: engine must be 'cython', 'reference' or None, got {self.engine!r}")
+        if self.kernel is not None and self.kernel not in ALL_KERNELS:
+            raise ValueError(f"SimOptions: kernel must be one of {ALL_KERNELS} or None, got {self.kernel!r}")
 
 
 class _CythonEngine:

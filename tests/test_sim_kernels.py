@@ -94,8 +94,19 @@ def test_unknown_or_unavailable_kernel_is_refused():
     v, w = np.zeros(4, np.int16), np.zeros(4, np.int8)
     with pytest.raises(ValueError, match="unknown kernel 'sse9'"):
         row_update(v, w, -1, 1, False, isa="sse9")
-    from speckstream.sim import ChipSimulator, SimOptions
-    from speckstream.testing.configs import config, core
+    from speckstream.sim._ccore import ISAS
+    from speckstream.sim._engine import ALL_KERNELS
 
-    with pytest.raises(ValueError, match="unknown kernel"):
-        ChipSimulator(config(core(0, 1, 2, 2, 1, weights=1, thr=5)), options=SimOptions(kernel="fast"))
+    assert sorted(ISAS) == sorted(ALL_KERNELS)  # the names SimOptions accepts are the ones the engine has
+
+
+@pytest.mark.parametrize("opts, match", [(dict(engine="fast"), "engine must be"),
+                                         (dict(engine="Cython"), "engine must be"),
+                                         (dict(kernel=3), "kernel must be"),
+                                         (dict(kernel="AVX2"), "kernel must be")])
+def test_bad_engine_or_kernel_names_are_refused_when_the_options_are_made(opts, match):
+    """engine="fast" used to run the reference engine without a word (anything not "cython" did)."""
+    from speckstream.sim import SimOptions
+
+    with pytest.raises(ValueError, match=match):
+        SimOptions(**opts)
