@@ -41,7 +41,8 @@ cdef extern from "_row_kernel.h":
 
 #: the inner loop's implementations by name (see _row_kernel.h); BEST_ISA is what this CPU runs
 ISAS = {"portable": SS_ISA_PORTABLE, "avx2": SS_ISA_AVX2, "avx512": SS_ISA_AVX512}
-BEST_ISA = {v: k for k, v in ISAS.items()}[ss_best_isa()]
+_ISA_NAMES = {v: k for k, v in ISAS.items()}
+BEST_ISA = _ISA_NAMES[ss_best_isa()]
 
 
 cdef int _isa_code(str isa) except -1:
@@ -130,21 +131,6 @@ cdef int q_reserve(queue* q, Py_ssize_t n) noexcept nogil:
             return -1
         q.data = nd
         q.cap = cap
-    return 0
-
-cdef int q_push(queue* q, uint8_t core, uint16_t c, uint16_t x, uint16_t y) noexcept nogil:
-    cdef pending* nd
-    if q.tail == q.cap:
-        nd = <pending*>realloc(q.data, (q.cap * 2 + 1024) * sizeof(pending))
-        if nd == NULL:
-            return -1
-        q.data = nd
-        q.cap = q.cap * 2 + 1024
-    q.data[q.tail].core = core
-    q.data[q.tail].c = c
-    q.data[q.tail].x = x
-    q.data[q.tail].y = y
-    q.tail += 1
     return 0
 
 
@@ -238,8 +224,9 @@ cdef class Core:
             self.geo[core].isa = ss_isa_for(self.isa_code, p[P_THR_LO], p[P_THR_HI])
 
     cdef int fire_all(self, uint64_t t, int core, ss_fired* fl, int nf) noexcept nogil:
-        """fire() for each neuron of a list, in order, with the core's destinations read once (the hot path:
-        one call per input spike instead of one per fired neuron)."""
+        """Neurons of a core fired (in this order): for each, a monitor copy, then one pending event per enabled
+        destination (pooled: coordinates shifted by log2 of the pooling). The core's destinations are read once
+        per call - the hot path calls it once per input spike."""
         cdef int32_t* p = &self.params[core, 0]
         cdef int i, d, nd = 0, px, py, o
         cdef int dcore[2]
@@ -273,7 +260,8 @@ cdef class Core:
                     if vec_push(&self.readout, t, <uint8_t>self.readout_id, <uint16_t>(o + shift[d]),
                                 <uint16_t>px, <uint16_t>py) < 0:
                         return -1
-                elif px >= win[d] or py >= hin[d]:  # see fire()
+                elif px >= win[d] or py >= hin[d]:
+                    # a pooled spike past the destination's map (odd-sized source): torch / sinabs drop it
                     self.n_off_map += 1
                 else:
                     self.q.data[self.q.tail].core = <uint8_t>dcore[d]
@@ -284,31 +272,12 @@ cdef class Core:
         return 0
 
     cdef int fire(self, uint64_t t, int core, int o, int ox, int oy) noexcept nogil:
-        """A neuron fired: monitor copy, then one pending event per enabled destination."""
-        cdef int32_t* p = &self.params[core, 0]
-        cdef int d, dcore, pool
-        if p[P_MONITOR]:
-            if vec_push(&self.out, t, <uint8_t>core, <uint16_t>o, <uint16_t>ox, <uint16_t>oy) < 0:
-                return -1
-        for d in range(2):
-            dcore = p[P_D0_CORE + 3 * d]
-            if dcore < 0:
-                continue
-            pool = p[P_D0_POOL + 3 * d]  # log2 of the pooling (1, 2 or 4): a shift, not a division
-            if dcore == self.readout_id:
-                if vec_push(&self.readout, t, <uint8_t>self.readout_id, <uint16_t>(o + p[P_D0_SHIFT + 3 * d]),
-                            <uint16_t>(ox >> pool), <uint16_t>(oy >> pool)) < 0:
-                    return -1
-            else:
-                # a pooled spike past the destination's map (odd-sized source): torch / sinabs drop it
-                if self.drop_off_map and ((ox >> pool) >= self.params[dcore, P_WIN]
-                                          or (oy >> pool) >= self.params[dcore, P_HIN]):
-                    self.n_off_map += 1
-                    continue
-                if q_push(&self.q, <uint8_t>dcore, <uint16_t>(o + p[P_D0_SHIFT + 3 * d]),
-                          <uint16_t>(ox >> pool), <uint16_t>(oy >> pool)) < 0:
-                    return -1
-        return 0
+        """One neuron fired (the slow clock's leak): fire_all with a list of one, so routing lives in one place."""
+        cdef ss_fired one
+        one.o = <uint16_t>o
+        one.ox = <uint16_t>ox
+        one.oy = <uint16_t>oy
+        return self.fire_all(t, core, &one, 1)
 
     cdef int convolve(self, uint64_t t, int core, int c, int x, int y) noexcept nogil:
         """One spike into one core: event-driven convolution with per-update threshold test.
@@ -472,7 +441,7 @@ cdef class Core:
     @property
     def isa(self) -> str:
         """Name of the inner loop this engine runs ("avx512", "avx2" or "portable")."""
-        return {v: k for k, v in ISAS.items()}[self.isa_code]
+        return _ISA_NAMES[self.isa_code]
 
     def take_outputs(self):
         """Return and clear (monitored spikes, spikes sent to the readout layer) as SPIKE_DTYPE arrays."""

@@ -95,7 +95,7 @@ def _init_worker(blob: bytes, options: SimOptions | None) -> None:
 def _run_chunk(blob: bytes, options, readout_core: int, n_classes: int,
                samples: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, int]:
     """Classify samples already converted and checked by ``to_input`` in the caller (kind, events)."""
-    sim, cfg = _worker_sim(blob, options)
+    sim, _ = _worker_sim(blob, options)
     counts = np.zeros((len(samples), n_classes), np.int64)
     n_in = 0
     for i, (kind, ev) in enumerate(samples):
