@@ -8,7 +8,6 @@ Entry points: :func:`compile` (torch / sinabs modules, a NIR graph, or a ``.nir`
 """
 from __future__ import annotations
 
-import statistics
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,39 +16,22 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-from .chips import ChipSpec, get_chip, kernel_memory, neuron_memory
+from .advice import ZEROED_FRACTION, bias_note, fit_advice, floor_note, ki, zeroed_weights_message
+from .chips import ChipSpec, kernel_memory, neuron_memory
 from .config import ChipConfig, CoreConfig, Destination, DVSConfig, Provenance, ReadoutConfig
 from .discretize import Discretized, discretize_layer
 from .errors import (CompileError, CompileWarning, InvalidParameterError,
                      LayerDoesNotFitError, NoCoreAssignmentError, PoolingConflictError, ShapeMismatchError,
-                     TooManyDestinationsError, TooManyLayersError, UnsupportedParameterError)
+                     TooManyDestinationsError, TooManyLayersError, UnsupportedParameterError, ZeroedWeightsError)
 from .graph import as_float32_cpu, extract
 from .grouping import Layer, LayerGraph, as_map, group_layers
 from .layers import conv_geometry, extend_for_readout, fold_bn, initial_vmem, spiking_params
 from .mapping import match
+from .options import FloorSpec, Options, ResetSpec, check_layer_keys, check_options, input_shape_of, neuron_for_chip
 from .validate import validate
 
 __all__ = ["compile", "compile_nir", "CompileWarning", "Options", "resolve_rescales", "check_destinations",
            "plan_readout", "build_layer", "assign_cores", "select_monitors", "make_dvs_stage", "assemble"]
-
-
-@dataclass
-class Options:
-    """compile()'s keyword arguments, checked once up front."""
-
-    chip: ChipSpec
-    dvs: object = None  # None | bool | "sensor" | DVSConfig
-    monitor: object = "exits"
-    core_map: dict | None = None
-    slow_clock_hz: float | None = None
-    readout: ReadoutConfig | None = None
-    rescale: Callable | None = None
-    initial_vmem: str | None = None  # None (the model's state, warned) | "model" | "zero"
-    from_nir: bool = False  # the model came from a NIR graph (no vmem floor of its own)
-
-    @property
-    def wants_dvs(self) -> bool:
-        return self.dvs is not None and self.dvs is not False
 
 
 @dataclass
@@ -66,63 +48,8 @@ class Built:
     rescale: float
     feasible: list[int]  # cores whose memory holds the layer
     needs: dict
-
-
-# ----------------------------------------------------------------------------------------------- options
-def _rescale_fn(rescale) -> Callable | None:
-    """sinabs' resolutions of conflicting average-pool factors: rescale_method_1 ("mean") and
-    rescale_method_2 ("harmonic"): 0.5 x the (harmonic) mean of the distinct factors, rounded to 2 decimals."""
-    if rescale is None or callable(rescale):
-        return rescale
-    if rescale == "mean":
-        return lambda f: float(np.round(np.mean(list(f)) * 0.5, 2))
-    if rescale == "harmonic":
-        return lambda f: float(np.round(statistics.harmonic_mean(list(f)) * 0.5, 2))
-    raise CompileError(f"rescale must be None, 'mean', 'harmonic' or a callable(set of factors) -> float; "
-                       f"got {rescale!r}")
-
-
-def check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale, initial_vmem) -> Options:
-    try:
-        spec = get_chip(chip)
-    except ValueError as e:
-        raise CompileError(str(e)) from None
-    if not (dvs is None or isinstance(dvs, (bool, DVSConfig)) or dvs == "sensor"):
-        raise CompileError(f"dvs must be None, True, False, 'sensor' or a DVSConfig; got {dvs!r}")
-    if slow_clock_hz is not None:
-        lo, hi = spec.slow_clock_hz
-        if isinstance(slow_clock_hz, bool) or not isinstance(slow_clock_hz, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(slow_clock_hz) or not lo <= slow_clock_hz <= hi:
-            raise CompileError(f"slow_clock_hz must be a number of Hz in [{lo:g}, {hi:g}] or None; got "
-                               f"{slow_clock_hz!r}")
-        slow_clock_hz = float(slow_clock_hz)
-    if initial_vmem not in (None, "model", "zero"):
-        raise CompileError(f"initial_vmem must be None, 'model' or 'zero'; got {initial_vmem!r}")
-    if not (monitor in ("exits", "all", None) or isinstance(monitor, (list, tuple, set))):
-        raise CompileError(f"monitor must be 'exits', 'all', None or a list of layer names / indices; got {monitor!r}")
-    if core_map is not None and not isinstance(core_map, dict):
-        raise CompileError(f"core_map must be a dict {{layer name or index: core}}; got {type(core_map).__name__}")
-    if readout is not None and not isinstance(readout, (bool, ReadoutConfig)):
-        raise CompileError(f"readout must be None, True or a ReadoutConfig; got {readout!r}")
-    ro = (ReadoutConfig() if readout is True else readout) or None
-    return Options(spec, dvs, monitor, core_map, slow_clock_hz, ro, _rescale_fn(rescale), initial_vmem)
-
-
-def _input_shape(input_shape, model: nn.Module) -> tuple[int, int, int]:
-    if input_shape is None:
-        dvs = [m for m in model.modules() if type(m).__name__ == "DVSLayer"]
-        if dvs and hasattr(dvs[0], "input_shape"):
-            return tuple(int(v) for v in dvs[0].input_shape)  # type: ignore[return-value,union-attr]
-        raise CompileError("input_shape (C, H, W) is required (it can be inferred only from a sinabs DVSLayer)")
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise CompileError(f"input_shape must be (C, H, W), got {input_shape!r}") from None
-    if len(shape) != 3 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shape):
-        raise CompileError(f"input_shape must be three integers (C, H, W), got {shape!r}")
-    if min(shape) < 1:
-        raise CompileError(f"input_shape sizes must be positive, got {tuple(int(v) for v in shape)}")
-    return tuple(int(v) for v in shape)  # type: ignore[return-value]
+    bias_range: tuple[float, float] | None = None  # float (min, max) of biases that survive discretization
+    zeroed: tuple[str, bool] | None = None  # (message, refuse) when (nearly) all weights quantize to 0
 
 
 # ----------------------------------------------------------------------------------------------- passes
@@ -201,7 +128,7 @@ def build_layer(lay: Layer, rescale: float, spec: ChipSpec, opts: Options, ro_la
     if as_map(lay.neuron.out_shape) != out:
         raise ShapeMismatchError(f"spiking layer '{lay.neuron.name}' output {lay.neuron.out_shape} != {out}",
                                  lay.neuron.name)
-    sp = spiking_params(lay.neuron)
+    sp = neuron_for_chip(spiking_params(lay.neuron), lay.name, lay.neuron.name, opts)
     v0, v_full = (None, None) if opts.initial_vmem == "zero" else initial_vmem(lay.neuron, out)
     if v0 is not None and opts.initial_vmem is None:
         notes.append(f"layer '{lay.name}': spiking layer '{lay.neuron.name}' carries {int(np.count_nonzero(v0))} "
@@ -215,23 +142,43 @@ def build_layer(lay: Layer, rescale: float, spec: ChipSpec, opts: Options, ro_la
         w = w * np.float32(rescale)  # float32, as torch multiplies a float32 tensor by a Python scalar
     d = discretize_layer(w, bias, sp.threshold, sp.min_v_mem, v0, v_mem_scale_from=v_full, name=lay.name)
     floor = sp.min_v_mem if sp.min_v_mem is not None else -32768
-    if d.all_weights_zeroed and opts.from_nir:  # NIR's IF has no floor: the user must give one
-        raise InvalidParameterError(
-            f"layer '{lay.name}': all {d.nonzero_weights} non-zero weights quantize to 0 (factor {d.scale:.3g}: the "
-            f"vmem range [{floor}, {sp.threshold}] limits it), so the core can never fire; pass "
-            "compile_nir(..., min_v_mem=...) (e.g. -1.0 x threshold)", lay.name)
     if d.threshold_high < 1:
         raise InvalidParameterError(
             f"spiking layer '{lay.neuron.name}': threshold {sp.threshold} discretizes to {d.threshold_high} (factor "
             f"{d.scale:.3g}, limited by the vmem range [{floor}, {sp.threshold}]); a neuron would fire on every "
             "update - set min_v_mem (e.g. -1.0 x threshold) or scale weights and threshold up", lay.neuron.name)
-    notes.extend(d.warnings)
+    zeroed = _zeroed(lay, d, sp.threshold, sp.min_v_mem, bias)
+    notes.extend(d.warnings if zeroed is None else
+                 [n for n in d.warnings if "quantization zeroes" not in n and "limits the discretization" not in n])
     _check_limits(lay, g, out, spec)
     needs = {"kernel": kernel_memory(lay.in_map[0], out[0], g.kernel), "neuron": neuron_memory(*out),
              "bias": out[0] if np.any(d.biases) else 0}
     feasible = [c.core for c in spec.cores
                 if needs["kernel"] <= c.kernel and needs["neuron"] <= c.neuron and needs["bias"] <= c.bias]
-    return Built(lay, g.kernel, g.stride, g.padding, out, d, sp.return_to_zero, rescale, feasible, needs)
+    return Built(lay, g.kernel, g.stride, g.padding, out, d, sp.return_to_zero, rescale, feasible, needs,
+                 None if bias is None or not np.any(d.biases) else (float(bias.min()), float(bias.max())), zeroed)
+
+
+def _zeroed(lay: Layer, d: Discretized, threshold: float, floor: float | None, bias) -> tuple[str, bool] | None:
+    """(message, refuse) for a layer whose weights (nearly) all quantize to 0, else None."""
+    frac = d.zeroed_weights / d.nonzero_weights if d.nonzero_weights else 0.0
+    if not (d.all_weights_zeroed or frac >= ZEROED_FRACTION):
+        return None
+    bias_max = float(np.abs(bias).max()) if bias is not None and bias.size else 0.0
+    return zeroed_weights_message(lay.name, d, threshold, floor, bias_max)
+
+
+def check_quantization(built: list[Built], opts: Options, notes: list[str]) -> None:
+    """Layers whose weights (nearly) all quantize to 0 cannot work as trained: one ZeroedWeightsError naming
+    each (the range that capped its scale, the fix), unless ``allow_zeroed_weights`` makes them warnings. Runs
+    after the memory check, which does not depend on the values."""
+    bad = [b for b in built if b.zeroed is not None and b.zeroed[1]]
+    if bad and not opts.allow_zeroed_weights:
+        detail = "\n  ".join(b.zeroed[0] for b in bad if b.zeroed is not None)
+        raise ZeroedWeightsError(
+            (f"{len(bad)} layers' weights quantize to zero:\n  {detail}" if len(bad) > 1 else detail)
+            + "\n(compile(..., allow_zeroed_weights=True) compiles them anyway)", bad[0].layer.name)
+    notes.extend(b.zeroed[0] for b in built if b.zeroed is not None)
 
 
 def _readout_remap(lay, ro, w, bias, v0, out, notes):
@@ -259,19 +206,17 @@ def _check_limits(lay: Layer, g, out, spec: ChipSpec) -> None:
                                             f"({spec.limits_text()})", lay.name)
 
 
-def _ki(n: int) -> str:
-    return f"{n // 1024} Ki" if n >= 1024 else str(n)
-
-
 def check_fit(built: list[Built], spec: ChipSpec) -> None:
-    too_big = [(b.layer.name, b.needs) for b in built if not b.feasible]
+    """Every layer must fit some core's memory: else one error with, per layer, why and what would fit."""
+    too_big = [b for b in built if not b.feasible]
     if too_big:
+        lines = [fit_advice(b.layer.name, type(b.layer.weight.module).__name__, b.layer.in_map[0], b.out[0], b.kernel,
+                            b.layer.in_map, b.out[1:], b.needs, spec) for b in too_big]
         big = spec.largest()
-        lines = [f"'{n}' needs kernel {_ki(x['kernel'])}, neuron {_ki(x['neuron'])}, bias {x['bias']}"
-                 for n, x in too_big]
-        raise LayerDoesNotFitError(
-            f"{len(too_big)} layer(s) fit no core of {spec.name} (largest kernel memory {_ki(big.kernel)}, "
-            f"largest neuron memory {_ki(big.neuron)}, bias {big.bias} words):\n  " + "\n  ".join(lines), too_big)
+        raise LayerDoesNotFitError(f"{len(too_big)} layer(s) fit no core of {spec.name} (largest kernel memory "
+                                   f"{ki(big.kernel)}, largest neuron memory {ki(big.neuron)}, bias {big.bias} words):"
+                                   "\n  " + "\n  ".join(lines),
+                                   [(b.layer.name, b.needs) for b in too_big])
 
 
 def assign_cores(built: list[Built], core_map: dict | None, spec: ChipSpec) -> dict[int, int]:
@@ -387,6 +332,13 @@ def make_dvs_stage(graph: LayerGraph, opts: Options, core_of: dict[int, int], mo
 
 def _geometry_notes(built: list[Built], core_of, graph: LayerGraph, monitors: set[int], opts: Options,
                     notes: list[str]) -> None:
+    """Notes on what compiles but may not behave as trained: pooled monitors, spikes pooled off a map, vmem floors
+    near zero (one note for all layers), biases with no slow clock to apply them (one note)."""
+    close_floors = [(b.layer.name, b.disc.threshold_low, b.disc.threshold_high) for b in built
+                    if (b.disc.weights < 0).any() and (b.disc.weights > 0).any()
+                    and -b.disc.threshold_low <= 2 * b.disc.threshold_high]
+    biased = [(b.layer.name, *b.bias_range, int(b.disc.biases.min()), int(b.disc.biases.max())) for b in built
+              if b.bias_range is not None]
     by_index = {b.layer.index: b for b in built}
     for b in built:
         lay = b.layer
@@ -401,13 +353,7 @@ def _geometry_notes(built: list[Built], core_of, graph: LayerGraph, monitors: se
                              f": spikes of its last {b.out[1] % p} row(s) / {b.out[2] % p} column(s) land off the "
                              "destination's map; torch drops them and so does the simulator (SimOptions"
                              "(drop_off_map=True)); check what your chip does with speckstream hwcheck")
-        w = b.disc.weights
-        low, thr = b.disc.threshold_low, b.disc.threshold_high
-        if (w < 0).any() and (w > 0).any() and -low <= 2 * thr:
-            notes.append(f"layer '{lay.name}': vmem floor {low} is within 2 thresholds ({thr}) of zero and the weights "
-                         "have both signs: the chip clamps at the floor after every inhibitory event, time-stepped "
-                         "torch once per step, so they may part ways (see speckstream.compare); a lower min_v_mem "
-                         "(e.g. -100 x threshold) keeps them together")
+    notes.extend(n for n in (floor_note(close_floors), bias_note(biased, opts.slow_clock_hz)) if n)
 
 
 def assemble(graph: LayerGraph, built: list[Built], core_of: dict[int, int], monitors: set[int],
@@ -443,22 +389,37 @@ def assemble(graph: LayerGraph, built: list[Built], core_of: dict[int, int], mon
 
 
 # ----------------------------------------------------------------------------------------------- entry
-def _is_nir(model) -> bool:
-    return type(model).__module__.startswith("nir")
+def _normalise(model, input_shape):
+    """(torch module, input shape) from what compile() was given: a module, a nir.NIRGraph or a .nir path."""
+    from .nir_import import is_nir_graph, load_nir, nir_to_torch
+
+    if isinstance(model, (str, Path)):
+        if not str(model).lower().endswith(".nir"):
+            raise CompileError(f"compile() takes a torch.nn.Module, a nir.NIRGraph or a path to a .nir file; got the "
+                               f"string {str(model)!r}")
+        model = load_nir(model)
+    if is_nir_graph(model):
+        return nir_to_torch(model, input_shape)
+    if not isinstance(model, nn.Module):
+        raise CompileError(f"compile() takes a torch.nn.Module, a nir.NIRGraph or a path to a .nir file; got a "
+                           f"{type(model).__name__}")
+    return model, input_shape
 
 
 def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor="exits",
             core_map: dict | None = None, slow_clock_hz: float | None = None, readout=None, rescale=None,
-            initial_vmem: str | None = None) -> ChipConfig:
+            initial_vmem: str | None = None, min_v_mem: FloorSpec | dict = "model",
+            reset: ResetSpec | dict = "model", allow_zeroed_weights: bool = False) -> ChipConfig:
     """Compile a spiking network into a validated :class:`ChipConfig`.
 
     Args:
         model: a ``torch.nn.Module`` (Conv2d, Linear, AvgPool2d, Flatten, BatchNorm, Identity, Dropout and
             sinabs IAFSqueeze / IAF / SumPool2d / Merge / DVSLayer; sequential or any DAG; any dtype or
             device: parameters are read from a float32 CPU copy), a ``nir.NIRGraph``, or a path to a ``.nir``
-            file.
+            file (read as sinabs.from_nir reads it: IF neurons subtract their threshold and get a vmem floor of
+            -threshold; ``min_v_mem`` / ``reset`` change that).
         input_shape: (C, H, W) of what the model receives (the sensor map for a model that starts with
-            pooling or a sinabs DVSLayer, from which it can be inferred).
+            pooling or a sinabs DVSLayer, from which it can be inferred; a NIR graph's Input node gives it).
         chip: "speck2f" (default), "speck2e" or "dynapcnn".
         dvs: None (a DVS stage only if the model starts with a sinabs DVSLayer), True (a DVS stage fed by
             host-written DvsEvents; it absorbs pooling on the input, x and y independently), "sensor" (the
@@ -467,6 +428,7 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
             list of layer names / indices (and "dvs").
         core_map: pin layers to cores, ``{layer name or index: core}``; the rest are assigned as sinabs does.
         slow_clock_hz: slow-clock rate stored in the config (needed for leak / biases / readout), 1..1e6 Hz.
+            A bias acts once per tick: 1e6 / dt_us Hz approximates a model trained with time step dt.
         readout: None, True or a :class:`ReadoutConfig`: route the single output layer to the readout layer
             (core 12). With the speck2e/2f errata on (default) its channel i is moved to 4i.
         rescale: how to weight a core fed through different average pools: None (refuse:
@@ -474,35 +436,34 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
             the set of factors and returning one.
         initial_vmem: None (the model's neuron states become the chip's, with a warning when non-zero),
             "model" (the same, silently), or "zero".
+        min_v_mem: the vmem floor of every spiking layer, in the model's units: "model" (its own; NIR:
+            -threshold), "threshold" (-1 x each layer's threshold), None (no floor: -32768 on the chip), a
+            number, or a dict ``{layer or spiking-module name: any of these}`` for some layers.
+        reset: "model" (its own; NIR: subtract), "subtract" (the threshold) or "zero", or a dict per layer.
+        allow_zeroed_weights: compile layers whose weights (nearly) all quantize to zero, with a warning,
+            instead of refusing them (ZeroedWeightsError).
 
     Raises:
         CompileError (a subclass naming the module) when the chip cannot hold the model.
     """
-    if isinstance(model, (str, Path)):
-        if str(model).lower().endswith(".nir"):
-            return compile_nir(model, input_shape, chip=chip, dvs=dvs, monitor=monitor, core_map=core_map,
-                               slow_clock_hz=slow_clock_hz, readout=readout, rescale=rescale,
-                               initial_vmem=initial_vmem)
-        raise CompileError(f"compile() takes a torch.nn.Module, a nir.NIRGraph or a path to a .nir file; got the "
-                           f"string {str(model)!r}")
-    if _is_nir(model):
-        return compile_nir(model, input_shape, chip=chip, dvs=dvs, monitor=monitor, core_map=core_map,
-                           slow_clock_hz=slow_clock_hz, readout=readout, rescale=rescale, initial_vmem=initial_vmem)
-    opts = check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale, initial_vmem)
-    opts.from_nir = type(model).__module__ == "speckstream.compiler.nir_import"
+    opts = check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale, initial_vmem, min_v_mem,
+                         reset, allow_zeroed_weights)
+    model, input_shape = _normalise(model, input_shape)
     work = as_float32_cpu(model)
-    shape = _input_shape(input_shape, work)
+    shape = input_shape_of(input_shape, work)
     nodes, entries = extract(work, shape)
     graph = group_layers(nodes, entries, shape, opts.wants_dvs)
     if not graph.layers and graph.dvs is None:
         raise CompileError("the model has no weight layer (Conv2d / Linear); a model without one compiles only "
                            "as a DVS stage (dvs=True)")
+    check_layer_keys(opts, [(lay.name, lay.neuron.name) for lay in graph.layers])
     notes: list[str] = []
     rescales = resolve_rescales(graph, opts.rescale)
     check_destinations(graph, opts.chip)
     ro_layer = plan_readout(graph, opts.readout, opts.chip)
     built = [build_layer(lay, rescales[lay.index], opts.chip, opts, ro_layer, notes) for lay in graph.layers]
     check_fit(built, opts.chip)
+    check_quantization(built, opts, notes)
     core_of = assign_cores(built, opts.core_map, opts.chip)
     monitors, dvs_monitored = select_monitors(graph, opts.monitor)
     dvs_cfg = make_dvs_stage(graph, opts, core_of, dvs_monitored, notes)
@@ -514,12 +475,6 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
     return cfg
 
 
-def compile_nir(graph, input_shape=None, *, min_v_mem: float | None = None, **kwargs) -> ChipConfig:
-    """Compile a NIR graph (Conv2d, Linear, Affine, IF, SumPool2d, Flatten) or a ``.nir`` file - see
-    :mod:`.nir_import`. ``min_v_mem`` sets the chip's vmem floor (NIR's IF has none)."""
-    from .nir_import import load_nir, nir_to_torch
-
-    if isinstance(graph, (str, Path)):
-        graph = load_nir(graph)
-    module, shape = nir_to_torch(graph, input_shape, min_v_mem=min_v_mem)
-    return compile(module, shape, **kwargs)
+def compile_nir(graph, input_shape=None, **kwargs) -> ChipConfig:
+    """Kept for earlier callers: :func:`compile` takes NIR graphs and ``.nir`` paths with the same options."""
+    return compile(graph, input_shape, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import SpeckstreamError, SpeckstreamWarning
 
-__all__ = ["CompileError", "UnsupportedLayerError", "UnsupportedParameterError", "InvalidParameterError",
+__all__ = ["CompileError", "UnsupportedLayerError", "UnsupportedParameterError", "InvalidParameterError", "ZeroedWeightsError",
            "GraphStructureError", "MissingSpikingLayerError", "TooManyDestinationsError", "ShapeMismatchError",
            "PoolingConflictError", "LayerDoesNotFitError", "NoCoreAssignmentError", "TooManyLayersError",
            "ConfigValidationError", "CompileWarning"]
@@ -29,6 +29,12 @@ class UnsupportedParameterError(CompileError):
 class InvalidParameterError(CompileError):
     """A parameter that no chip (and no sane model) can use: NaN / inf values, a threshold <= 0, a vmem floor
     at or above the threshold, a negative batch-norm variance, weights that all quantize to zero."""
+
+
+class ZeroedWeightsError(InvalidParameterError):
+    """Discretization would round (nearly) every weight of a layer to 0, so the core could not work as trained;
+    the message names the range that capped the scale and the fix (``compile(..., allow_zeroed_weights=True)``
+    compiles it anyway)."""
 
 
 class GraphStructureError(CompileError):

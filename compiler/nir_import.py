@@ -1,9 +1,19 @@
 """NIR graph -> a torch module the compiler understands, so models exported from snnTorch, Norse, Lava or
 sinabs (``nir``: Input, Output, Conv2d, Linear, Affine, IF, SumPool2d, Flatten) reach the chip.
 
-NIR's IF resets to ``v_reset`` after a spike; ``v_reset == 0`` maps to the chip's return-to-zero. NIR has
-no lower bound on v; pass ``min_v_mem`` to :func:`speckstream.compiler.compile_nir` to set the chip's floor
-(without it the floor is -32768, which limits the discretization factor - the compiler warns).
+How a NIR ``IF`` becomes a chip neuron, by default as sinabs' own ``sinabs.from_nir`` deploys it to Speck
+(SynSense's NIR-to-Speck tutorial takes exactly that path):
+
+* **reset: subtract the threshold.** NIR up to 1.0.4 (the version sinabs 3.1.3 pins) defines the IF's reset
+  as ``v <- v - v_thr``; sinabs (``IAFSqueeze``) and snnTorch (``Leaky(beta=1)``) import it that way. NIR 1.0.5
+  added ``v_reset`` (reset *to* a value, 0 when absent), which Norse's importer follows; a file cannot say which
+  its exporter meant, so ``reset="zero"`` is the switch for networks trained with reset-to-zero neurons. A
+  non-zero ``v_reset`` has no chip equivalent and is refused.
+* **vmem floor: minus the threshold.** NIR's IF has no lower bound; ``sinabs.from_nir`` gives each layer
+  ``min_v_mem = -v_threshold``. Without any floor, the int16 range [-32768, threshold] would cap the
+  discretization factor at about 1 and round typical float weights to zero (a dead network).
+
+``compile(graph_or_path, min_v_mem=..., reset=...)`` overrides either (see :func:`speckstream.compile`).
 """
 from __future__ import annotations
 
@@ -16,7 +26,7 @@ from torch import nn
 
 from .errors import CompileError, UnsupportedLayerError, UnsupportedParameterError
 
-__all__ = ['MembraneReset', 'MembraneSubtract', 'ChipIAF', 'ChipSumPool2d', 'ChipMerge', 'NIRModule',
+__all__ = ['is_nir_graph', 'MembraneReset', 'MembraneSubtract', 'ChipIAF', 'ChipSumPool2d', 'ChipMerge', 'NIRModule',
            'load_nir', 'nir_to_torch']
 
 
@@ -112,8 +122,17 @@ def load_nir(path) -> object:
         raise CompileError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from e
 
 
-def nir_to_torch(graph, input_shape=None, min_v_mem: float | None = None):
-    """Convert a ``nir.NIRGraph``; returns (module, input_shape)."""
+def is_nir_graph(obj) -> bool:
+    """A ``nir.NIRGraph`` (checked without importing nir when it was never imported)."""
+    import sys
+
+    nir = sys.modules.get("nir")
+    return nir is not None and isinstance(obj, nir.NIRGraph)
+
+
+def nir_to_torch(graph, input_shape=None):
+    """Convert a ``nir.NIRGraph`` as the module docstring says (subtract reset, floor -v_threshold); returns
+    (module, input_shape). ``compile``'s ``min_v_mem`` / ``reset`` options override both afterwards."""
     nir = _nir()
     if not isinstance(graph, nir.NIRGraph):
         raise CompileError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
@@ -155,15 +174,14 @@ def nir_to_torch(graph, input_shape=None, min_v_mem: float | None = None):
                 m.bias.data = torch.from_numpy(np.asarray(bias, np.float32).reshape(-1))  # type: ignore[union-attr]
         elif isinstance(node, nir.IF):
             thr = np.asarray(node.v_threshold, np.float64).reshape(-1) / np.asarray(node.r, np.float64).reshape(-1)
-            # nir <= 1.0.4 (the version sinabs 3.1.3 pins) has no v_reset: its IF resets to zero
-            reset = np.asarray(getattr(node, "v_reset", 0.0), np.float64).reshape(-1)
+            v_reset = np.asarray(getattr(node, "v_reset", 0.0), np.float64).reshape(-1)  # nir >= 1.0.5 only
             if not np.allclose(thr, thr[0]):
                 raise UnsupportedParameterError(f"NIR node '{key}': thresholds differ per neuron; the chip has one "
                                                 "per core", key)
-            if np.any(reset != 0):
-                raise UnsupportedParameterError(f"NIR node '{key}': v_reset {reset[0]} != 0; the chip resets to 0 "
-                                                "or subtracts the threshold", key)
-            m = ChipIAF(float(thr[0]), min_v_mem, reset_to_zero=True)
+            if np.any(v_reset != 0):
+                raise UnsupportedParameterError(f"NIR node '{key}': v_reset {v_reset[v_reset != 0][0]} != 0; the "
+                                                "chip resets to 0 or subtracts the threshold", key)
+            m = ChipIAF(float(thr[0]), -float(thr[0]), reset_to_zero=False)
         elif isinstance(node, nir.SumPool2d):
             if np.any(np.asarray(node.padding) != 0):
                 raise UnsupportedParameterError(f"NIR node '{key}': pooling with padding", key)

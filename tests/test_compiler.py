@@ -73,7 +73,7 @@ def test_nir_graph_compiles():
     w1 = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
     w2 = rng.normal(size=(10, 4 * 4 * 4)).astype(np.float32)
 
-    def IF(thr, shape):  # nir >= 1.0.5 has v_reset; nir <= 1.0.4 (sinabs 3.1.3's pin) resets to zero implicitly
+    def IF(thr, shape):  # nir >= 1.0.5 has v_reset; nir <= 1.0.4 (sinabs 3.1.3's pin) subtracts the threshold
         kw = {"v_reset": np.zeros(shape)} if "v_reset" in nir.IF.__dataclass_fields__ else {}
         return nir.IF(r=np.ones(shape), v_threshold=np.full(shape, thr), **kw)
 
@@ -92,7 +92,7 @@ def test_nir_graph_compiles():
         edges=[("input", "conv"), ("conv", "if1"), ("if1", "pool"), ("pool", "flat"), ("flat", "fc"),
                ("fc", "if2"), ("if2", "output")],
     )
-    cfg = ss.compiler.compile_nir(graph, min_v_mem=-1.0)
+    cfg = ss.compile(graph, min_v_mem=-1.0, reset="zero")
     assert cfg.layer_order == [0, 1]
     c0, c1 = cfg.cores[0], cfg.cores[1]
     assert c0.output_shape == (4, 8, 8) and c0.return_to_zero and c0.destinations[0].pooling == 2
@@ -100,6 +100,12 @@ def test_nir_graph_compiles():
     # weights discretized with the common factor: the largest |w| lands on 127 / -128
     s = c0.provenance.scale
     assert np.array_equal(c0.weights, np.round(w1 * np.float32(s)).astype(np.int8))
+    # by default as sinabs.from_nir deploys it: subtract reset, floor -threshold in every layer
+    default = ss.compile(graph)
+    assert ss.compiler.compile_nir(graph) == default
+    for cc, thr in zip((default.cores[0], default.cores[1]), (1.0, 2.0)):
+        assert not cc.return_to_zero and cc.threshold_low == -cc.threshold_high
+        assert cc.threshold_high == round(thr * cc.provenance.scale)
 
 
 # ------------------------------------------------------------------ errors, each naming the module
@@ -290,7 +296,7 @@ def test_discretization_equals_sinabs(seed, wscale, thr, low, bias):
         with pytest.raises(InvalidParameterError, match="'1'.*discretizes to 0"):
             ss.compile(nn.Sequential(conv, spk), input_shape=(3, 5, 5))
         return
-    ours = ss.compile(nn.Sequential(conv, spk), input_shape=(3, 5, 5)).cores[0]
+    ours = ss.compile(nn.Sequential(conv, spk), input_shape=(3, 5, 5), allow_zeroed_weights=True).cores[0]
     assert np.array_equal(ours.weights, c2.weight.detach().numpy().astype(np.int8))
     if bias:
         assert np.array_equal(ours.biases, c2.bias.detach().numpy().astype(np.int16))

@@ -19,7 +19,7 @@ import speckstream as ss
 from speckstream.compiler import ChipConfig, validate
 from speckstream.compiler.validate import find_problems
 from speckstream.compiler.errors import (CompileError, CompileWarning, ConfigValidationError, GraphStructureError,
-                                         InvalidParameterError, ShapeMismatchError)
+                                         InvalidParameterError, ShapeMismatchError, ZeroedWeightsError)
 from speckstream.errors import SpeckstreamError
 
 from speckstream.testing import models
@@ -176,6 +176,7 @@ def test_leftover_vmem_is_kept_as_sinabs_does_but_warned_with_the_count():
     with warnings.catch_warnings():
         warnings.simplefilter("error", CompileWarning)
         warnings.filterwarnings("ignore", ".*vmem floor", CompileWarning)
+        warnings.filterwarnings("ignore", ".*have biases", CompileWarning)
         zero = ss.compile(m, (2, 8, 8), initial_vmem="zero")
         kept = ss.compile(m, (2, 8, 8), initial_vmem="model")
     assert not zero.cores[zero.layer_order[0]].initial_vmem.any()
@@ -195,27 +196,36 @@ def test_pooled_spikes_off_the_destination_map_are_warned_about():
         ss.compile(m, (2, 9, 9))
 
 
-def test_nir_graph_whose_weights_all_quantize_to_zero_is_an_error_naming_min_v_mem(tmp_path):
-    nir = pytest.importorskip("nir")
-    w = np.full((4, 2, 3, 3), 0.01, np.float32)
-    graph = nir.NIRGraph(
+def _nir_conv_graph(nir, w):
+    kw = {"v_reset": np.zeros((4, 8, 8))} if "v_reset" in nir.IF.__dataclass_fields__ else {}
+    return nir.NIRGraph(
         nodes={"input": nir.Input(input_type={"input": np.array([2, 8, 8])}),
                "conv": nir.Conv2d(input_shape=(8, 8), weight=w, stride=1, padding=1, dilation=1, groups=1,
                                   bias=np.zeros(4, np.float32)),
-               "if1": nir.IF(r=np.ones((4, 8, 8)), v_threshold=np.full((4, 8, 8), 1.0),
-                             **({"v_reset": np.zeros((4, 8, 8))} if "v_reset" in nir.IF.__dataclass_fields__ else {})),
+               "if1": nir.IF(r=np.ones((4, 8, 8)), v_threshold=np.full((4, 8, 8), 1.0), **kw),
                "output": nir.Output(output_type={"output": np.array([4, 8, 8])})},
         edges=[("input", "conv"), ("conv", "if1"), ("if1", "output")])
-    with pytest.raises(InvalidParameterError, match="min_v_mem") as e:
-        ss.compiler.compile_nir(graph)
-    assert e.value.module == "conv"
-    cfg = ss.compiler.compile_nir(graph, min_v_mem=-1.0)
+
+
+def test_nir_graph_without_a_floor_whose_weights_all_quantize_to_zero_is_refused_naming_min_v_mem(tmp_path):
+    nir = pytest.importorskip("nir")
+    graph = _nir_conv_graph(nir, np.full((4, 2, 3, 3), 0.01, np.float32))
+    with pytest.raises(ZeroedWeightsError, match=r"min_v_mem.*\[-32768, 1\]|\[-32768, 1\].*min_v_mem") as e:
+        ss.compile(graph, min_v_mem=None)  # no floor: the int16 range caps the factor at 1
+    assert e.value.module == "conv" and isinstance(e.value, InvalidParameterError)
+    assert "allow_zeroed_weights=True" in str(e.value) and "72 of 72" in str(e.value)
+    cfg = ss.compile(graph, min_v_mem=-1.0)
     assert cfg.cores[0].weights.any()
     path = tmp_path / "net.nir"
     nir.write(str(path), graph)
-    assert ss.compiler.compile_nir(path, min_v_mem=-1.0) == cfg
-    with pytest.raises(InvalidParameterError, match="min_v_mem"):
-        ss.compile(path)
+    assert ss.compile(path, min_v_mem=-1.0) == cfg
+    assert ss.compile(path) == ss.compile(graph)  # NIR's default floor: -threshold, as sinabs.from_nir
+    assert ss.compile(path).cores[0].weights.any()
+    with pytest.raises(ZeroedWeightsError):
+        ss.compile(path, min_v_mem=None)
+    with pytest.warns(CompileWarning, match="72 of 72 non-zero weights"):
+        forced = ss.compile(path, min_v_mem=None, allow_zeroed_weights=True)
+    assert not forced.cores[0].weights.any()
     (tmp_path / "bad.nir").write_bytes(b"not hdf5")
     with pytest.raises(CompileError, match="not a readable NIR file"):
         ss.compile(tmp_path / "bad.nir")

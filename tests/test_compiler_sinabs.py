@@ -68,7 +68,9 @@ CHIP_NETS = [k for k, (_, _, ok) in models.SINABS_GRAPH_NETS.items() if ok]
 @pytest.mark.parametrize("name", CHIP_NETS)
 def test_sinabs_graph_networks_compile_as_sinabs_builds_them(name):
     factory, shape, _ = models.SINABS_GRAPH_NETS[name]
-    cfg = ss.compile(factory(), shape, rescale="mean")  # sinabs' default weight_rescaling_fn
+    # sinabs' default weight_rescaling_fn; seq_1/seq_2 keep IAFSqueeze's min_v_mem=None, whose weights all round to
+    # 0 (speckstream refuses such layers by default; the override compiles them bit for bit as sinabs does)
+    cfg = ss.compile(factory(), shape, rescale="mean", allow_zeroed_weights=True)
     assert_like_sinabs(cfg, sinabs_ref.reference(factory(), shape, rescale="mean"))
 
 
@@ -228,7 +230,7 @@ def test_random_networks_compile_as_sinabs_builds_them(net_shape):
     net, shape = net_shape
     ref = sinabs_ref.reference(net, shape, rescale="mean")
     try:
-        cfg = ss.compile(net, shape, rescale="mean")
+        cfg = ss.compile(net, shape, rescale="mean", allow_zeroed_weights=True)  # sinabs compiles dead layers too
     except CompileError as e:
         # only the chip's own limits may refuse what sinabs builds: then sinabs cannot map it either
         assert type(e).__name__ in ("LayerDoesNotFitError", "NoCoreAssignmentError", "TooManyLayersError",
