@@ -28,6 +28,7 @@ import numpy as np
 from .convert import from_xytp, spikes_from_array
 from .errors import CorruptChunkWarning, EventFileError, TruncatedFileWarning
 from .events import KINDS, SPIKE_DTYPE
+from .fixed_records import FIXED_RECORD_READERS, dat_header
 from .isolated import iter_isolated
 
 __all__ = ['count_spikes', 'npy_events_problem', 'FORMAT_NAME', 'FORMAT_VERSION', 'MAX_HEADER_BYTES', 'MAX_CHUNK_BYTES', 'DEFAULT_CHUNK_EVENTS',
@@ -349,8 +350,10 @@ def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = D
 
     ``.spk`` (speckstream recordings; its spikes are taken as they are; ``on_error="skip"`` keeps every intact
     chunk of a file with corrupt ones), ``.npy`` (a 1-D SPIKE_DTYPE array or any x/y/t/p structured array),
-    ``.aedat4`` (through ``aedat``), ``.raw``/``.dat``/``.es``/``.csv`` (through ``faery``, optional); these two
-    decode in a child process, so a corrupt file raises EventFileError instead of aborting Python.
+    ``.aedat4`` (through ``aedat``), ``.raw``/``.es``/``.csv`` (through ``faery``, optional); these two
+    decode in a child process, so a corrupt file raises EventFileError instead of aborting Python. ``.dat``
+    (Prophesee / Chronocam Event2d or CD, e.g. N-CARS) and ``.bin`` (N-MNIST / N-Caltech101) are read with numpy
+    (:mod:`.fixed_records`).
     Non-spike files are mapped to ``core`` with polarity as channel. Every failure is an EventFileError
     naming the file.
     """
@@ -370,7 +373,15 @@ def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = D
                 yield spikes_from_array(part, **conv)
             except (ValueError, TypeError) as e:
                 raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
-    elif suffix in (".aedat4", ".raw", ".dat", ".es", ".csv"):
+    elif suffix in FIXED_RECORD_READERS:
+        raw = FIXED_RECORD_READERS[suffix](path)
+        for s in range(0, max(len(raw), 1), chunk_events):
+            part = raw[s:s + chunk_events]
+            try:
+                yield from_xytp(part, **conv)
+            except (ValueError, TypeError) as e:
+                raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
+    elif suffix in (".aedat4", ".raw", ".es", ".csv"):
         module = "aedat" if suffix == ".aedat4" else "faery"
         if importlib.util.find_spec(module) is None:
             raise ImportError(f"reading {suffix} files needs the '{module}' package: "
@@ -384,7 +395,7 @@ def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = D
             n += len(raw)
     else:
         raise EventFileError(f"{path}: unknown event file type {suffix!r} "
-                             "(supported: .spk, .npy, .aedat4, .raw, .dat, .es, .csv)")
+                             "(supported: .spk, .npy, .aedat4, .dat, .bin (N-MNIST), .raw, .es, .csv)")
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -419,6 +430,8 @@ def count_spikes(path) -> int | None:
             return r.counts.get("spike", 0)
     if suffix == ".npy":
         return int(_load_npy(path).shape[0])
+    if suffix == ".dat":
+        return (path.stat().st_size - dat_header(path)[2]) // 8
     return None
 
 
