@@ -91,6 +91,10 @@ def fit_advice(name: str, kind: str, c_in: int, c_out: int, k: int, in_map: tupl
                     f"{ki(big.neuron)}")
     if needs["bias"] > big.bias:
         over.append(f"{needs['bias']} biases, but a core holds {big.bias}")
+    if not over:  # each memory fits some core, but no core holds all of them
+        by = {what: [c.core for c in spec.cores if needs[what] <= getattr(c, what)] for what in ("kernel", "neuron")}
+        over.append(f"its kernel memory fits cores {by['kernel']} and its neuron memory cores {by['neuron']}: no "
+                    "core has both (big maps go to cores 0-2, big kernels to cores 5-6)")
     lines += over
     n, where = _largest_out(c_in, k, out_hw, needs["bias"] > 0, spec)
     if n >= 1:

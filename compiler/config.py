@@ -192,8 +192,9 @@ class ChipConfig:
         """A DVS stage and no core: sensor / DVS events go through the stage straight to the host."""
         return not self.cores and self.dvs is not None
 
-    def summary(self) -> str:
-        """A table of cores: source modules, shapes, memory used/available, destinations, scale."""
+    def summary(self, *, notes: bool = True) -> str:
+        """A table of cores: source modules, shapes, memory used/available, destinations, scale; then the
+        compiler's notes (``notes=False`` leaves them out, e.g. where they were already shown as warnings)."""
         spec = get_chip(self.chip)
         rows = [("core", "layer", "modules", "in (C,H,W)", "out (C,H,W)", "k/s/p", "kernel", "neuron",
                  "bias", "dest (core/pool)", "thr hi/lo", "scale")]
@@ -225,7 +226,8 @@ class ChipConfig:
             lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)))
             if j == 0:
                 lines.append("  ".join("-" * w for w in widths))
-        lines.extend(f"note: {n}" for n in self.notes)
+        if notes:
+            lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ serialisation

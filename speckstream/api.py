@@ -5,7 +5,8 @@
   ``concurrent.futures.Executor`` (a process pool by default; a ``dask.distributed`` client's executor for a
   cluster). One simulator per worker; the configuration travels once per worker, not per sample.
 * :func:`compare` - layer by layer, the spike counts of the torch model (float, and with the chip's integer
-  weights and thresholds, time-stepped) against the simulated chip on the same events, naming where they part.
+  weights and thresholds, time-stepped) against the simulated chip on the same events, naming where they part
+  (:mod:`speckstream.comparison`).
 
 All three run the same engine as the ``"sim"`` device of the streaming runtime.
 """
@@ -16,13 +17,14 @@ import hashlib
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 
 from .compiler.config import ChipConfig, load_config
 from .sim import ChipSimulator, SimOptions
+from .comparison import CompareReport, LayerComparison, compare
 from .sim.inputs import to_input
 
 __all__ = ["simulate", "evaluate", "EvalResult", "compare", "CompareReport", "LayerComparison", "to_input"]
@@ -170,172 +172,3 @@ def _progress(items, enabled: bool):
     except ImportError:  # pragma: no cover
         return items
     return track(items, description="evaluate", transient=True)
-
-
-# --------------------------------------------------------------------------------------------- compare
-@dataclass
-class LayerComparison:
-    core: int
-    name: str  # the layer's modules in the model
-    float_spikes: int  # the torch model as trained, time-stepped
-    quantized_spikes: int  # the torch model with the chip's integers, time-stepped
-    chip_spikes: int  # the simulated chip, event-driven
-    neuron_match: float  # fraction of neurons whose spike count is the same in quantized torch and on chip
-    chip_clamps: int  # floor clamps on the chip (one per inhibitory update that hits the floor)
-    torch_clamps: int  # floor clamps in the quantized time-stepped model (at most one per neuron per step)
-
-
-@dataclass
-class CompareReport:
-    layers: list[LayerComparison]
-    dt_us: int
-    cause: str  # where and why the chip and the model part ways (or that they agree)
-    first_divergent: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def table(self) -> str:
-        head = ("core", "layer", "float", "quantized", "chip", "match", "clamps chip/torch")
-        rows = [head] + [(str(r.core), r.name, str(r.float_spikes), str(r.quantized_spikes), str(r.chip_spikes),
-                          f"{100 * r.neuron_match:.1f}%", f"{r.chip_clamps}/{r.torch_clamps}") for r in self.layers]
-        w = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = ["  ".join(v.ljust(w[i]) for i, v in enumerate(r)) for r in rows]
-        lines.insert(1, "  ".join("-" * x for x in w))
-        return "\n".join([f"spike counts per layer, torch time-stepped at {self.dt_us} µs vs the simulated chip"]
-                         + lines + [self.cause])
-
-    __str__ = table
-
-
-def _bin(cfg: ChipConfig, events: np.ndarray, dt_us: int) -> tuple[np.ndarray, int]:
-    """Input spikes (one core's input map) -> dense [T, C, H, W] counts in ``dt_us`` bins."""
-    core = cfg.input_cores[0]
-    C, H, W = cfg.cores[core].input_shape
-    ev = events[events["core"] == core]
-    T = int(ev["t"].max() // dt_us) + 1 if len(ev) else 1
-    x = np.zeros((T, C, H, W), np.float32)
-    np.add.at(x, ((ev["t"] // dt_us).astype(np.int64), ev["c"].astype(np.int64), ev["y"].astype(np.int64),
-                  ev["x"].astype(np.int64)), 1)
-    return x, T
-
-
-def _quantized_torch(cfg: ChipConfig, x: np.ndarray) -> tuple[dict, dict]:
-    """The ChipConfig run as sinabs runs a network: per step v += conv(x) (integer weights), MultiSpike
-    floor(v / thr) spikes, subtract (or reset), then one clamp at the floor. Returns per-core spike counts
-    [C, H, W] and clamp counts."""
-    import torch
-    import torch.nn.functional as F
-
-    T = x.shape[0]
-    inputs = {c: torch.zeros((T, *cfg.cores[c].input_shape)) for c in cfg.cores}
-    for c in cfg.input_cores:
-        inputs[c] += torch.from_numpy(x)
-    counts, clamps = {}, {}
-    for c in cfg.layer_order:
-        cc = cfg.cores[c]
-        w = torch.from_numpy(cc.weights.astype(np.float32))
-        drive = F.conv2d(inputs[c], w, stride=cc.stride, padding=cc.padding)
-        v = torch.from_numpy(cc.initial_vmem.astype(np.float32)).clone()
-        thr, low = float(cc.threshold_high), float(cc.threshold_low)
-        spikes = torch.zeros_like(drive)
-        n_clamp = 0
-        for t in range(T):
-            v = v + drive[t]
-            s = torch.where(v >= thr, torch.floor(v / thr), torch.zeros_like(v))
-            v = torch.where(s > 0, torch.zeros_like(v), v) if cc.return_to_zero else v - s * thr
-            n_clamp += int((v < low).sum())
-            v = torch.clamp(v, min=low)
-            spikes[t] = s
-        counts[c], clamps[c] = spikes.sum(0).numpy(), n_clamp
-        for d in cc.destinations:
-            if d.core in inputs:
-                Hd, Wd = cfg.cores[d.core].input_shape[1:]
-                pooled = F.avg_pool2d(spikes, d.pooling) * d.pooling ** 2 if d.pooling > 1 else spikes
-                inputs[d.core] += pooled[:, :, :Hd, :Wd]
-    return counts, clamps
-
-
-def _float_torch(model, cfg: ChipConfig, x: np.ndarray) -> dict:
-    """The user's torch model, time-stepped on the binned input: spike counts per core's spiking module."""
-    import copy
-
-    import torch
-
-    from .compiler.graph import as_float32_cpu
-
-    m = as_float32_cpu(model)
-    for mod in m.modules():
-        if hasattr(mod, "reset_states"):
-            mod.reset_states()
-    names = {cc.provenance.neuron: c for c, cc in cfg.cores.items() if cc.provenance and cc.provenance.neuron}
-    got: dict = {}
-    hooks = []
-    for name, mod in m.named_modules():
-        if name in names:
-            hooks.append(mod.register_forward_hook(
-                lambda _m, _a, out, c=names[name]: got.__setitem__(c, out.detach().reshape(
-                    out.shape[0], *cfg.cores[c].output_shape).sum(0).numpy())))
-    try:
-        with torch.no_grad():
-            copy.copy(m)(torch.from_numpy(x))
-    finally:
-        for h in hooks:
-            h.remove()
-    return got
-
-
-def compare(model, config, events: np.ndarray, *, dt_us: int = 1000, tolerance: float = 0.02) -> CompareReport:
-    """Layer by layer, where the chip and the torch model part ways on ``events``.
-
-    Three runs on the same input: the torch ``model`` as it is (float, time-stepped in ``dt_us`` bins, batch
-    1), the same network with the chip's integer weights and thresholds (time-stepped), and the simulated chip
-    (event-driven, every core monitored). A gap between float and quantized comes from quantization; a gap
-    between quantized and chip from event-driven dynamics: the vmem floor clamped after every inhibitory
-    event (``clamps``), one spike per input event, event order. The report names the first layer whose
-    spike counts differ by more than ``tolerance`` (relative) and the likely cause.
-    """
-    from .errors import require
-
-    require("torch", "compile", "speckstream.compare (it runs the torch model)")
-    cfg = load_config(config)
-    if cfg.dvs is not None:
-        raise ValueError("compare takes networks fed at their input core (no DVS stage) for now")
-    kind, ev = to_input(cfg, events)
-    mon = ChipConfig.from_msgpack(cfg.to_msgpack())
-    for cc in mon.cores.values():
-        cc.monitor = True
-    sim = ChipSimulator(mon)
-    out = sim.feed(ev)
-    x, _ = _bin(cfg, ev, dt_us)
-    q, q_clamps = _quantized_torch(cfg, x)
-    f = _float_torch(model, cfg, x) if model is not None else {}
-    layers, first, cause = [], None, "the chip and the model agree within tolerance on every layer"
-    for c in cfg.layer_order:
-        cc = cfg.cores[c]
-        chip = np.zeros(cc.output_shape, np.int64)
-        o = out[out["core"] == c]
-        np.add.at(chip, (o["c"].astype(np.int64), o["y"].astype(np.int64), o["x"].astype(np.int64)), 1)
-        qc = np.rint(q[c]).astype(np.int64)
-        name = " > ".join(cc.provenance.modules[:2]) if cc.provenance else str(c)
-        row = LayerComparison(c, name, int(round(float(f[c].sum()))) if c in f else -1, int(qc.sum()),
-                              int(chip.sum()), float(np.mean(qc == chip)), sim.stats["clamps"][c], q_clamps[c])
-        layers.append(row)
-        gap = abs(row.chip_spikes - row.quantized_spikes) / max(row.chip_spikes, row.quantized_spikes, 1)
-        if first is None and gap > tolerance:
-            first = name
-            if row.chip_clamps > row.torch_clamps:
-                cause = (f"the chip and the time-stepped model part ways at layer {name} (core {c}): "
-                         f"{row.chip_spikes} vs {row.quantized_spikes} spikes. The vmem floor ({cc.threshold_low}) "
-                         f"clamps after every inhibitory event on the chip ({row.chip_clamps} clamps) but once per "
-                         f"step in torch ({row.torch_clamps}): lower min_v_mem (e.g. -100 x threshold)")
-            else:
-                cause = (f"the chip and the time-stepped model part ways at layer {name} (core {c}): "
-                         f"{row.chip_spikes} vs {row.quantized_spikes} spikes, not from floor clamps: event-driven "
-                         "dynamics (one spike per input event, the order of events within a "
-                         f"{dt_us} µs step); a smaller dt_us or weights below the threshold bring them closer")
-        if first is None and row.float_spikes >= 0:
-            qgap = abs(row.float_spikes - row.quantized_spikes) / max(row.float_spikes, row.quantized_spikes, 1)
-            if qgap > tolerance:
-                first = name
-                cause = (f"quantization: at layer {name} (core {c}) the float model gives {row.float_spikes} spikes, "
-                         f"the integer weights {row.quantized_spikes} (scale {cc.provenance.scale:.4g})")
-    return CompareReport(layers, dt_us, cause, first)

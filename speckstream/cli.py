@@ -103,7 +103,7 @@ def cmd_compile(args) -> int:
         warnings.simplefilter("always")
         cfg = ss.compile(model, input_shape=args.input_shape, chip=args.chip, dvs=dvs, monitor=args.monitor,
                          slow_clock_hz=args.slow_clock, rescale=args.rescale, initial_vmem=args.initial_vmem)
-    print(cfg.summary())
+    print(cfg.summary(notes=False))  # the notes are the warnings below: each said once
     from speckstream.compiler.errors import CompileWarning
 
     for w in caught:

@@ -11,3 +11,10 @@ def too_big():
 
 
 not_a_model = 42
+
+
+def sinabs_converted():
+    """A sinabs from_model-style network: min_v_mem = -1 x threshold on every layer (one floor note)."""
+    from speckstream.digits import digits_net
+
+    return digits_net(min_v_mem=-1.0)

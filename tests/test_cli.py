@@ -30,9 +30,22 @@ def test_compile_prints_the_summary_and_saves(compiled):
     assert "ChipConfig for speck2f: 4 core(s)" in r.stdout and (d / "net.json").exists()
 
 
+def test_compile_says_each_warning_once_and_the_floor_advice_as_one_summary():
+    """Reproduced first: every compiler note came twice (the summary's "note:" and the CLI's "warning:"), and a
+    sinabs-converted network got one vmem-floor line per layer."""
+    r = cli("compile", "nets_for_cli:sinabs_converted", "--input-shape", "1,8,8")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert out.count("vmem floor within 2 thresholds") == 1, out
+    assert "3 layer(s) have a vmem floor" in out and "'0' (" in out and "'7' (" in out
+    lines = [ln for ln in out.splitlines() if ln.startswith(("note:", "warning:"))]
+    assert len(lines) == len(set(ln.split(":", 1)[1] for ln in lines))  # no message twice
+
+
 def test_compile_errors_and_exit_codes(tmp_path):
     r = cli("compile", "nets_for_cli:too_big", "--input-shape", "2,34,34")
     assert r.returncode == 1 and "LayerDoesNotFitError" in r.stderr and "'14' needs kernel 512 Ki" in r.stderr
+    assert "at most 512 output features fit (cores 5, 6)" in r.stderr and "pool before the Linear" in r.stderr
     r = cli("compile", "nets_for_cli:small", "--input-shape", "2,34")
     assert r.returncode == 2 and "C,H,W" in r.stderr
     r = cli("compile", "nets_for_cli:nope", "--input-shape", "2,34,34")

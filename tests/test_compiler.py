@@ -65,6 +65,10 @@ def test_nine_layer_network_is_rejected_naming_each_linear_that_fits_no_core():
     assert [x["kernel"] for _, x in e.value.layers] == [128 * 1024, 512 * 1024, 128 * 1024]
     msg = str(e.value)
     assert "'12' needs kernel 128 Ki" in msg and "'14' needs kernel 512 Ki" in msg and "largest kernel memory 64 Ki" in msg
+    # each with its fix: the layer type, why (power-of-two rounding), the largest size that fits and where
+    assert "Linear '12' needs kernel 128 Ki" in msg and "32 x 2^(2+10) = 128 Ki" in msg
+    assert "each rounded up to a power of two" in msg and "at most 512 output features fit (cores 5, 6)" in msg
+    assert "at most 64 output features fit (cores 5, 6)" in msg and "pool before the Linear" in msg
 
 
 def test_nir_graph_compiles():
@@ -382,3 +386,13 @@ def test_dvs_input_stage_absorbs_input_pooling():
     assert cfg.dvs.pooling == (2, 2) and cfg.dvs.input_size == (64, 64)
     assert cfg.dvs.destinations == cfg.input_cores and cfg.cores[cfg.input_cores[0]].input_shape == (2, 32, 32)
     assert ChipConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_a_layer_whose_memories_fit_different_cores_is_told_so_with_the_size_that_fits():
+    # kernel 32 Ki fits cores 3-6, neuron 64 Ki (16 x 64x64) only cores 0-2: no core holds both
+    m = nn.Sequential(nn.Conv2d(128, 16, 3, padding=1, bias=False), sl.IAFSqueeze(batch_size=1, min_v_mem=-1.0))
+    with pytest.raises(LayerDoesNotFitError) as e:
+        ss.compile(m, (128, 64, 64))
+    msg = str(e.value)
+    assert "kernel memory fits cores [3, 4, 5, 6] and its neuron memory cores [0, 1, 2]: no core has both" in msg
+    assert "at most 8 output channels fit (cores 0, 1, 2, 3, 4)" in msg and "fewer output channels" in msg
