@@ -38,14 +38,26 @@ def _feed(sim: ChipSimulator, kind: str, events: np.ndarray, until: int | None) 
     return out
 
 
-def simulate(config, events: np.ndarray, *, until: int | None = None, options: SimOptions | None = None
-             ) -> np.ndarray:
-    """Run ``events`` through a fresh simulated chip; return the monitored output spikes (SPIKE_DTYPE, real
-    timestamps in µs). ``events``: SPIKE_DTYPE or tonic-style (x, y, t, p) arrays (DvsEvents for a config
-    with a DVS stage). ``until`` (µs) keeps the clock running after the last event (leak ticks)."""
+def simulate(config, events: np.ndarray, *, until: int | None = None, options: SimOptions | None = None,
+             output: str = "spikes") -> np.ndarray:
+    """Run ``events`` through a fresh simulated chip in virtual time and return what it sent out.
+
+    ``events``: SPIKE_DTYPE or tonic-style (x, y, t, p) arrays (DvsEvents for a config with a DVS stage).
+    ``until`` (µs) keeps the clock running after the last event: slow-clock ticks (leak, readout) happen only
+    while chip time passes, and in virtual time it passes with the input. ``output``: "spikes" (the monitored
+    output spikes, SPIKE_DTYPE, real timestamps in µs) or "readout" (the ReadoutValues of a config with a readout
+    layer, READOUT_DTYPE stamped with their slow-clock tick time in µs; one per tick up to ``until``).
+    """
+    if output not in ("spikes", "readout"):
+        raise ValueError(f"output must be 'spikes' or 'readout', got {output!r}")
     cfg = load_config(config)
+    if output == "readout" and (cfg.readout is None or not cfg.slow_clock_hz):
+        raise ValueError("output='readout' needs a configuration with a readout layer and a slow clock: "
+                         "compile(..., readout=True, slow_clock_hz=...) (the readout acts once per tick)")
     kind, ev = to_input(cfg, events)
-    return _feed(ChipSimulator(cfg, options=options), kind, ev, until)
+    sim = ChipSimulator(cfg, options=options)
+    spikes = _feed(sim, kind, ev, until)
+    return sim.take_readout() if output == "readout" else spikes
 
 
 # --------------------------------------------------------------------------------------------- evaluate

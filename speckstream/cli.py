@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="replay an event file through a compiled config on a device")
     r.add_argument("config", help="ChipConfig (.json / .msgpack)")
-    r.add_argument("events", help="event file: .spk, .npy, .aedat4 (.raw/.dat with faery)")
+    r.add_argument("events", help="event file: .spk, .npy, .aedat4, .dat, N-MNIST .bin (.raw/.es/.csv with faery)")
     r.add_argument("--device", default="sim", help="sim (default), speck2fmodule:0, speck2fdevkit ...")
     r.add_argument("--speed", default="1.0", help="replay speed (1.0 = real time) or 'max'")
     r.add_argument("--realtime", action="store_true", help="simulator on the wall clock (holds events until their "

@@ -176,3 +176,31 @@ def test_spike_arrays_in_another_layout_are_spikes_everywhere(tmp_path):
     assert np.array_equal(codec.spikes_from_array(big), ev)
     np.save(tmp_path / "big.npy", big)
     assert np.array_equal(codec.read_spikes(tmp_path / "big.npy"), ev)
+
+
+def test_simulate_gives_the_readout_layers_values_one_per_tick_with_their_tick_times():
+    """Reproduced first: with the readout monitored, ReadoutValues came out with one timestamp and
+    valid=False while the spikes said otherwise; simulate could not give them at all."""
+    from speckstream.compiler import ReadoutConfig
+
+    _, _, xte, yte = load_digits_split()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = ss.compile(digits_net(), (1, 8, 8), readout=ReadoutConfig(average=1, monitor=True), slow_clock_hz=10)
+    right = 0
+    for ev, label in digits_dataset(xte[:10], yte[:10], seed=5):
+        ro = ss.simulate(cfg, ev, until=300_000, output="readout")
+        assert ro["t"].tolist() == [100_000, 200_000, 300_000]  # one per 100 ms tick, stamped with its time
+        spikes = ss.simulate(cfg, ev)  # the output layer's spikes (what the readout counts, channel i -> 4i)
+        first = spikes[spikes["t"] < 100_000]
+        counts = np.bincount(first["c"] // 4, minlength=10)
+        assert bool(ro["valid"][0]) == (counts.max() > 0)
+        if counts.max() > 0:  # the class of the first tick: the lowest class among the most spiking (1-based)
+            assert ro["class"][0] == int(np.argmax(counts)) + 1 and ro["data"][0] == counts.max()
+            right += int(ro["class"][0] - 1 == label)
+        assert not ro["valid"][-1]  # the third window (200-300 ms) is past the 100 ms sample: nothing to count
+    assert right >= 7
+    with pytest.raises(ValueError, match="readout layer and a slow clock"):
+        ss.simulate(ss.compile(digits_net(), (1, 8, 8)), ev, output="readout")
+    with pytest.raises(ValueError, match="output must be"):
+        ss.simulate(cfg, ev, output="readouts")
