@@ -93,6 +93,26 @@ def test_the_nir_tutorial_file_compiles_as_sinabs_deploys_it_and_its_chip_follow
     assert agree >= 6, f"the chip's prediction followed sinabs.from_nir's on {agree} of 8 inputs"
 
 
+def test_the_nir_file_compiles_to_the_integers_and_cores_of_sinabs_tutorial_deployment():
+    """nir_to_speck.ipynb: sinabs.from_nir, the execution order as a Sequential, one threshold and floor per
+    layer, then DynapcnnNetwork. Our compile of the file equals that, and sinabs' pipeline on that Sequential."""
+    import sinabs
+
+    seq = torch.nn.Sequential(*(node.elem for node in _sinabs_from_nir().execution_order))
+    for mod in seq:
+        if isinstance(mod, sinabs.layers.IAF):
+            mod.spike_threshold = torch.nn.Parameter(torch.tensor([mod.spike_threshold.flatten()[0]]))
+            mod.min_v_mem = torch.nn.Parameter(torch.tensor([mod.min_v_mem.flatten()[0]]))
+    tutorial = _quiet_compile(seq, sm.NMNIST_INPUT)
+    assert_like_sinabs(tutorial, sinabs_ref.reference(seq, sm.NMNIST_INPUT))
+    ours = _quiet_compile(sm.scnn_nir_path())
+    assert ours.layer_order == tutorial.layer_order
+    for c in ours.layer_order:
+        a, b = ours.cores[c], tutorial.cores[c]
+        assert np.array_equal(a.weights, b.weights) and (a.threshold_high, a.threshold_low, a.return_to_zero) == \
+            (b.threshold_high, b.threshold_low, b.return_to_zero)
+
+
 def test_compare_on_the_nir_file_reports_per_layer_correlation_with_sinabs():
     cfg = _quiet_compile(sm.scnn_nir_path())
     rep = ss.compare(_sinabs_from_nir(), cfg, streams.nmnist_sample())
