@@ -25,9 +25,10 @@ from .errors import (CompileError, CompileWarning, InvalidParameterError,
                      TooManyDestinationsError, TooManyLayersError, UnsupportedParameterError, ZeroedWeightsError)
 from .graph import as_float32_cpu, extract
 from .grouping import Layer, LayerGraph, as_map, group_layers
-from .layers import conv_geometry, extend_for_readout, fold_bn, initial_vmem, spiking_params
+from .layers import Spiking, conv_geometry, extend_for_readout, fold_bn, initial_vmem, spiking_params
 from .mapping import match
-from .options import FloorSpec, Options, ResetSpec, check_layer_keys, check_options, input_shape_of, neuron_for_chip
+from .options import (FloorSpec, Options, ResetSpec, check_layer_keys, check_options, input_shape_of,
+                      neuron_for_chip, precision_for)
 from .validate import validate
 
 __all__ = ["compile", "compile_nir", "CompileWarning", "Options", "resolve_rescales", "check_destinations",
@@ -50,6 +51,7 @@ class Built:
     needs: dict
     bias_range: tuple[float, float] | None = None  # float (min, max) of biases that survive discretization
     zeroed: tuple[str, bool] | None = None  # (message, refuse) when (nearly) all weights quantize to 0
+    spiking: Spiking | None = None  # the spiking parameters used (model units, overrides applied)
 
 
 # ----------------------------------------------------------------------------------------------- passes
@@ -140,7 +142,8 @@ def build_layer(lay: Layer, rescale: float, spec: ChipSpec, opts: Options, ro_la
         v_full = v0
     if rescale != 1.0:
         w = w * np.float32(rescale)  # float32, as torch multiplies a float32 tensor by a Python scalar
-    d = discretize_layer(w, bias, sp.threshold, sp.min_v_mem, v0, v_mem_scale_from=v_full, name=lay.name)
+    d = discretize_layer(w, bias, sp.threshold, sp.min_v_mem, v0, v_mem_scale_from=v_full, name=lay.name,
+                         precision=precision_for(lay.name, lay.neuron.name, opts))
     floor = sp.min_v_mem if sp.min_v_mem is not None else -32768
     if d.threshold_high < 1:
         raise InvalidParameterError(
@@ -156,7 +159,7 @@ def build_layer(lay: Layer, rescale: float, spec: ChipSpec, opts: Options, ro_la
     feasible = [c.core for c in spec.cores
                 if needs["kernel"] <= c.kernel and needs["neuron"] <= c.neuron and needs["bias"] <= c.bias]
     return Built(lay, g.kernel, g.stride, g.padding, out, d, sp.return_to_zero, rescale, feasible, needs,
-                 None if bias is None or not np.any(d.biases) else (float(bias.min()), float(bias.max())), zeroed)
+                 None if bias is None or not np.any(d.biases) else (float(bias.min()), float(bias.max())), zeroed, sp)
 
 
 def _zeroed(lay: Layer, d: Discretized, threshold: float, floor: float | None, bias) -> tuple[str, bool] | None:
@@ -378,7 +381,8 @@ def assemble(graph: LayerGraph, built: list[Built], core_of: dict[int, int], mon
             provenance=Provenance(layer_index=pos, scale=d.scale, weight_rescale=b.rescale,
                                   modules=[lay.weight.name] + ([lay.bn.name] if lay.bn else []) + [lay.neuron.name]
                                   + list(dict.fromkeys(pools)), exit_pooling=exit_pool,
-                                  neuron=lay.neuron.name))
+                                  neuron=lay.neuron.name, threshold=b.spiking.threshold if b.spiking else None,
+                                  min_v_mem=b.spiking.min_v_mem if b.spiking else None))
         cores[cc.core] = cc
     if opts.readout is not None and opts.readout.monitor and monitors:
         notes.append("readout.monitor is on together with spike monitors: on the chip, monitoring the readout "
@@ -409,7 +413,8 @@ def _normalise(model, input_shape):
 def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor="exits",
             core_map: dict | None = None, slow_clock_hz: float | None = None, readout=None, rescale=None,
             initial_vmem: str | None = None, min_v_mem: FloorSpec | dict = "model",
-            reset: ResetSpec | dict = "model", allow_zeroed_weights: bool = False) -> ChipConfig:
+            reset: ResetSpec | dict = "model", allow_zeroed_weights: bool = False,
+            threshold_scale: float | dict = 1.0, precision: float | dict = 1.0) -> ChipConfig:
     """Compile a spiking network into a validated :class:`ChipConfig`.
 
     Args:
@@ -442,12 +447,16 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
         reset: "model" (its own; NIR: subtract), "subtract" (the threshold) or "zero", or a dict per layer.
         allow_zeroed_weights: compile layers whose weights (nearly) all quantize to zero, with a warning,
             instead of refusing them (ZeroedWeightsError).
+        threshold_scale: multiply each layer's threshold by this (> 0; or a dict per layer): the threshold
+            relative to the weights, which ``ss.calibrate`` tunes.
+        precision: use this fraction (0, 1] of the discretization factor sinabs would choose (or a dict per
+            layer): 1 is sinabs' choice, bit for bit.
 
     Raises:
         CompileError (a subclass naming the module) when the chip cannot hold the model.
     """
     opts = check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale, initial_vmem, min_v_mem,
-                         reset, allow_zeroed_weights)
+                         reset, allow_zeroed_weights, threshold_scale, precision)
     model, input_shape = _normalise(model, input_shape)
     work = as_float32_cpu(model)
     shape = input_shape_of(input_shape, work)

@@ -42,6 +42,8 @@ class Provenance:
     weight_rescale: float = 1.0  # avg-pool rescale multiplied into the weights before discretizing
     exit_pooling: int = 1  # pooling after the last layer (not on chip: monitors see pre-pool spikes)
     neuron: str | None = None  # the spiking module's name
+    threshold: float | None = None  # the threshold in the model's units (after compile's threshold_scale)
+    min_v_mem: float | None = None  # the vmem floor in the model's units (None: no floor)
 
 
 @dataclass

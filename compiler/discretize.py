@@ -53,11 +53,14 @@ class Discretized:
 
 def discretize_layer(weights: np.ndarray, biases: np.ndarray | None, threshold: float,
                      min_v_mem: float | None, v_mem: np.ndarray | None, *, v_mem_scale_from: np.ndarray | None = None,
-                     name: str = "") -> Discretized:
-    """One common factor for weights, biases, thresholds and initial state of a core (CHIP.md 2.2).
+                     name: str = "", precision: float = 1.0) -> Discretized:
+    """One common factor for weights, biases, thresholds and initial state of a core: the largest that keeps
+    every one of them in its integer range, as sinabs chooses it.
 
     ``v_mem`` is the state written to the chip; ``v_mem_scale_from`` (default ``v_mem``) is the tensor
-    whose range limits the factor (sinabs uses the whole batch of states)."""
+    whose range limits the factor (sinabs uses the whole batch of states). ``precision`` (0, 1] uses that
+    fraction of the factor instead (1: sinabs' choice, bit for bit); a smaller one leaves headroom and rounds
+    differently, which ``ss.calibrate`` may prefer."""
     w = np.asarray(weights, dtype=F32)
     b = np.zeros(w.shape[0], F32) if biases is None else np.asarray(biases, dtype=F32)
     low = F32(-(2 ** 15)) if min_v_mem is None else F32(min_v_mem)
@@ -68,6 +71,8 @@ def discretize_layer(weights: np.ndarray, biases: np.ndarray | None, threshold: 
     s = min(scales.values())
     if not np.isfinite(s):
         s = F32(1.0)
+    if precision != 1.0:
+        s = F32(s * F32(precision))
     notes: list[str] = []
     wq = np.round(w * s)
     bq = np.round(b * s)

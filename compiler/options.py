@@ -20,7 +20,7 @@ from .errors import CompileError, InvalidParameterError
 from .layers import Spiking
 
 __all__ = ["Options", "check_options", "input_shape_of", "FloorSpec", "ResetSpec", "neuron_for_chip",
-           "check_layer_keys"]
+           "precision_for", "check_layer_keys"]
 
 #: a vmem floor: "model" (the model's own; for NIR graphs -v_threshold, as sinabs.from_nir), "threshold"
 #: (-1 x the layer's threshold), None (no floor: -32768 on the chip) or a number in the model's units
@@ -44,6 +44,8 @@ class Options:
     min_v_mem: object = "model"  # FloorSpec, or {layer name: FloorSpec}
     reset: object = "model"  # ResetSpec, or {layer name: ResetSpec}
     allow_zeroed_weights: bool = False  # compile layers whose weights (nearly) all quantize to 0, with a warning
+    threshold_scale: object = 1.0  # the threshold x this (float > 0, or {layer name: float})
+    precision: object = 1.0  # the fraction of sinabs' discretization factor to use (0 < p <= 1, or a dict)
 
     @property
     def wants_dvs(self) -> bool:
@@ -75,8 +77,19 @@ def _check_reset(v, where: str) -> None:
         raise CompileError(f"reset{where} must be 'model', 'subtract' or 'zero'; got {v!r}")
 
 
+def _check_positive(name: str, upper: float | None):
+    def check(v, where: str) -> None:
+        ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v) \
+            and v > 0 and (upper is None or v <= upper)
+        if not ok:
+            bound = f"in (0, {upper:g}]" if upper is not None else "> 0"
+            raise CompileError(f"{name}{where} must be a number {bound}; got {v!r}")
+    return check
+
+
 def check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale, initial_vmem,
-                  min_v_mem="model", reset="model", allow_zeroed_weights=False) -> Options:
+                  min_v_mem="model", reset="model", allow_zeroed_weights=False, threshold_scale=1.0,
+                  precision=1.0) -> Options:
     try:
         spec = get_chip(chip)
     except ValueError as e:
@@ -98,7 +111,9 @@ def check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale,
         raise CompileError(f"core_map must be a dict {{layer name or index: core}}; got {type(core_map).__name__}")
     if readout is not None and not isinstance(readout, (bool, ReadoutConfig)):
         raise CompileError(f"readout must be None, True or a ReadoutConfig; got {readout!r}")
-    for value, check in ((min_v_mem, _check_floor), (reset, _check_reset)):
+    for value, check in ((min_v_mem, _check_floor), (reset, _check_reset),
+                         (threshold_scale, _check_positive("threshold_scale", None)),
+                         (precision, _check_positive("precision", 1.0))):
         if isinstance(value, dict):
             for k, v in value.items():
                 check(v, f"[{k!r}]")
@@ -108,7 +123,7 @@ def check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale,
         raise CompileError(f"allow_zeroed_weights must be True or False; got {allow_zeroed_weights!r}")
     ro = (ReadoutConfig() if readout is True else readout) or None
     return Options(spec, dvs, monitor, core_map, slow_clock_hz, ro, _rescale_fn(rescale), initial_vmem,
-                   min_v_mem, reset, allow_zeroed_weights)
+                   min_v_mem, reset, allow_zeroed_weights, threshold_scale, precision)
 
 
 def input_shape_of(input_shape, model: nn.Module) -> tuple[int, int, int]:
@@ -131,7 +146,7 @@ def input_shape_of(input_shape, model: nn.Module) -> tuple[int, int, int]:
 def check_layer_keys(opts: Options, names: list[tuple[str, str]]) -> None:
     """Per-layer option dicts must name layers of the model: (weight module, spiking module) pairs."""
     known = {n for pair in names for n in pair}
-    for what in ("min_v_mem", "reset"):
+    for what in ("min_v_mem", "reset", "threshold_scale", "precision"):
         value = getattr(opts, what)
         if isinstance(value, dict):
             unknown = [k for k in value if k not in known]
@@ -140,14 +155,23 @@ def check_layer_keys(opts: Options, names: list[tuple[str, str]]) -> None:
                                    f"and spiking module: {', '.join(f'{w}/{n}' for w, n in names)})")
 
 
-def _pick(value, weight: str, neuron: str):
+def _pick(value, weight: str, neuron: str, default="model"):
     if isinstance(value, dict):
-        return value.get(weight, value.get(neuron, "model"))
+        return value.get(weight, value.get(neuron, default))
     return value
 
 
+def precision_for(weight: str, neuron: str, opts: Options) -> float:
+    """The fraction of the discretization factor a layer uses (compile's ``precision``)."""
+    return float(_pick(opts.precision, weight, neuron, 1.0))
+
+
 def neuron_for_chip(sp: Spiking, weight: str, neuron: str, opts: Options) -> Spiking:
-    """The model's spiking parameters with compile()'s min_v_mem / reset overrides applied."""
+    """The model's spiking parameters with compile()'s min_v_mem / reset / threshold_scale overrides applied
+    (the floor in the model's units; "threshold" means -1 x the scaled threshold)."""
+    gain = float(_pick(opts.threshold_scale, weight, neuron, 1.0))
+    if gain != 1.0:
+        sp = Spiking(sp.threshold * gain, sp.min_v_mem, sp.return_to_zero)
     floor = _pick(opts.min_v_mem, weight, neuron)
     low = sp.min_v_mem if floor == "model" else -sp.threshold if floor == "threshold" else \
         None if floor is None else float(floor)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speckstream.digits import WEIGHTS, digits_net, load_digits_split
+from speckstream.digits import RAW_WEIGHTS, WEIGHTS, digits_net, load_digits_split
 
 SEED = 0
 
@@ -60,7 +60,10 @@ def main() -> int:
     w = normalise(ann, xtr)
     Path(WEIGHTS).parent.mkdir(parents=True, exist_ok=True)
     np.savez(WEIGHTS, **w)
-    print(f"wrote {WEIGHTS}")
+    # the ANN's own weights too: converted as sinabs.from_model converts (no normalisation) they make the busy,
+    # poorly matching network that ss.calibrate is measured on
+    np.savez(RAW_WEIGHTS, **{f"w{i}": ann[i].weight.detach().numpy().astype(np.float32) for i in (0, 3, 7)})
+    print(f"wrote {WEIGHTS} and {RAW_WEIGHTS}")
     from speckstream.demo import digits_report
 
     digits_report(show=print)

@@ -26,6 +26,8 @@ _LAZY = {
     "compare": ("speckstream.api", "compare"),
     "EvalResult": ("speckstream.api", "EvalResult"),
     "CompareReport": ("speckstream.api", "CompareReport"),
+    "calibrate": ("speckstream.calibration", "calibrate"),
+    "Calibration": ("speckstream.calibration", "Calibration"),
     "SpeckstreamError": ("speckstream.errors", "SpeckstreamError"),
     "SpeckstreamWarning": ("speckstream.errors", "SpeckstreamWarning"),
     "MissingExtraError": ("speckstream.errors", "MissingExtraError"),
@@ -45,6 +47,7 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover
     from speckstream import codec  # noqa: F401
     from speckstream.api import CompareReport, EvalResult, compare, evaluate, simulate  # noqa: F401
+    from speckstream.calibration import Calibration, calibrate  # noqa: F401
     from speckstream.compiler import compile  # noqa: F401
     from speckstream.errors import MissingExtraError, SpeckstreamError, SpeckstreamWarning  # noqa: F401
     from speckstream.compiler.config import ChipConfig, load_config  # noqa: F401
