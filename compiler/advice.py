@@ -20,6 +20,9 @@ def ki(n: int) -> str:
 def _cap_reason(d: Discretized, threshold: float, floor: float | None, bias_max: float) -> tuple[str, str]:
     """(which range capped the discretization factor, the fix for it)."""
     cap = min(d.scales, key=lambda k: d.scales[k])
+    if d.precision < 1.0:
+        return (f"precision={d.precision:g} (that fraction of the largest factor, {d.scale / d.precision:.4g}, is used)",
+                "a precision closer to 1")
     if cap == "threshold":
         low = -32768 if floor is None else floor
         what = (f"the vmem range [{low:g}, {threshold:g}] (threshold and floor must both fit int16"
@@ -42,7 +45,8 @@ def zeroed_weights_message(layer: str, d: Discretized, threshold: float, floor: 
     """(the message, whether to refuse the layer) for a layer whose weights (nearly) all quantize to 0."""
     what, fix = _cap_reason(d, threshold, floor, bias_max)
     frac = d.zeroed_weights / d.nonzero_weights if d.nonzero_weights else 0.0
-    refuse = d.all_weights_zeroed or (frac >= ZEROED_FRACTION and min(d.scales, key=lambda k: d.scales[k]) != "weight")
+    refuse = d.all_weights_zeroed or (frac >= ZEROED_FRACTION and (d.precision < 1.0 or
+                                                                   min(d.scales, key=lambda k: d.scales[k]) != "weight"))
     best = min((v for k, v in d.scales.items() if k != "threshold"), default=float("inf"))
     msg = (f"layer '{layer}': {d.zeroed_weights} of {d.nonzero_weights} non-zero weights ({100 * frac:.0f}%) quantize "
            f"to 0, so the core {'can never fire' if d.all_weights_zeroed else 'cannot work as trained'}: the "

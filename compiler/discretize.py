@@ -44,6 +44,7 @@ class Discretized:
     warnings: list[str] = field(default_factory=list)
     zeroed_weights: int = 0  # non-zero float weights that became 0
     nonzero_weights: int = 0
+    precision: float = 1.0  # the fraction of the largest factor used (compile's precision=)
 
     @property
     def all_weights_zeroed(self) -> bool:
@@ -101,4 +102,4 @@ def discretize_layer(weights: np.ndarray, biases: np.ndarray | None, threshold: 
         threshold_high=int(np.clip(thr, -32768, 32767)), threshold_low=int(np.clip(lowq, -32768, 32767)),
         initial_vmem=None if vq is None else np.clip(vq, -32768, 32767).astype(np.int16),
         scale=float(s), scales={k: float(v) for k, v in scales.items()}, warnings=notes,
-        zeroed_weights=lost, nonzero_weights=nz)
+        zeroed_weights=lost, nonzero_weights=nz, precision=float(precision))

@@ -49,16 +49,17 @@ def _shape(text: str) -> tuple[int, int, int]:
     return shape
 
 
-def load_factory(spec: str):
-    """'package.module:factory' or 'path/to/file.py:factory' -> a torch module (factory called if callable)."""
+def load_object(spec: str, what: str = "model"):
+    """'package.module:name' or 'path/to/file.py:name' -> that object, called if it is a plain function or class
+    (a factory)."""
     if ":" not in spec:
-        raise UsageError(f"model must be MODULE:FACTORY (e.g. mypkg.nets:make_net or nets.py:Net), got {spec!r}")
+        raise UsageError(f"{what} must be MODULE:FACTORY (e.g. mypkg.nets:make_net or nets.py:Net), got {spec!r}")
     mod_name, _, attr = spec.rpartition(":")
     try:
         if mod_name.endswith(".py") or "/" in mod_name:
             path = Path(mod_name)
             if not path.exists():
-                raise UsageError(f"model file not found: {path}")
+                raise UsageError(f"{what} file not found: {path}")
             sys.path.insert(0, str(path.parent.resolve()))
             spec_ = importlib.util.spec_from_file_location(path.stem, path)
             if spec_ is None or spec_.loader is None:
@@ -70,11 +71,16 @@ def load_factory(spec: str):
     except ImportError as e:
         raise UsageError(f"cannot import {mod_name!r}: {e}") from None
     try:
-        obj = getattr(module, attr)
+        return getattr(module, attr)
     except AttributeError:
         raise UsageError(f"{mod_name!r} has no attribute {attr!r}") from None
+
+
+def load_factory(spec: str):
+    """'package.module:factory' or 'path/to/file.py:factory' -> a torch module (factory called if callable)."""
     import torch
 
+    obj = load_object(spec)
     if isinstance(obj, torch.nn.Module):
         model = obj
     elif callable(obj):
@@ -84,6 +90,15 @@ def load_factory(spec: str):
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"{spec} gave a {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def load_dataset(spec: str):
+    """'module:name' -> a data set of (events, label) pairs (a factory is called)."""
+    obj = load_object(spec, "dataset")
+    data = obj() if callable(obj) and not hasattr(obj, "__getitem__") else obj
+    if not hasattr(data, "__iter__"):
+        raise UsageError(f"{spec} gave a {type(data).__name__}, not a data set of (events, label) pairs")
+    return data
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -113,6 +128,45 @@ def cmd_compile(args) -> int:
         cfg.save(args.output)
         print(f"saved {args.output}")
     return 0
+
+
+def cmd_calibrate(args) -> int:
+    import speckstream as ss
+
+    if args.input_shape is None and not args.model.lower().endswith(".nir"):
+        raise UsageError("--input-shape C,H,W is required for a torch model")
+    model = args.model if args.model.lower().endswith(".nir") else load_factory(args.model)
+    data = load_dataset(args.dataset)
+    opts = {k: v for k, v in (("chip", args.chip), ("dvs", True if args.dvs else None),
+                              ("slow_clock_hz", args.slow_clock)) if v is not None}
+    cal = ss.calibrate(model, data, input_shape=args.input_shape, objective=args.objective,
+                       executor="serial" if args.serial else None, budget_s=args.budget, holdout=args.holdout,
+                       progress=sys.stderr.isatty(), **opts)
+    print(cal.config.summary(notes=False))
+    print(cal.report.table())
+    if args.output:
+        cal.config.save(args.output)
+        print(f"saved {args.output}")
+    return 0
+
+
+def _calibrate_parser(sub) -> None:
+    c = sub.add_parser("calibrate", help="tune a model's chip parameters on a data set (vmem floors, thresholds, "
+                       "precision, reset, slow clock) and save the calibrated configuration")
+    c.add_argument("model", help="MODULE:FACTORY or path/to/file.py:FACTORY returning a torch.nn.Module, or a .nir file")
+    c.add_argument("--dataset", required=True, help="MODULE:NAME of a data set of (events, label) pairs, or of a "
+                   "function returning one (e.g. a tonic dataset)")
+    c.add_argument("--input-shape", type=_shape, default=None, help="C,H,W of what the model receives")
+    c.add_argument("--objective", default="accuracy", choices=["accuracy", "agreement"],
+                   help="accuracy on the labels, or agreement with the model's own time-stepped predictions")
+    c.add_argument("--budget", type=float, default=None, metavar="S", help="stop searching after S seconds")
+    c.add_argument("--holdout", type=float, default=0.25, help="fraction held out for the reported figure")
+    c.add_argument("--chip", default=None, choices=["speck2f", "speck2e", "dynapcnn"], help="target chip")
+    c.add_argument("--dvs", action="store_true", help="add the DVS input stage")
+    c.add_argument("--slow-clock", type=float, default=None, metavar="HZ", help="slow clock to start from")
+    c.add_argument("--serial", action="store_true", help="evaluate in this process (no worker pool)")
+    c.add_argument("-o", "--output", help="save the calibrated configuration as .json or .msgpack")
+    c.set_defaults(fn=cmd_calibrate)
 
 
 def _stats_table(title: str, rows: dict):
@@ -353,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="neuron states: the model's (default, warned when non-zero) or zero")
     c.add_argument("-o", "--output", help="save as .json or .msgpack")
     c.set_defaults(fn=cmd_compile)
+
+    _calibrate_parser(sub)
 
     r = sub.add_parser("run", help="replay an event file through a compiled config on a device")
     r.add_argument("config", help="ChipConfig (.json / .msgpack)")

@@ -18,3 +18,18 @@ def sinabs_converted():
     from speckstream.digits import digits_net
 
     return digits_net(min_v_mem=-1.0)
+
+
+def digits_sinabs_default():
+    """The digits ANN converted as sinabs.from_model converts it (threshold 1, floor -1, no normalisation)."""
+    from speckstream.digits import RAW_WEIGHTS, digits_net
+
+    return digits_net(RAW_WEIGHTS, min_v_mem=-1.0)
+
+
+def digits_small():
+    """48 held-out digits as (events, label) pairs."""
+    from speckstream.digits import digits_dataset, load_digits_split
+
+    _, _, xte, yte = load_digits_split()
+    return digits_dataset(xte[:48], yte[:48], seed=11)

@@ -132,3 +132,18 @@ def test_every_cli_option_has_help():
     missing = [(name, a.dest) for name, sp in parser._subparsers._group_actions[0].choices.items()
                for a in sp._actions if not a.help and a.dest != "help"]
     assert not missing, missing
+
+
+def test_calibrate_writes_the_calibrated_config_and_reports_the_held_out_figure(tmp_path):
+    out = tmp_path / "cal.json"
+    r = cli("calibrate", "nets_for_cli:digits_sinabs_default", "--dataset", "nets_for_cli:digits_small",
+            "--input-shape", "1,8,8", "--serial", "--budget", "60", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "calibrate (accuracy): search part" in r.stdout and "held out" in r.stdout and out.exists()
+    from speckstream.compiler import load_config
+
+    cfg = load_config(out)
+    assert len(cfg.cores) == 3
+    r = cli("calibrate", "nets_for_cli:digits_sinabs_default", "--dataset", "nets_for_cli:not_a_model",
+            "--input-shape", "1,8,8")
+    assert r.returncode == 2 and "not a data set" in r.stderr
