@@ -14,6 +14,7 @@ import argparse
 import importlib
 import importlib.util
 import warnings
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -137,8 +138,8 @@ def cmd_calibrate(args) -> int:
         raise UsageError("--input-shape C,H,W is required for a torch model")
     model = args.model if args.model.lower().endswith(".nir") else load_factory(args.model)
     data = load_dataset(args.dataset)
-    opts = {k: v for k, v in (("chip", args.chip), ("dvs", True if args.dvs else None),
-                              ("slow_clock_hz", args.slow_clock)) if v is not None}
+    opts: dict[str, Any] = {k: v for k, v in (("chip", args.chip), ("dvs", True if args.dvs else None),
+                                              ("slow_clock_hz", args.slow_clock)) if v is not None}
     cal = ss.calibrate(model, data, input_shape=args.input_shape, objective=args.objective,
                        executor="serial" if args.serial else None, budget_s=args.budget, holdout=args.holdout,
                        progress=sys.stderr.isatty(), **opts)
