@@ -151,6 +151,48 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_profile(args) -> int:
+    import json
+
+    import speckstream as ss
+    from speckstream.codec import read_spikes, to_xytp
+    from speckstream.energy import EnergyModel
+
+    cfg = ss.load_config(args.config)
+    path = Path(args.events)
+    if path.suffix.lower() == ".npy":
+        events = np.load(path, allow_pickle=False)  # spikes or tonic x/y/t/p: profile converts either
+    else:
+        core = args.core if args.core is not None else (cfg.input_cores[0] if cfg.input_cores else 0)
+        events = read_spikes(path, core=core)  # camera files land on the input core, .spk keeps its cores
+        if cfg.dvs is not None and path.suffix.lower() != ".spk":
+            events = to_xytp(events)  # a camera recording goes through the DVS stage
+    energy = EnergyModel.load(args.energy) if args.energy else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prof = ss.profile(cfg, events, synops_limit=args.limit, energy=energy)
+    print(prof.table())
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(prof.to_dict(), indent=2))
+        print(f"saved {args.json}")
+    return 0
+
+
+def _profile_parser(sub) -> None:
+    c = sub.add_parser("profile", help="per core: events in, exact SynOps, spikes out, peak SynOps/s over 1 and 10 ms, "
+                       "bandwidth check and the energy estimate, for a configuration on a recording")
+    c.add_argument("config", help="ChipConfig (.json / .msgpack)")
+    c.add_argument("events", help="event file: .spk, .npy, .aedat4, .dat, N-MNIST .bin (.raw/.es/.csv with faery)")
+    c.add_argument("--limit", type=float, default=None, metavar="SYNOPS_PER_S",
+                   help="warn where a core exceeds this many SynOps/s (none is published for Speck)")
+    c.add_argument("--core", type=int, default=None, help="input core for camera files (default: the config's)")
+    c.add_argument("--energy", default=None, help="energy constants saved by 'speckstream hwcheck' (JSON)")
+    c.add_argument("--json", default=None, help="write the profile as JSON")
+    c.set_defaults(fn=cmd_profile)
+
+
 def _calibrate_parser(sub) -> None:
     c = sub.add_parser("calibrate", help="tune a model's chip parameters on a data set (vmem floors, thresholds, "
                        "precision, reset, slow clock) and save the calibrated configuration")
@@ -410,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_compile)
 
     _calibrate_parser(sub)
+    _profile_parser(sub)
 
     r = sub.add_parser("run", help="replay an event file through a compiled config on a device")
     r.add_argument("config", help="ChipConfig (.json / .msgpack)")

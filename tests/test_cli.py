@@ -147,3 +147,20 @@ def test_calibrate_writes_the_calibrated_config_and_reports_the_held_out_figure(
     r = cli("calibrate", "nets_for_cli:digits_sinabs_default", "--dataset", "nets_for_cli:not_a_model",
             "--input-shape", "1,8,8")
     assert r.returncode == 2 and "not a data set" in r.stderr
+
+
+def test_profile_prints_per_core_synops_and_warns_over_the_limit(compiled, tmp_path):
+    d, _ = compiled
+    rng = np.random.default_rng(0)
+    n = 3000
+    ev = codec.spikes(t=np.sort(rng.integers(0, 100_000, n)), core=0, c=rng.integers(0, 2, n),
+                      x=rng.integers(0, 34, n), y=rng.integers(0, 34, n))
+    codec.write_spk(tmp_path / "in.spk", ev)
+    r = cli("profile", str(d / "net.json"), str(tmp_path / "in.spk"), "--limit", "1e5", "--json", str(tmp_path / "p.json"))
+    assert r.returncode == 0, r.stderr
+    assert "SynOps" in r.stdout and "peak/s 1 ms" in r.stdout and "energy" in r.stdout
+    assert "warning:" in r.stderr and "SynOps/s over the 1 ms" in r.stderr
+    import json
+
+    prof = json.loads((tmp_path / "p.json").read_text())
+    assert prof["synops"] > 0 and prof["cores"]["0"]["events_in"] == n

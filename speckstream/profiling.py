@@ -1,0 +1,206 @@
+"""ss.profile: what a configuration costs on the chip for a given input - per core the events it receives, the
+synaptic operations (SynOps) they cause, the spikes it sends, the peak SynOps/s over sliding windows, whether
+a bandwidth limit is exceeded (and where, when), and the energy it takes.
+
+The SynOps are exact, not estimated: the input is run through the simulator with every core monitored, every
+spike is routed to its destinations as the chip routes it (pooling, feature shift, spikes pooled off a map
+dropped), and each event delivered to a core costs one update of every output neuron its kernel reaches -
+``C_out x (kernel taps on the map)``, fewer at the borders and with strides - which is exactly what the
+simulator computes (the tests check the total against the simulator's own update count). Beside it stands
+sinabs' estimate (``N_in/s x C_out x kx x ky / (sx x sy)``, sinabs' docs "Tips for training"), which ignores
+the borders, so it overestimates small maps with padding and large kernels.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .compiler.config import ChipConfig, CoreConfig, load_config
+from .energy import EnergyModel
+from .errors import SpeckstreamError, SpeckstreamWarning
+from .sim import ChipSimulator, SimOptions
+from .sim.dvs import dvs_to_spikes
+from .sim.inputs import to_input
+
+__all__ = ["profile", "Profile", "CoreProfile", "BandwidthWarning", "ProfileError", "WINDOWS_US",
+           "synops_per_event", "delivered_events"]
+
+WINDOWS_US = (1000, 10_000)  # the sliding windows of the peak SynOps/s: 1 ms and 10 ms
+
+
+class ProfileError(SpeckstreamError, ValueError):
+    """profile() was given something it cannot profile (bad windows or limit)."""
+
+
+class BandwidthWarning(SpeckstreamWarning):
+    """A core's SynOps/s over a window exceeds the bandwidth limit: on the chip the whole chip stalls and its
+    behaviour is unpredictable (sinabs' docs); the message names the core, the window and when."""
+
+
+@dataclass(frozen=True)
+class CoreProfile:
+    """One core's activity over the input (counts are totals; rates per second of input time)."""
+
+    core: int
+    layer: str  # the layer's modules in the model
+    events_in: int  # events delivered to the core (input spikes, DVS events or other cores' spikes, after pooling)
+    synops: int  # synaptic operations: neuron updates those events caused (exact)
+    spikes_out: int  # spikes the core fired (before pooling)
+    peak_synops_per_s: dict[int, float]  # window (µs) -> the largest SynOps in any window of that length, per second
+    peak_at_us: dict[int, int]  # window (µs) -> where that window starts
+    sinabs_synops: float  # sinabs' estimate of the same total: events_in x C_out x k x k / (sx x sy)
+    energy_uj: float  # this core's share of the dynamic energy (µJ)
+
+
+@dataclass
+class Profile:
+    """A configuration's activity, bandwidth and energy on one input (see the module docstring)."""
+
+    cores: dict[int, CoreProfile]
+    duration_us: int  # the input's time span (first to last event), at least 1 µs
+    energy_uj: float  # idle + dynamic energy over the duration (µJ), from ``model``
+    model: EnergyModel
+    synops_limit: float | None = None  # the bandwidth limit checked against (SynOps/s per core), if any
+    over_limit: list[tuple[int, int, int, float]] = field(default_factory=list)  # (core, window µs, start µs, SynOps/s)
+
+    @property
+    def synops(self) -> int:
+        return sum(c.synops for c in self.cores.values())
+
+    @property
+    def mean_power_w(self) -> float:
+        """Energy over the duration: the average power in W (an estimate: see EnergyModel)."""
+        return self.energy_uj * 1e-6 / (self.duration_us * 1e-6)
+
+    def table(self) -> str:
+        w1, w2 = WINDOWS_US
+        head = ("core", "layer", "events in", "SynOps", "sinabs est.", "spikes out", f"peak/s {w1 // 1000} ms",
+                f"peak/s {w2 // 1000} ms", "energy µJ")
+        rows = [head] + [(str(c.core), c.layer, f"{c.events_in:,}", f"{c.synops:,}", f"{c.sinabs_synops:,.0f}",
+                          f"{c.spikes_out:,}", f"{c.peak_synops_per_s[w1]:.3g}", f"{c.peak_synops_per_s[w2]:.3g}",
+                          f"{c.energy_uj:.3g}") for c in self.cores.values()]
+        w = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(v.ljust(w[i]) for i, v in enumerate(r)) for r in rows]
+        lines.insert(1, "  ".join("-" * x for x in w))
+        lines.append(f"{self.synops:,} SynOps over {self.duration_us / 1e3:.1f} ms; energy {self.energy_uj:.3g} µJ, "
+                     f"mean power {self.mean_power_w * 1e3:.3g} mW (estimated: {self.model.source_note()})")
+        if self.synops_limit is not None:
+            lines.append(f"bandwidth limit {self.synops_limit:.3g} SynOps/s per core: " + (
+                "not exceeded" if not self.over_limit else "exceeded by " + ", ".join(
+                    f"core {c} ({r:.3g}/s over {w // 1000} ms at {t / 1e3:.1f} ms)" for c, w, t, r in self.over_limit)))
+        return "\n".join(lines)
+
+    __str__ = table
+
+    def to_dict(self) -> dict:
+        return {"cores": {c: asdict(p) for c, p in self.cores.items()}, "duration_us": self.duration_us,
+                "energy_uj": self.energy_uj, "mean_power_w": self.mean_power_w, "synops": self.synops,
+                "synops_limit": self.synops_limit, "over_limit": [list(x) for x in self.over_limit],
+                "model": self.model.to_dict()}
+
+
+# --------------------------------------------------------------------------------------------- SynOps
+def _taps(n_in: int, k: int, pad: int, stride: int, n_out: int) -> np.ndarray:
+    """Per input coordinate, how many kernel taps reach an output neuron on the map."""
+    pos = np.arange(n_in)[:, None] + pad - np.arange(k)[None, :]
+    ok = (pos >= 0) & (pos % stride == 0) & (pos // stride < n_out)
+    return ok.sum(axis=1)
+
+
+def synops_per_event(cc: CoreConfig) -> np.ndarray:
+    """[H_in, W_in]: the neuron updates one event at (x, y) of the core's input map causes (any channel)."""
+    _, H, W = cc.input_shape
+    C_out, Ho, Wo = cc.output_shape
+    ny = _taps(H, cc.kernel_size, cc.padding[0], cc.stride[0], Ho)
+    nx = _taps(W, cc.kernel_size, cc.padding[1], cc.stride[1], Wo)
+    return C_out * ny[:, None] * nx[None, :]
+
+
+def delivered_events(cfg: ChipConfig, kind: str, inputs: np.ndarray, spikes: np.ndarray,
+                     drop_off_map: bool = True) -> dict[int, np.ndarray]:
+    """Per core, the events it received (SPIKE_DTYPE, time-ordered): the input (or the DVS stage's output) and
+    every other core's spikes routed through its destinations, as the chip routes them."""
+    parts: dict[int, list[np.ndarray]] = {c: [] for c in cfg.cores}
+    ext = dvs_to_spikes(inputs, cfg.dvs) if kind == "dvs" and cfg.dvs is not None else inputs
+    for c in cfg.cores:
+        parts[c].append(ext[ext["core"] == c])
+    for src, cc in cfg.cores.items():
+        out = spikes[spikes["core"] == src]
+        for d in cc.destinations:
+            if d.core not in cfg.cores:
+                continue  # the readout layer: no SynOps of a CNN core
+            ev = out.copy()
+            ev["core"], ev["c"] = d.core, ev["c"] + d.feature_shift
+            ev["x"] //= d.pooling
+            ev["y"] //= d.pooling
+            if drop_off_map:
+                _, H, W = cfg.cores[d.core].input_shape
+                ev = ev[(ev["x"] < W) & (ev["y"] < H)]
+            parts[d.core].append(ev)
+    return {c: _sorted(np.concatenate(p)) for c, p in parts.items()}
+
+
+def _sorted(ev: np.ndarray) -> np.ndarray:
+    return ev[np.argsort(ev["t"], kind="stable")]
+
+
+def _peak(t: np.ndarray, ops: np.ndarray, window_us: int) -> tuple[float, int]:
+    """The largest sum of ``ops`` in any window [s, s + window_us), per second, and its start s."""
+    if not len(t):
+        return 0.0, 0
+    cum = np.concatenate([[0], np.cumsum(ops, dtype=np.int64)])
+    end = np.searchsorted(t, t.astype(np.int64) + window_us, side="left")
+    sums = cum[end] - cum[np.arange(len(t))]
+    i = int(np.argmax(sums))
+    return float(sums[i]) * 1e6 / window_us, int(t[i])
+
+
+# --------------------------------------------------------------------------------------------- entry
+def profile(config, events: np.ndarray, *, synops_limit: float | None = None, windows_us=WINDOWS_US,
+            energy: EnergyModel | None = None, options: SimOptions | None = None) -> Profile:
+    """Run ``events`` through the simulated chip and return its :class:`Profile` (per core events in, SynOps,
+    spikes out, peak SynOps/s over 1 ms and 10 ms windows, energy). ``synops_limit`` (SynOps/s per core):
+    warn (BandwidthWarning) for each core whose peak over a window exceeds it, naming the core and the time.
+    ``energy``: the energy model (default :class:`EnergyModel()`, every constant cited there)."""
+    windows = tuple(int(w) for w in windows_us)
+    if not windows or min(windows) < 1:
+        raise ProfileError(f"windows_us must be positive µs, got {windows_us!r}")
+    if synops_limit is not None and not (np.isfinite(synops_limit) and synops_limit > 0):
+        raise ProfileError(f"synops_limit must be a positive number of SynOps/s per core, got {synops_limit!r}")
+    cfg = load_config(config)
+    kind, ev = to_input(cfg, events)
+    mon = ChipConfig.from_msgpack(cfg.to_msgpack())
+    for cc in mon.cores.values():
+        cc.monitor = True
+    opts = options or SimOptions()
+    sim = ChipSimulator(mon, options=opts)
+    out = sim.feed_dvs(ev) if kind == "dvs" else sim.feed(ev)
+    model = energy or EnergyModel()
+    delivered = delivered_events(cfg, kind, ev, out, drop_off_map=opts.drop_off_map)
+    t0 = int(ev["t"].min()) if len(ev) else 0
+    duration = max(1, (int(ev["t"].max()) - t0) if len(ev) else 1)
+    cores, over = {}, []
+    for c in cfg.layer_order:
+        cc = cfg.cores[c]
+        d = delivered[c]
+        ops = synops_per_event(cc)[d["y"].astype(np.int64), d["x"].astype(np.int64)]
+        peaks = {w: _peak(d["t"], ops, w) for w in windows}
+        spikes_out = int(np.count_nonzero(out["core"] == c))
+        sy, sx = cc.stride
+        est = len(d) * cc.output_shape[0] * cc.kernel_size ** 2 / (sy * sx)
+        name = " > ".join(cc.provenance.modules[:2]) if cc.provenance else str(c)
+        cores[c] = CoreProfile(c, name, len(d), int(ops.sum()), spikes_out, {w: p[0] for w, p in peaks.items()},
+                               {w: p[1] for w, p in peaks.items()}, float(est),
+                               model.dynamic_uj(int(ops.sum()), spikes_out))
+        for w, (rate, at) in peaks.items():
+            if synops_limit is not None and rate > synops_limit:
+                over.append((c, w, at, rate))
+    for c, w, at, rate in over:
+        warnings.warn(f"core {c} ({cores[c].layer}) runs {rate:.3g} SynOps/s over the {w / 1e3:g} ms from "
+                      f"{at / 1e3:.1f} ms, above the limit of {synops_limit:.3g} SynOps/s: on the chip this stalls the "
+                      "whole chip (fewer input events, a smaller kernel or fewer channels, or the output decimator of "
+                      "the core feeding it reduce it)", BandwidthWarning, stacklevel=2)
+    total = model.idle_uj(duration) + sum(p.energy_uj for p in cores.values())
+    return Profile(cores, duration, total, model, synops_limit, over)
