@@ -146,95 +146,105 @@ def _check_input(name: str, module: nn.Module, args) -> None:
                                      f"a map of shape {shape}", name)
 
 
-def extract(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list[Node], list[int]]:
-    """Run a sample through a deep copy of ``model`` (a float32 CPU module, see :func:`as_float32_cpu`);
-    return (nodes in call order, entry node ids). Node modules are ``model``'s own (not the traced copy's),
-    so parameters and neuron states are read as the user left them."""
-    work = copy.deepcopy(model).eval()
-    positions = {name: i for i, (name, _) in enumerate(work.named_modules())}
-    traced = _traced_modules(work)
+class _Tracer:
+    """The state of one traced forward pass: nodes in call order, which node produced each tensor (by identity,
+    and by storage to follow views and reshapes), the version each output had when produced (to catch in-place
+    edits between modules), and the stack of running modules (the innermost is to blame for an error)."""
 
-    nodes: list[Node] = []
-    by_tensor: dict[int, int] = {}  # id(tensor) -> producer node id
-    by_storage: dict[int, int] = {}  # storage pointer -> producer node id (follows views / reshapes)
-    versions: dict[int, int] = {}  # producer node id -> version of its output when it was produced
-    keep_alive: list[torch.Tensor] = []
-    stack: list[str] = []  # modules whose forward is running (the innermost is to blame for an error)
-    called: set[str] = set()
-    calls: dict[str, int] = {}
+    def __init__(self, positions: dict[str, int]):
+        self.positions = positions
+        self.nodes: list[Node] = []
+        self.by_tensor: dict[int, int] = {}
+        self.by_storage: dict[int, int] = {}
+        self.versions: dict[int, int] = {}
+        self.keep_alive: list[torch.Tensor] = []
+        self.stack: list[str] = []
+        self.calls: dict[str, int] = {}
 
-    def producer_of(t: torch.Tensor, consumer: str) -> int:
-        p: int | None
-        if id(t) in by_tensor:
-            p = by_tensor[id(t)]
-        else:
-            p = by_storage.get(t.untyped_storage().data_ptr())
-            if p is None:
-                raise GraphStructureError(
-                    f"module '{consumer}' receives a tensor made by an operation that is not a module (for "
-                    "example 'a + b' or torch.cat in forward); the chip can only see modules - use "
-                    "sinabs.layers.Merge for sums", consumer)
-        if t._version != versions[p]:
-            source = "the network input" if p == INPUT else f"the output of '{nodes[p].name}'"
+    def produced(self, t: torch.Tensor, node_id: int) -> None:
+        self.keep_alive.append(t)
+        self.by_tensor[id(t)] = node_id
+        self.by_storage[t.untyped_storage().data_ptr()] = node_id
+        self.versions[node_id] = t._version
+
+    def producer_of(self, t: torch.Tensor, consumer: str) -> int:
+        p = self.by_tensor.get(id(t))
+        if p is None:
+            p = self.by_storage.get(t.untyped_storage().data_ptr())
+        if p is None:
+            raise GraphStructureError(
+                f"module '{consumer}' receives a tensor made by an operation that is not a module (for "
+                "example 'a + b' or torch.cat in forward); the chip can only see modules - use "
+                "sinabs.layers.Merge for sums", consumer)
+        if t._version != self.versions[p]:
+            source = "the network input" if p == INPUT else f"the output of '{self.nodes[p].name}'"
             raise GraphStructureError(
                 f"module '{consumer}' receives {source} after it was modified in place (e.g. 'h.mul_(3)' or "
                 "'h += x' between modules); the chip applies only modules - remove the operation or make it "
                 "part of a module's parameters", consumer)
         return p
 
-    def pre_hook(name):
+    def before(self, name: str):
         def fn(module, args):
-            stack.append(name)
+            self.stack.append(name)
             _check_input(name, module, args)
         return fn
 
-    def hook(name):
+    def after(self, name: str):
         def fn(module, args, output):
-            stack.pop()
-            kind = classify(module)
-            if kind is None:  # checked on call: modules defined but never used are fine
-                advice = _ADVICE.get(type(module).__name__, "supported: Conv2d, Linear, AvgPool2d, Flatten, Identity, "
-                                     "Dropout, BatchNorm, sinabs IAF/IAFSqueeze/SumPool2d/Merge/DVSLayer")
-                raise UnsupportedLayerError(
-                    f"module '{name}' ({type(module).__name__}) cannot be put on the chip: {advice}", name)
-            if name in called and kind in ("weight", "neuron", "bn", "dvs"):
-                raise GraphStructureError(f"module '{name}' is called more than once in forward (weight sharing or "
-                                          "recurrence) - each call needs its own core and its own module", name)
-            calls[name] = calls.get(name, 0) + 1
-            called.add(name)
-            label = name if calls[name] == 1 else f"{name}#{calls[name]}"  # reused pooling / flatten modules
-            tensors = [a for a in args if isinstance(a, torch.Tensor)]
-            if not isinstance(output, torch.Tensor):
-                raise GraphStructureError(f"module '{name}' returns {type(output).__name__}, not a tensor", name)
-            node = Node(len(nodes), label, module, kind, [tuple(t.shape[1:]) for t in tensors],
-                        tuple(output.shape[1:]), position=positions[name])
-            node.inputs = [producer_of(t, name) for t in tensors]
-            nodes.append(node)
-            keep_alive.append(output)
-            by_tensor[id(output)] = node.id
-            by_storage[output.untyped_storage().data_ptr()] = node.id
-            versions[node.id] = output._version
+            self.stack.pop()
+            self.record(name, module, args, output)
         return fn
 
-    handles = [m.register_forward_pre_hook(pre_hook(n)) for n, m in traced]
-    handles += [m.register_forward_hook(hook(n)) for n, m in traced]
-    try:
-        x = torch.zeros((_sample_batch(work), *input_shape))
-        by_tensor[id(x)] = INPUT
-        by_storage[x.untyped_storage().data_ptr()] = INPUT
-        versions[INPUT] = x._version
+    def record(self, name: str, module: nn.Module, args, output) -> None:
+        kind = classify(module)
+        if kind is None:  # checked on call: modules defined but never used are fine
+            advice = _ADVICE.get(type(module).__name__, "supported: Conv2d, Linear, AvgPool2d, Flatten, Identity, "
+                                 "Dropout, BatchNorm, sinabs IAF/IAFSqueeze/SumPool2d/Merge/DVSLayer")
+            raise UnsupportedLayerError(
+                f"module '{name}' ({type(module).__name__}) cannot be put on the chip: {advice}", name)
+        if name in self.calls and kind in ("weight", "neuron", "bn", "dvs"):
+            raise GraphStructureError(f"module '{name}' is called more than once in forward (weight sharing or "
+                                      "recurrence) - each call needs its own core and its own module", name)
+        self.calls[name] = self.calls.get(name, 0) + 1
+        label = name if self.calls[name] == 1 else f"{name}#{self.calls[name]}"  # reused pooling / flatten modules
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if not isinstance(output, torch.Tensor):
+            raise GraphStructureError(f"module '{name}' returns {type(output).__name__}, not a tensor", name)
+        node = Node(len(self.nodes), label, module, kind, [tuple(t.shape[1:]) for t in tensors],
+                    tuple(output.shape[1:]), position=self.positions[name])
+        node.inputs = [self.producer_of(t, name) for t in tensors]
+        self.nodes.append(node)
+        self.produced(output, node.id)
+
+    def run(self, work: nn.Module, x: torch.Tensor) -> None:
+        self.produced(x, INPUT)
         with torch.no_grad():
             try:
                 work(x)
             except CompileError:
                 raise
             except Exception as e:
-                where = f"module '{stack[-1]}' failed" if stack else "running the model failed"
+                where = f"module '{self.stack[-1]}' failed" if self.stack else "running the model failed"
                 raise GraphStructureError(f"{where} on a sample input of shape {tuple(x.shape)}: "
-                                          f"{type(e).__name__}: {e}", stack[-1] if stack else None) from e
+                                          f"{type(e).__name__}: {e}", self.stack[-1] if self.stack else None) from e
+
+
+def extract(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list[Node], list[int]]:
+    """Run a sample through a deep copy of ``model`` (a float32 CPU module, see :func:`as_float32_cpu`);
+    return (nodes in call order, entry node ids). Node modules are ``model``'s own (not the traced copy's),
+    so parameters and neuron states are read as the user left them."""
+    work = copy.deepcopy(model).eval()
+    tracer = _Tracer({name: i for i, (name, _) in enumerate(work.named_modules())})
+    traced = _traced_modules(work)
+    handles = [m.register_forward_pre_hook(tracer.before(n)) for n, m in traced]
+    handles += [m.register_forward_hook(tracer.after(n)) for n, m in traced]
+    try:
+        tracer.run(work, torch.zeros((_sample_batch(work), *input_shape)))
     finally:
         for h in handles:
             h.remove()
+    nodes = tracer.nodes
     for n in nodes:
         for i in n.inputs:
             if i != INPUT:

@@ -130,73 +130,56 @@ def is_nir_graph(obj) -> bool:
     return nir is not None and isinstance(obj, nir.NIRGraph)
 
 
-def nir_to_torch(graph, input_shape=None):
-    """Convert a ``nir.NIRGraph`` as the module docstring says (subtract reset, floor -v_threshold); returns
-    (module, input_shape). ``compile``'s ``min_v_mem`` / ``reset`` options override both afterwards."""
-    nir = _nir()
-    if not isinstance(graph, nir.NIRGraph):
-        raise CompileError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
+def _conv(key: str, node) -> nn.Module:
+    w = np.asarray(node.weight, np.float32)
+    pad = node.padding if isinstance(node.padding, str) else _tuple(node.padding)
+    has_bias = node.bias is not None and np.any(np.asarray(node.bias) != 0)
+    m = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:], stride=_tuple(node.stride), padding=pad,
+                  dilation=_tuple(node.dilation), groups=int(node.groups), bias=bool(has_bias))
+    m.weight.data = torch.from_numpy(w)
+    if m.bias is not None:
+        m.bias.data = torch.from_numpy(np.asarray(node.bias, np.float32).reshape(-1))  # type: ignore[union-attr]
+    return m
 
-    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    for a, b in graph.edges:
-        preds[b].append(a)
-    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
-    outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise CompileError(f"the NIR graph needs exactly one Input and one Output node, has {len(inputs)} / "
-                           f"{len(outputs)}")
-    if input_shape is None:
-        shape = tuple(int(s) for s in np.asarray(graph.nodes[inputs[0]].input_type["input"]).reshape(-1))
-        input_shape = shape
-    layers, merges = {}, {}
-    for key, node in graph.nodes.items():
-        name = _safe(key)
-        m: nn.Module
-        if isinstance(node, (nir.Input, nir.Output)):
-            continue
-        if isinstance(node, nir.Conv2d):
-            w = np.asarray(node.weight, np.float32)
-            pad = node.padding
-            pad = pad if isinstance(pad, str) else _tuple(pad)
-            m = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:], stride=_tuple(node.stride), padding=pad,
-                          dilation=_tuple(node.dilation), groups=int(node.groups), bias=bool(node.bias is not None and
-                          np.any(np.asarray(node.bias) != 0)))
-            m.weight.data = torch.from_numpy(w)
-            if m.bias is not None:
-                m.bias.data = torch.from_numpy(np.asarray(node.bias, np.float32).reshape(-1))  # type: ignore[union-attr]
-        elif isinstance(node, (nir.Linear, nir.Affine)):
-            w = np.asarray(node.weight, np.float32)
-            bias = getattr(node, "bias", None)
-            has_bias = bias is not None and np.any(np.asarray(bias) != 0)
-            m = nn.Linear(w.shape[1], w.shape[0], bias=bool(has_bias))
-            m.weight.data = torch.from_numpy(w)
-            if has_bias:
-                m.bias.data = torch.from_numpy(np.asarray(bias, np.float32).reshape(-1))  # type: ignore[union-attr]
-        elif isinstance(node, nir.IF):
-            thr = np.asarray(node.v_threshold, np.float64).reshape(-1) / np.asarray(node.r, np.float64).reshape(-1)
-            v_reset = np.asarray(getattr(node, "v_reset", 0.0), np.float64).reshape(-1)  # nir >= 1.0.5 only
-            if not np.allclose(thr, thr[0]):
-                raise UnsupportedParameterError(f"NIR node '{key}': thresholds differ per neuron; the chip has one "
-                                                "per core", key)
-            if np.any(v_reset != 0):
-                raise UnsupportedParameterError(f"NIR node '{key}': v_reset {v_reset[v_reset != 0][0]} != 0; the "
-                                                "chip resets to 0 or subtracts the threshold", key)
-            m = ChipIAF(float(thr[0]), -float(thr[0]), reset_to_zero=False)
-        elif isinstance(node, nir.SumPool2d):
-            if np.any(np.asarray(node.padding) != 0):
-                raise UnsupportedParameterError(f"NIR node '{key}': pooling with padding", key)
-            m = ChipSumPool2d(_tuple(node.kernel_size), _tuple(node.stride))
-        elif isinstance(node, nir.Flatten):
-            m = nn.Flatten()
-        else:
-            raise UnsupportedLayerError(f"NIR node '{key}' ({type(node).__name__}) cannot be put on the chip", key)
-        layers[name] = m
-        if len(preds[key]) == 2:
-            merges[name] = ChipMerge()
-        elif len(preds[key]) > 2:
-            raise UnsupportedLayerError(f"NIR node '{key}' has {len(preds[key])} inputs; at most 2 merge", key)
-    # topological order of the NIR graph
-    order, seen = [], set()
+
+def _linear(key: str, node) -> nn.Module:
+    w = np.asarray(node.weight, np.float32)
+    bias = getattr(node, "bias", None)  # nir.Linear has none, nir.Affine has one
+    has_bias = bias is not None and np.any(np.asarray(bias) != 0)
+    m = nn.Linear(w.shape[1], w.shape[0], bias=bool(has_bias))
+    m.weight.data = torch.from_numpy(w)
+    if has_bias:
+        m.bias.data = torch.from_numpy(np.asarray(bias, np.float32).reshape(-1))  # type: ignore[union-attr]
+    return m
+
+
+def _if(key: str, node) -> nn.Module:
+    thr = np.asarray(node.v_threshold, np.float64).reshape(-1) / np.asarray(node.r, np.float64).reshape(-1)
+    v_reset = np.asarray(getattr(node, "v_reset", 0.0), np.float64).reshape(-1)  # nir >= 1.0.5 only
+    if not np.allclose(thr, thr[0]):
+        raise UnsupportedParameterError(f"NIR node '{key}': thresholds differ per neuron; the chip has one per core",
+                                        key)
+    if np.any(v_reset != 0):
+        raise UnsupportedParameterError(f"NIR node '{key}': v_reset {v_reset[v_reset != 0][0]} != 0; the chip resets "
+                                        "to 0 or subtracts the threshold", key)
+    return ChipIAF(float(thr[0]), -float(thr[0]), reset_to_zero=False)
+
+
+def _sum_pool(key: str, node) -> nn.Module:
+    if np.any(np.asarray(node.padding) != 0):
+        raise UnsupportedParameterError(f"NIR node '{key}': pooling with padding", key)
+    return ChipSumPool2d(_tuple(node.kernel_size), _tuple(node.stride))
+
+
+def _builders(nir) -> dict:
+    """NIR node type -> the function that builds its torch module (the table of what NIR can reach the chip)."""
+    return {nir.Conv2d: _conv, nir.Linear: _linear, nir.Affine: _linear, nir.IF: _if, nir.SumPool2d: _sum_pool,
+            nir.Flatten: lambda key, node: nn.Flatten()}
+
+
+def _topological(graph, preds: dict[str, list[str]]) -> list[str]:
+    order: list[str] = []
+    seen: set[str] = set()
 
     def visit(k):
         if k in seen:
@@ -208,6 +191,38 @@ def nir_to_torch(graph, input_shape=None):
 
     for k in graph.nodes:
         visit(k)
+    return order
+
+
+def nir_to_torch(graph, input_shape=None):
+    """Convert a ``nir.NIRGraph`` as the module docstring says (subtract reset, floor -v_threshold); returns
+    (module, input_shape). ``compile``'s ``min_v_mem`` / ``reset`` options override both afterwards."""
+    nir = _nir()
+    if not isinstance(graph, nir.NIRGraph):
+        raise CompileError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
+    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for a, b in graph.edges:
+        preds[b].append(a)
+    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+    outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise CompileError(f"the NIR graph needs exactly one Input and one Output node, has {len(inputs)} / "
+                           f"{len(outputs)}")
+    if input_shape is None:
+        input_shape = tuple(int(s) for s in np.asarray(graph.nodes[inputs[0]].input_type["input"]).reshape(-1))
+    builders = _builders(nir)
+    layers, merges = {}, {}
+    for key, node in graph.nodes.items():
+        if isinstance(node, (nir.Input, nir.Output)):
+            continue
+        build = builders.get(type(node))
+        if build is None:
+            raise UnsupportedLayerError(f"NIR node '{key}' ({type(node).__name__}) cannot be put on the chip", key)
+        layers[_safe(key)] = build(key, node)
+        if len(preds[key]) == 2:
+            merges[_safe(key)] = ChipMerge()
+        elif len(preds[key]) > 2:
+            raise UnsupportedLayerError(f"NIR node '{key}' has {len(preds[key])} inputs; at most 2 merge", key)
     sp = {_safe(k): ["__input__" if p == inputs[0] else _safe(p) for p in preds[k]] for k in graph.nodes}
-    body = [_safe(k) for k in order if k not in inputs]
+    body = [_safe(k) for k in _topological(graph, preds) if k not in inputs]
     return NIRModule(layers, body, sp, merges, _safe(outputs[0])), tuple(input_shape)

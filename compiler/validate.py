@@ -15,32 +15,34 @@ from .errors import ConfigValidationError
 __all__ = ["ConfigValidationError", "find_problems", "validate"]
 
 
-def _core_problems(cfg: ChipConfig, spec, c: int, cc) -> list[str]:
+def _limits(where: str, spec, cc) -> list[str]:
+    """Map sizes, channels, kernel, strides and padding within the chip's per-layer limits."""
     p: list[str] = []
-    where = f"core {c}" + (f" ({' > '.join(cc.provenance.modules)})" if cc.provenance else "")
-    if c != cc.core:
-        p.append(f"{where}: stored under key {c} but says core {cc.core}")
-    if not 0 <= c < spec.n_cores:
-        return p + [f"{where}: no such core on {spec.name} (0..{spec.n_cores - 1})"]
-    if min(cc.input_shape + cc.output_shape) < 1:
-        return p + [f"{where}: shapes {cc.input_shape} -> {cc.output_shape} must be positive"]
     Ci, Hi, Wi = cc.input_shape
     Co, Ho, Wo = cc.output_shape
-    k = cc.kernel_size
     if max(Hi, Wi) > spec.max_input_size:
         p.append(f"{where}: input map {Hi}x{Wi} exceeds {spec.max_input_size}x{spec.max_input_size}")
     if max(Ho, Wo) > spec.max_output_size:
         p.append(f"{where}: neuron map {Ho}x{Wo} exceeds {spec.max_output_size}x{spec.max_output_size}")
     if max(Ci, Co) > spec.max_channels:
         p.append(f"{where}: {max(Ci, Co)} channels exceed {spec.max_channels}")
-    if not 1 <= k <= spec.max_kernel:
-        p.append(f"{where}: kernel {k} not in 1..{spec.max_kernel}")
+    if not 1 <= cc.kernel_size <= spec.max_kernel:
+        p.append(f"{where}: kernel {cc.kernel_size} not in 1..{spec.max_kernel}")
     for axis, s in zip("yx", cc.stride):
         if s not in spec.strides:
             p.append(f"{where}: stride {s} along {axis} not in {spec.strides}")
     for axis, pad in zip("yx", cc.padding):
         if not 0 <= pad <= spec.max_padding:
             p.append(f"{where}: padding {pad} along {axis} not in 0..{spec.max_padding}")
+    return p
+
+
+def _geometry(where: str, cc) -> list[str]:
+    """The output map follows from input, kernel, stride and padding; arrays have the shapes they say."""
+    p: list[str] = []
+    Ci, Hi, Wi = cc.input_shape
+    Co, Ho, Wo = cc.output_shape
+    k = cc.kernel_size
     if k >= 1 and all(s >= 1 for s in cc.stride):
         exp_h = (Hi + 2 * cc.padding[0] - k) // cc.stride[0] + 1
         exp_w = (Wi + 2 * cc.padding[1] - k) // cc.stride[1] + 1
@@ -53,6 +55,12 @@ def _core_problems(cfg: ChipConfig, spec, c: int, cc) -> list[str]:
         p.append(f"{where}: biases shape {cc.biases.shape} != ({Co},)")
     if cc.initial_vmem.shape != (Co, Ho, Wo):
         p.append(f"{where}: initial vmem shape {cc.initial_vmem.shape} != {(Co, Ho, Wo)}")
+    return p
+
+
+def _thresholds(where: str, spec, cc) -> list[str]:
+    """Both thresholds fit int16, ordered, the high one >= 1, the low one not 0 (a hardware bug); biases leak."""
+    p: list[str] = []
     for name, v in (("threshold_high", cc.threshold_high), ("threshold_low", cc.threshold_low)):
         if not spec.min_state <= v <= spec.max_state:
             p.append(f"{where}: {name} {v} does not fit int16")
@@ -64,11 +72,22 @@ def _core_problems(cfg: ChipConfig, spec, c: int, cc) -> list[str]:
         p.append(f"{where}: threshold_low is 0, which the chip mishandles (hardware bug; use -1)")
     if cc.leak_enable is False and cc.biases.size and cc.biases.any():
         p.append(f"{where}: non-zero biases with leak_enable off would be ignored by the chip")
+    return p
+
+
+def _memory(where: str, spec, c: int, cc) -> list[str]:
+    """Kernel, neuron and bias memory within the core's."""
     res = spec.cores[c]
-    for what, need, have in (("kernel", cc.kernel_memory, res.kernel), ("neuron", cc.neuron_memory, res.neuron),
-                             ("bias", cc.bias_memory, res.bias)):
-        if need > have:
-            p.append(f"{where}: needs {need} {what} memory words, core {c} has {have}")
+    return [f"{where}: needs {need} {what} memory words, core {c} has {have}"
+            for what, need, have in (("kernel", cc.kernel_memory, res.kernel), ("neuron", cc.neuron_memory, res.neuron),
+                                     ("bias", cc.bias_memory, res.bias)) if need > have]
+
+
+def _destinations(where: str, cfg: ChipConfig, spec, cc) -> list[str]:
+    """At most two destinations, each a configured core (or the configured readout) whose input map takes what
+    is sent, after pooling and feature shift."""
+    p: list[str] = []
+    Co, Ho, Wo = cc.output_shape
     if len(cc.destinations) > spec.max_destinations:
         p.append(f"{where}: {len(cc.destinations)} destinations, the chip allows {spec.max_destinations}")
     for d in cc.destinations:
@@ -93,6 +112,19 @@ def _core_problems(cfg: ChipConfig, spec, c: int, cc) -> list[str]:
             p.append(f"{where}: sends channels up to {sent[0]} / map {sent[1:]} to core {d.core} "
                      f"(input {dst.input_shape})")
     return p
+
+
+def _core_problems(cfg: ChipConfig, spec, c: int, cc) -> list[str]:
+    p: list[str] = []
+    where = f"core {c}" + (f" ({' > '.join(cc.provenance.modules)})" if cc.provenance else "")
+    if c != cc.core:
+        p.append(f"{where}: stored under key {c} but says core {cc.core}")
+    if not 0 <= c < spec.n_cores:
+        return p + [f"{where}: no such core on {spec.name} (0..{spec.n_cores - 1})"]
+    if min(cc.input_shape + cc.output_shape) < 1:
+        return p + [f"{where}: shapes {cc.input_shape} -> {cc.output_shape} must be positive"]
+    return (p + _limits(where, spec, cc) + _geometry(where, cc) + _thresholds(where, spec, cc)
+            + _memory(where, spec, c, cc) + _destinations(where, cfg, spec, cc))
 
 
 def _dvs_problems(cfg: ChipConfig, spec) -> list[str]:
@@ -151,17 +183,9 @@ def _cycle(cfg: ChipConfig) -> list[int] | None:
     return None
 
 
-def find_problems(cfg: ChipConfig) -> list[str]:
-    """Every rule ``cfg`` breaks, as readable lines (empty when valid)."""
-    try:
-        spec = get_chip(cfg.chip)
-    except ValueError as e:
-        return [str(e)]
+def _network_problems(cfg: ChipConfig) -> list[str]:
+    """Something to configure, an input that feeds it, a layer order over the configured cores, no loop."""
     p: list[str] = []
-    for c, cc in sorted(cfg.cores.items()):
-        p.extend(_core_problems(cfg, spec, c, cc))
-    if cfg.dvs is not None:
-        p.extend(_dvs_problems(cfg, spec))
     if not cfg.cores and cfg.dvs is None:
         p.append("no core and no DVS stage: nothing to configure")
     if cfg.cores and not cfg.input_cores and not (cfg.dvs and cfg.dvs.destinations):
@@ -173,26 +197,50 @@ def find_problems(cfg: ChipConfig) -> list[str]:
         p.append(f"input cores {cfg.input_cores} repeat a core")
     if cfg.layer_order and sorted(cfg.layer_order) != sorted(cfg.cores):
         p.append(f"layer_order {cfg.layer_order} is not an ordering of the configured cores {sorted(cfg.cores)}")
-    if cfg.cores:
-        cyc = _cycle(cfg)
-        if cyc:
-            p.append(f"cores {' -> '.join(map(str, cyc))} form a loop; recurrence is not supported (it can "
-                     "deadlock the chip)")
-    hz = cfg.slow_clock_hz
-    if hz is not None:
-        lo, hi = spec.slow_clock_hz
-        if not isinstance(hz, (int, float)) or not math.isfinite(hz) or not lo <= hz <= hi:
-            p.append(f"slow_clock_hz {hz!r} must be a number of Hz in [{lo:g}, {hi:g}] (the devkit takes an "
-                     "integer rate; use None for no slow clock)")
-    ro = cfg.readout
-    if ro is not None:
-        if ro.address_sel not in (0, 1, 2, 3) or ro.output_mode not in (0, 1, 2, 3):
-            p.append(f"readout: address_sel {ro.address_sel} / output_mode {ro.output_mode} not in 0..3")
-        if ro.average not in (1, 16, 32):
-            p.append(f"readout: average over {ro.average} ticks; the chip averages over 1, 16 or 32")
-        if not 0 <= ro.threshold <= 0xFFFF or not 0 <= ro.selected_class <= 15:
-            p.append("readout: threshold must fit 16 bits and selected_class be 0..15")
+    cyc = _cycle(cfg) if cfg.cores else None
+    if cyc:
+        p.append(f"cores {' -> '.join(map(str, cyc))} form a loop; recurrence is not supported (it can "
+                 "deadlock the chip)")
     return p
+
+
+def _slow_clock_problems(cfg: ChipConfig, spec) -> list[str]:
+    hz = cfg.slow_clock_hz
+    if hz is None:
+        return []
+    lo, hi = spec.slow_clock_hz
+    if not isinstance(hz, (int, float)) or not math.isfinite(hz) or not lo <= hz <= hi:
+        return [f"slow_clock_hz {hz!r} must be a number of Hz in [{lo:g}, {hi:g}] (the devkit takes an integer "
+                "rate; use None for no slow clock)"]
+    return []
+
+
+def _readout_problems(cfg: ChipConfig) -> list[str]:
+    ro = cfg.readout
+    if ro is None:
+        return []
+    p: list[str] = []
+    if ro.address_sel not in (0, 1, 2, 3) or ro.output_mode not in (0, 1, 2, 3):
+        p.append(f"readout: address_sel {ro.address_sel} / output_mode {ro.output_mode} not in 0..3")
+    if ro.average not in (1, 16, 32):
+        p.append(f"readout: average over {ro.average} ticks; the chip averages over 1, 16 or 32")
+    if not 0 <= ro.threshold <= 0xFFFF or not 0 <= ro.selected_class <= 15:
+        p.append("readout: threshold must fit 16 bits and selected_class be 0..15")
+    return p
+
+
+def find_problems(cfg: ChipConfig) -> list[str]:
+    """Every rule ``cfg`` breaks, as readable lines (empty when valid)."""
+    try:
+        spec = get_chip(cfg.chip)
+    except ValueError as e:
+        return [str(e)]
+    p: list[str] = []
+    for c, cc in sorted(cfg.cores.items()):
+        p.extend(_core_problems(cfg, spec, c, cc))
+    if cfg.dvs is not None:
+        p.extend(_dvs_problems(cfg, spec))
+    return p + _network_problems(cfg) + _slow_clock_problems(cfg, spec) + _readout_problems(cfg)
 
 
 def validate(cfg: ChipConfig) -> None:
