@@ -28,7 +28,7 @@ from .graph import as_float32_cpu, extract
 from .grouping import Layer, LayerGraph, as_map, group_layers
 from .layers import Spiking, conv_geometry, extend_for_readout, fold_bn, initial_vmem, spiking_params
 from .mapping import match
-from .options import (FloorSpec, Options, ResetSpec, check_layer_keys, check_options, input_shape_of,
+from .options import (FloorSpec, Options, ResetSpec, check_layer_keys, check_options, decimator_for, input_shape_of,
                       neuron_for_chip, precision_for)
 from .validate import validate
 
@@ -318,7 +318,7 @@ def assemble(graph: LayerGraph, built: list[Built], core_of: dict[int, int], mon
             threshold_high=d.threshold_high, threshold_low=d.threshold_low,
             initial_vmem=d.initial_vmem if d.initial_vmem is not None else np.zeros(b.out, np.int16),
             return_to_zero=b.rtz, leak_enable=bool(np.any(d.biases)), monitor=lay.index in monitors,
-            destinations=dests,
+            destinations=dests, decimator=decimator_for(lay.name, lay.neuron.name, opts),
             provenance=Provenance(layer_index=pos, scale=d.scale, weight_rescale=b.rescale,
                                   modules=[lay.weight.name] + ([lay.bn.name] if lay.bn else []) + [lay.neuron.name]
                                   + list(dict.fromkeys(pools)), exit_pooling=exit_pool,
@@ -355,7 +355,8 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
             core_map: dict | None = None, slow_clock_hz: float | None = None, readout=None, rescale=None,
             initial_vmem: str | None = None, min_v_mem: FloorSpec | dict = "model",
             reset: ResetSpec | dict = "model", allow_zeroed_weights: bool = False,
-            threshold_scale: float | dict = 1.0, precision: float | dict = 1.0) -> ChipConfig:
+            threshold_scale: float | dict = 1.0, precision: float | dict = 1.0,
+            decimator: int | dict = 1) -> ChipConfig:
     """Compile a spiking network into a validated :class:`ChipConfig`.
 
     Args:
@@ -392,12 +393,15 @@ def compile(model, input_shape=None, *, chip: str = "speck2f", dvs=None, monitor
             relative to the weights, which ``ss.calibrate`` tunes.
         precision: use this fraction (0, 1] of the discretization factor sinabs would choose (or a dict per
             layer): 1 is sinabs' choice, bit for bit.
+        decimator: the output decimator, the chip's documented remedy for a core that overloads the next one's
+            bandwidth: 1 (off) or N, the layer passes 1 of every N spikes it fires (N in 2, 4, 8, 16, 32, 128,
+            256, 512), or a dict per layer.
 
     Raises:
         CompileError (a subclass naming the module) when the chip cannot hold the model.
     """
     opts = check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale, initial_vmem, min_v_mem,
-                         reset, allow_zeroed_weights, threshold_scale, precision)
+                         reset, allow_zeroed_weights, threshold_scale, precision, decimator)
     model, input_shape = _normalise(model, input_shape)
     work = as_float32_cpu(model)
     shape = input_shape_of(input_shape, work)

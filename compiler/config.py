@@ -16,7 +16,7 @@ import numpy as np
 from .chips import get_chip, kernel_memory, neuron_memory
 from .errors import ConfigValidationError
 
-__all__ = ["Destination", "Provenance", "CoreConfig", "DVSConfig", "ReadoutConfig", "ChipConfig", "load_config",
+__all__ = ["DECIMATOR_RATES", "Destination", "Provenance", "CoreConfig", "DVSConfig", "ReadoutConfig", "ChipConfig", "load_config",
            "CONFIG_FORMAT", "CONFIG_VERSION"]
 
 CONFIG_FORMAT = "speckstream-chipconfig"
@@ -46,6 +46,11 @@ class Provenance:
     min_v_mem: float | None = None  # the vmem floor in the model's units (None: no floor)
 
 
+#: the decimator's "1 of N" rates by samna's interval code 0..7 (SynSense's Speck devkit datasheet and sinabs'
+#: overview: 64 is not among them)
+DECIMATOR_RATES = (2, 4, 8, 16, 32, 128, 256, 512)
+
+
 @dataclass
 class CoreConfig:
     """One CNN core: conv -> IAF neurons -> per-destination sum pooling."""
@@ -66,6 +71,9 @@ class CoreConfig:
     monitor: bool = False
     destinations: list[Destination] = field(default_factory=list)
     provenance: Provenance | None = None
+    #: the output decimator: 1 (off) or N, the core passes 1 of every N spikes it fires (to the monitor and its
+    #: destinations alike); N in DECIMATOR_RATES, samna's output_decimator_interval codes 0..7
+    decimator: int = 1
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
@@ -205,6 +213,8 @@ class ChipConfig:
             res = spec.cores[c]
             prov = cc.provenance
             dests = ", ".join(f"{d.core}/{d.pooling}" for d in cc.destinations) or "-"
+            if cc.decimator > 1:
+                dests += f" 1of{cc.decimator}"
             if cc.monitor:
                 dests += " +mon"
             rows.append((

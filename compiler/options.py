@@ -20,7 +20,7 @@ from .errors import CompileError, InvalidParameterError
 from .layers import Spiking
 
 __all__ = ["Options", "check_options", "input_shape_of", "FloorSpec", "ResetSpec", "neuron_for_chip",
-           "precision_for", "check_layer_keys"]
+           "precision_for", "decimator_for", "check_layer_keys"]
 
 #: a vmem floor: "model" (the model's own; for NIR graphs -v_threshold, as sinabs.from_nir), "threshold"
 #: (-1 x the layer's threshold), None (no floor: -32768 on the chip) or a number in the model's units
@@ -46,6 +46,7 @@ class Options:
     allow_zeroed_weights: bool = False  # compile layers whose weights (nearly) all quantize to 0, with a warning
     threshold_scale: object = 1.0  # the threshold x this (float > 0, or {layer name: float})
     precision: object = 1.0  # the fraction of sinabs' discretization factor to use (0 < p <= 1, or a dict)
+    decimator: object = 1  # the output decimator: 1 (off) or "1 of N" (N in DECIMATOR_RATES), or a dict per layer
 
     @property
     def wants_dvs(self) -> bool:
@@ -87,9 +88,16 @@ def _check_positive(name: str, upper: float | None):
     return check
 
 
+def _check_decimator(v, where: str) -> None:
+    from .config import DECIMATOR_RATES
+
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or (v != 1 and v not in DECIMATOR_RATES):
+        raise CompileError(f"decimator{where} must be 1 (off) or N of '1 of N' with N in {DECIMATOR_RATES}; got {v!r}")
+
+
 def check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale, initial_vmem,
                   min_v_mem="model", reset="model", allow_zeroed_weights=False, threshold_scale=1.0,
-                  precision=1.0) -> Options:
+                  precision=1.0, decimator=1) -> Options:
     try:
         spec = get_chip(chip)
     except ValueError as e:
@@ -113,7 +121,7 @@ def check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale,
         raise CompileError(f"readout must be None, True or a ReadoutConfig; got {readout!r}")
     for value, check in ((min_v_mem, _check_floor), (reset, _check_reset),
                          (threshold_scale, _check_positive("threshold_scale", None)),
-                         (precision, _check_positive("precision", 1.0))):
+                         (precision, _check_positive("precision", 1.0)), (decimator, _check_decimator)):
         if isinstance(value, dict):
             for k, v in value.items():
                 check(v, f"[{k!r}]")
@@ -123,7 +131,7 @@ def check_options(chip, dvs, monitor, core_map, slow_clock_hz, readout, rescale,
         raise CompileError(f"allow_zeroed_weights must be True or False; got {allow_zeroed_weights!r}")
     ro = (ReadoutConfig() if readout is True else readout) or None
     return Options(spec, dvs, monitor, core_map, slow_clock_hz, ro, _rescale_fn(rescale), initial_vmem,
-                   min_v_mem, reset, allow_zeroed_weights, threshold_scale, precision)
+                   min_v_mem, reset, allow_zeroed_weights, threshold_scale, precision, decimator)
 
 
 def input_shape_of(input_shape, model: nn.Module) -> tuple[int, int, int]:
@@ -146,7 +154,7 @@ def input_shape_of(input_shape, model: nn.Module) -> tuple[int, int, int]:
 def check_layer_keys(opts: Options, names: list[tuple[str, str]]) -> None:
     """Per-layer option dicts must name layers of the model: (weight module, spiking module) pairs."""
     known = {n for pair in names for n in pair}
-    for what in ("min_v_mem", "reset", "threshold_scale", "precision"):
+    for what in ("min_v_mem", "reset", "threshold_scale", "precision", "decimator"):
         value = getattr(opts, what)
         if isinstance(value, dict):
             unknown = [k for k in value if k not in known]
@@ -159,6 +167,11 @@ def _pick(value, weight: str, neuron: str, default="model"):
     if isinstance(value, dict):
         return value.get(weight, value.get(neuron, default))
     return value
+
+
+def decimator_for(weight: str, neuron: str, opts: Options) -> int:
+    """A layer's output decimator (compile's ``decimator``): 1 (off) or N."""
+    return int(_pick(opts.decimator, weight, neuron, 1))
 
 
 def precision_for(weight: str, neuron: str, opts: Options) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from .chips import get_chip
-from .config import ChipConfig
+from .config import DECIMATOR_RATES, ChipConfig
 from .errors import ConfigValidationError
 
 __all__ = ["ConfigValidationError", "find_problems", "validate"]
@@ -72,6 +72,8 @@ def _thresholds(where: str, spec, cc) -> list[str]:
         p.append(f"{where}: threshold_low is 0, which the chip mishandles (hardware bug; use -1)")
     if cc.leak_enable is False and cc.biases.size and cc.biases.any():
         p.append(f"{where}: non-zero biases with leak_enable off would be ignored by the chip")
+    if cc.decimator != 1 and cc.decimator not in DECIMATOR_RATES:
+        p.append(f"{where}: output decimator 1 of {cc.decimator}; the chip passes 1 of {DECIMATOR_RATES} (or 1: off)")
     return p
 
 
