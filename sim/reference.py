@@ -8,7 +8,9 @@ Semantics (same switches as the engine, see sim/chip.py):
   reaches with ``oy = (y + pad_y - ky) / stride_y`` integral and on the map (ky, kx, then o ascending);
 * per update: ``v += w``; ``v < low -> v = low``; ``v >= high`` -> one spike, ``v = 0`` or ``v -= high``;
   ``v > 32767 -> 32767`` (counted);
-* output spikes: monitor copy (pre-pooling), then per destination ``(o + shift, x // pool, y // pool)``
+* output spikes: with an output decimator of N, only every N-th spike the core fires leaves it (a counter per
+  core, reset with the neuron states); then the monitor copy (pre-pooling) and per destination
+  ``(o + shift, x // pool, y // pool)``
   (dropped and counted when that lands off the destination's input map, unless ``drop_off_map=False``)
   queued FIFO and delivered until the network is quiet, with the timestamp of the releasing input;
 * slow-clock tick: each leaking core adds ``bias[o]`` to all neurons with the same floor/saturation
@@ -39,6 +41,7 @@ class ReferenceEngine:
         self.clamps_arr = np.zeros(9, np.int64)
         self.max_cascade = max_cascade
         self.vmem = {c: cc.initial_vmem.astype(np.int64).copy() for c, cc in cfg.cores.items()}
+        self.decimated = {c: 0 for c in cfg.cores}  # spikes fired since the last one the decimator passed
         self.n_updates = self.n_saturated = self.n_ticks = 0
         self._out: list[tuple] = []
         self._readout: list[tuple] = []
@@ -49,6 +52,7 @@ class ReferenceEngine:
     def reset_vmem(self, initial: bool) -> None:
         for c, cc in self.cfg.cores.items():
             self.vmem[c][...] = cc.initial_vmem if initial else 0
+            self.decimated[c] = 0
 
     def _update(self, t, core, o, ox, oy, w, queue) -> None:
         cc = self.cfg.cores[core]
@@ -66,6 +70,11 @@ class ReferenceEngine:
 
     def _fire(self, t, core, o, ox, oy, queue) -> None:
         cc = self.cfg.cores[core]
+        if cc.decimator > 1:
+            self.decimated[core] += 1
+            if self.decimated[core] < cc.decimator:
+                return
+            self.decimated[core] = 0
         if cc.monitor:
             self._out.append((t, core, o, ox, oy))
         for d in cc.destinations[:2]:
