@@ -55,15 +55,16 @@ def timestamps_us(t: np.ndarray, *, t_scale: float = 1.0, t_offset: int = 0) -> 
     return tt
 
 
-def warn_if_short(t_us: np.ndarray, *, stacklevel: int = 3) -> None:
-    """Warn (TimestampWarning) when a whole stream of several events spans less than a millisecond: most likely
-    its timestamps are in ms or s, not µs."""
+def warn_if_short(t_us: np.ndarray, *, n: int | None = None, stacklevel: int = 3) -> None:
+    """Warn (TimestampWarning) when a whole stream of several events (``n``, default ``len(t_us)``) spans less
+    than a millisecond but not 0 (all at t=0 means "now"): most likely its timestamps are in ms or s, not µs."""
     t_us = np.asarray(t_us)
-    if len(t_us) < 2:
+    n = len(t_us) if n is None else n
+    if n < 2 or len(t_us) == 0:
         return
     span = int(t_us.max()) - int(t_us.min())
     if 0 < span < SHORT_STREAM_US:
-        warnings.warn(f"these {len(t_us)} events span only {span} µs: speckstream timestamps are microseconds - if "
+        warnings.warn(f"these {n} events span only {span} µs: speckstream timestamps are microseconds - if "
                       "yours are milliseconds or seconds, convert first (t_us = t_ms * 1000, t_us = t_s * 1e6, or "
                       "codec.from_xytp(events, t_scale=...))", TimestampWarning, stacklevel=stacklevel)
 

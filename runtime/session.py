@@ -463,7 +463,7 @@ class Session:
         """Yield a :class:`VmemFrame` of ``core`` every ``every`` seconds (``neurons``: None for the whole
         core as a dense [C, H, W] image, or ``(c, x, y)`` arrays); missing replies are reported, never
         waited for beyond the period, and a late reply is never handed out as a fresh one."""
-        self._check()
+        self._check()  # and everything else now, not at the first frame
         return _vmem.poll_vmem(self, core, every=every, neurons=neurons, layout=layout, count=count)
 
     async def replay(self, source, *, speed: float | None = 1.0, record=None, core: int | None = None,
@@ -471,12 +471,16 @@ class Session:
                      via: str = "auto", progress: Callable[[int, int], None] | None = None) -> _replay.ReplayResult:
         """Stream an event file (``.spk``, ``.npy``, ``.aedat4``, ...) or an array into the device.
 
-        ``speed``: 1.0 = real time, 2.0 = twice as fast, None = as fast as possible (on a virtual-clock
-        device the relative timestamps are kept). Events must be in time order (or ``sort=True``). Paced
-        replays write slices of ``slice_s`` seconds ``lead_s`` ahead of their time. ``record``: a ``.spk``
-        path where all outputs are recorded (closed with what was recorded on every exit path). ``via``:
-        "dvs" sends the events through the configuration's DVS stage (pooling, crop, polarity, mirror), "core"
-        straight into ``core``; "auto" takes "dvs" for a camera recording (x/y/t/p) when there is a DVS stage."""
+        ``speed``: 1.0 = real time, 2.0 = twice as fast, None = written as fast as possible. The relative
+        timestamps are always kept: a wall-clock device (a devkit, the simulator's default clock) releases each
+        event at its timestamp, so a replay with ``speed=None`` lasts as long as the stream there; on a
+        virtual-clock simulator it runs as fast as the CPU allows. Events must be in time order (or
+        ``sort=True``); x/y/t/p timestamps in whole µs. Paced replays write slices of ``slice_s`` seconds
+        ``lead_s`` ahead of their time. ``record``: a ``.spk`` path where all outputs are recorded (closed with
+        what was recorded on every exit path). ``via``: "dvs" sends the events through the configuration's DVS
+        stage (pooling, crop, polarity, mirror), "core" straight into ``core``; "auto" takes "dvs" for a camera
+        recording (x/y/t/p) when there is a DVS stage. ``progress(events_written, total)`` is called after each
+        write (``total`` 0 when the format must be decoded to be counted)."""
         return await _replay.replay(self, source, speed=speed, record=record, core=core, lead_s=lead_s,
                                     slice_s=slice_s, t_offset_us=t_offset_us, sort=sort, via=via, progress=progress)
 

@@ -78,8 +78,9 @@ def nmnist_like(n_samples: int = 10, events_per_sample: int = 3000, size: int = 
 
 async def classify_samples(dev, spikes: np.ndarray, starts, out_core: int, n_classes: int,
                            duration_us: int = 300_000, keep_first: list | None = None):
-    """Replay each sample (state and stopwatch reset between samples) as fast as possible and count the
-    output core's spikes per class. Returns (counts [samples, classes], list of ReplayResult).
+    """Replay each sample (state and stopwatch reset between samples, timestamps kept: as fast as the CPU
+    allows on a virtual-clock device, in real time on a wall-clock one) and count the output core's spikes per
+    class. Returns (counts [samples, classes], list of ReplayResult).
     ``keep_first``: a list that receives the first sample's output spike arrays."""
     counts = np.zeros((len(starts), n_classes), int)
     results = []
