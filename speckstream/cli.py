@@ -181,6 +181,8 @@ def cmd_run(args) -> int:
         v = res.release_error_us.get(k)
         if v is not None and np.isfinite(v):
             rows[f"release error {k} (µs)"] = v
+    if stats.get("lag_max_us") is not None:  # the real-time guard: how far the device ran behind the timestamps
+        rows["real-time lag, worst (µs)"] = float(stats["lag_max_us"])
     if res.record:
         rows["recording"] = res.record
     console.print(_stats_table(f"run on {args.device}", rows))

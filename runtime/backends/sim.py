@@ -185,17 +185,14 @@ class SimBackend:
         if not self.realtime or self.sim.config is None:
             return
         now = self._now_us()
-        first = True
+        oldest = None  # when the oldest input released now became due
         while self._pending:
             kind, batch, written = self._pending[0]
             due = int(np.searchsorted(batch["t"], now, side="right"))
             if due == 0:
                 break
-            if first:  # the oldest event due: the lag of this release. Input written after its timestamp (t=0:
-                # "now") is due from its writing: lateness of the host, not of the chip, is not lag
-                self._lag_us = max(0, now - max(int(batch["t"][0]), written))
-                self._lag_max_us = max(self._lag_max_us, self._lag_us)
-                first = False
+            if oldest is None:  # input written after its timestamp (t=0: "now") is due from its writing: the
+                oldest = max(int(batch["t"][0]), written)  # host's lateness is not the chip's lag
             if self._lateness_n < 1 << 22:  # bounded record: how late each event entered the chip (µs)
                 self._lateness.append(now - batch["t"][:due].astype(np.int64))
                 self._lateness_n += due
@@ -205,6 +202,9 @@ class SimBackend:
             else:
                 self._pending[0] = (kind, batch[due:], written)
                 break
+        if oldest is not None:  # lag: from due to processed, processing time included (what falling behind is)
+            self._lag_us = max(0, self._now_us() - oldest)
+            self._lag_max_us = max(self._lag_max_us, self._lag_us)
         if now > self.sim.now_us:
             self._process("spike", np.empty(0, SPIKE_DTYPE), until=now)
 
