@@ -35,7 +35,8 @@ def main(outdir="out/residual", samples=5):
     counts = trio.run(run)
     for i, row in enumerate(counts):
         print(f"sample {i}: per-class output spikes {row.tolist()} -> class {int(row.argmax())}")
-    path = spike_raster(np.concatenate(first), Path(outdir) / "raster.png", title="sample 0, output core")
+    path = spike_raster(np.concatenate(first), Path(outdir) / "raster.png", title="sample 0, output core",
+                        class_names=[str(k) for k in range(counts.shape[1])])
     print("raster:", path)
     return counts
 
