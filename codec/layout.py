@@ -65,7 +65,8 @@ class AddressLayout:
         dims = tuple(shape)
         if len(dims) != 3:
             raise CodecError(f"a feature map shape is (C, H, W), got {shape!r}")
-        return cls(*(_dimension(n, v) for n, v in zip("CHW", dims)), layout)
+        C, H, W = (_dimension(n, v) for n, v in zip("CHW", dims))
+        return cls(C, H, W, layout)
 
     @property
     def cbits(self) -> int:

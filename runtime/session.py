@@ -535,11 +535,11 @@ def _check_times(t: np.ndarray, noun: str) -> None:
 def _plain_interrupt(eg: BaseExceptionGroup) -> BaseException:
     """The KeyboardInterrupt (or SystemExit) inside a task group's exception group, else the group itself."""
     for kind in (KeyboardInterrupt, SystemExit):
-        match, _ = eg.split(kind)
-        while match is not None and isinstance(match, BaseExceptionGroup):
-            match = match.exceptions[0]
-        if match is not None:
-            return match
+        found: BaseException | None = eg.split(kind)[0]
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is not None:
+            return found
     return eg
 
 
