@@ -172,7 +172,7 @@ async def test_replay_as_fast_as_possible_on_the_wall_clock_keeps_relative_time(
     assert res.duration_s >= 0.009
 
 
-def test_the_residual_example_counts_what_simulate_counts(tmp_path):
+def test_the_residual_example_keeps_time_and_counts_what_simulate_counts(tmp_path, monkeypatch):
     import importlib.util
     from pathlib import Path
 
@@ -180,7 +180,12 @@ def test_the_residual_example_counts_what_simulate_counts(tmp_path):
         "residual_example", Path(__file__).resolve().parent.parent / "examples" / "residual_nmnist.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    plotted = []
+    real = mod.spike_raster
+    monkeypatch.setattr(mod, "spike_raster", lambda spikes, *a, **k: plotted.append(spikes) or real(spikes, *a, **k))
     counts = mod.main(tmp_path, samples=2)
+    t = plotted[0]["t"].astype(np.int64)
+    assert t.max() - t.min() > 200_000  # the raster spans the sample's 300 ms, not one column at t = 0
     from speckstream.demo import nmnist_like, residual_net
 
     with warnings.catch_warnings():
