@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import trio
 
 import speckstream as ss
 from speckstream import codec
@@ -248,3 +247,42 @@ def test_readme_ros2_node_that_crashes_without_destroy_node_exits():
         raise RuntimeError("the callback crashed")     # no destroy_node, no close
     """)
     assert res.returncode == 1 and "the callback crashed" in res.stderr
+
+
+# ------------------------------------------------------------------ every call in every state: one documented error
+def _calls(dev):
+    req = codec.read_requests(0, [0], [0], [0], (2, 8, 8))
+    return {
+        "apply": lambda: dev.apply(relay_cfg()), "send": lambda: dev.send(spikes(3)), "flush": lambda: dev.flush(),
+        "reset_time": dev.reset_time, "reset_state": dev.reset_state, "slow_clock": lambda: dev.slow_clock(1),
+        "read_neurons": lambda: dev.read_neurons(req), "now_us": dev.now_us, "accounting": dev.accounting,
+        "write_neurons": lambda: dev.write_neurons(np.array([(0, 0, 1)], codec.WRITE_REQUEST_DTYPE)),
+        "subscribe": lambda: dev.subscribe(), "events": lambda: list(dev.events(timeout_s=0.01)),
+        "poll_vmem": lambda: list(dev.poll_vmem(0, count=1)), "replay": lambda: dev.replay(spikes(3), speed=None),
+        "closed_loop": lambda: dev.closed_loop(lambda b: None, spikes(1), iterations=1), "stats": lambda: dev.stats,
+    }
+
+
+@pytest.mark.parametrize("state", ["never opened", "closed", "failed"])
+def test_every_blocking_call_in_a_state_where_it_cannot_run_raises_one_device_error(state):
+    from speckstream.runtime import DeviceDisconnected, DeviceError, SimFaults
+
+    dev = ss.connect("sim", faults=SimFaults(disconnect_after=5))
+    if state != "never opened":
+        dev.open()
+        dev.apply(relay_cfg())
+        if state == "failed":
+            dev.send(spikes(10))
+            with pytest.raises(DeviceDisconnected):
+                dev.flush()
+        else:
+            dev.close()
+    want = {"never opened": "not open", "closed": "closed", "failed": "disconnected"}[state]
+    for name, call in _calls(dev).items():
+        if state == "failed" and name in ("now_us", "accounting", "stats"):
+            call()  # a failed session can still be asked what happened
+            continue
+        with pytest.raises(DeviceError, match=want):
+            call()
+    dev.close()  # the failure was reported already: not raised again
+    dev.close()  # idempotent in every state
