@@ -54,10 +54,11 @@ def scnn_nir_path() -> Path:
     return weights_path(SCNN_NIR)
 
 
-def _load(ann: nn.Module, name: str) -> nn.Module:
+def _load(ann: nn.Sequential, name: str) -> nn.Sequential:
     state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
     ann.load_state_dict(state, strict=False)  # gesture_viz.py loads with strict=False too (Dropout has no keys)
-    return ann.eval()
+    ann.eval()
+    return ann
 
 
 def gesture_ann() -> nn.Sequential:
@@ -92,7 +93,8 @@ def mnist_ann(first_layer_scale: float = 0.5) -> nn.Sequential:
     )
     ann = _load(ann, "mnist_params.pt")
     with torch.no_grad():
-        ann[0].weight.data *= first_layer_scale
+        first: nn.Conv2d = ann[0]  # type: ignore[assignment]
+        first.weight.data *= first_layer_scale
     return ann
 
 
