@@ -126,7 +126,7 @@ def pacing_rows(result) -> list[dict]:
          "value": rep.release_error_us.get("p99", float("nan")), "unit": "µs", "target": "< 1000 µs",
          "baseline": f"host writes late p99 {rep.pacing_error_us.get('p99', float('nan')):.0f} µs"},
         {"what": "real-time lag, worst (due -> processed, session.stats['lag_max_us'])",
-         "value": float(stats["lag_max_us"]), "unit": "µs", "target": "< 1000 µs",
+         "value": float(stats["lag_max_us"]), "unit": "µs", "target": "< 50000 µs (the guard warns above)",
          "baseline": f"input {rep.input_rate / 1e3:.0f} k events/s"},
     ]
 
