@@ -123,9 +123,11 @@ class BlockingSubscription:
 class BlockingSession:
     """A :class:`Session` driven from plain (non-async) code. Made by :func:`connect`."""
 
-    def __init__(self, make_session: Callable[[], Session], async_backend: str = "trio",
+    def __init__(self, make_session: Callable[[], Session] | Session, async_backend: str = "trio",
                  backend_options: dict | None = None, *, name: str = "device"):
-        self._make_session = make_session  # called on the loop's thread: its primitives belong to that loop
+        # called on the loop's thread, so that the Session's primitives belong to that loop (a Session made
+        # inside a running asyncio loop would take that loop's); a ready Session is taken as it is
+        self._make_session = make_session if callable(make_session) else (lambda: make_session)
         self.session: Session | None = None
         self.name = name
         self._backend_name = async_backend
