@@ -64,7 +64,9 @@ def warn_if_short(t_us: np.ndarray, *, n: int | None = None, stacklevel: int = 3
         return
     span = int(t_us.max()) - int(t_us.min())
     if 0 < span < SHORT_STREAM_US:
-        warnings.warn(f"these {n} events span only {span} µs: speckstream timestamps are microseconds - if "
+        # one text for every stream, so that the warnings filter shows it once per call site, not once per
+        # sample of a data set whose timestamps are all in ms
+        warnings.warn("a whole event stream spans less than 1 ms: speckstream timestamps are microseconds - if "
                       "yours are milliseconds or seconds, convert first (t_us = t_ms * 1000, t_us = t_s * 1e6, or "
                       "codec.from_xytp(events, t_scale=...))", TimestampWarning, stacklevel=stacklevel)
 
