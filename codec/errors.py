@@ -2,7 +2,8 @@
 ``speckstream.SpeckstreamError``)."""
 from ..errors import SpeckstreamError, SpeckstreamWarning
 
-__all__ = ["CodecError", "AddressError", "EventFileError", "TruncatedFileWarning", "CorruptChunkWarning"]
+__all__ = ["CodecError", "AddressError", "EventFileError", "TruncatedFileWarning", "CorruptChunkWarning",
+           "TimestampWarning"]
 
 
 class CodecError(SpeckstreamError, ValueError):
@@ -23,3 +24,7 @@ class TruncatedFileWarning(SpeckstreamWarning):
 
 class CorruptChunkWarning(SpeckstreamWarning):
     """``on_error="skip"``: chunks whose payload failed its checksum were skipped (counted, with offsets)."""
+
+
+class TimestampWarning(SpeckstreamWarning):
+    """A whole event stream spans less than a millisecond: its timestamps are probably not in µs."""

@@ -41,7 +41,7 @@ NEURON_VALUE_DTYPE = np.dtype(
 )
 
 #: ``ReadoutValue`` (one per slow-clock tick; ``t`` stamped on receipt or by the simulator's tick, µs): the raw
-#: 32-bit ``value`` and its fields (SAMNA.md, ReadoutValue): ``valid`` (bit 20), ``class`` (bits 19:16, the
+#: 32-bit ``value`` and its fields (docs/chip-notes.md, "Readout layer"): ``valid`` (bit 20), ``class`` (bits 19:16, the
 #: readout neuron with the largest average) and ``data`` (bits 15:0, meaning set by ``output_mode``: 0 clock
 #: gating, 1 threshold-compare bits, 2 average of the selected neuron, 3 average of the largest).
 READOUT_DTYPE = np.dtype([("t", "<u8"), ("value", "<u4"), ("valid", "?"), ("class", "u1"), ("data", "<u2")],
@@ -89,7 +89,7 @@ def empty(kind: str, n: int = 0) -> np.ndarray:
     try:
         dtype = KINDS[kind]
     except KeyError:
-        raise ValueError(f"unknown event kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
+        raise CodecError(f"unknown event kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
     return np.zeros(n, dtype=dtype)
 
 
@@ -112,7 +112,10 @@ def _store_checked(out: np.ndarray, name: str, values) -> None:
             bad = ~np.isfinite(values) | (values != np.round(values))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise CodecError(f"{name}[{i}] = {values[i]} is not an integer (the {target} field holds integers)")
+                hint = (": timestamps are whole microseconds (µs); convert seconds with np.round(t * 1e6)"
+                        if name == "t" else "")
+                raise CodecError(f"{name}[{i}] = {values[i]} is not an integer (the {target} field holds integers)"
+                                 f"{hint}")
         elif values.dtype.kind not in "iub":
             raise CodecError(f"field {name!r} must hold numbers, got dtype {values.dtype}")
         info = np.iinfo(target)
@@ -150,7 +153,10 @@ def check_time_order(t, *, start: int = 0, last: int | None = None, noun: str = 
 def as_events(arr: np.ndarray, kind: str) -> np.ndarray:
     """Return ``arr`` as an array of ``kind``: same dtype passes through; other structured arrays
     with the same field names are cast field by field (with range checks)."""
-    dtype = KINDS[kind]
+    try:
+        dtype = KINDS[kind]
+    except KeyError:
+        raise CodecError(f"unknown event kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
     arr = np.asarray(arr)
     if arr.dtype == dtype:
         return arr

@@ -201,16 +201,16 @@ class EventFileReader:
             self._fail(f"header 'kinds' is a {type(kinds).__name__}, not a map of kind -> dtype")
         self.dtypes: dict[str, np.dtype] = {}
         for kind, descr in kinds.items():
-            if kind in KINDS:  # built-in kinds: our dtype, never the file's (a flipped bit must not retype data)
-                self.dtypes[kind] = KINDS[kind]
-                continue
             try:
                 dt = np.lib.format.descr_to_dtype([tuple(d) for d in descr])
             except Exception as e:
                 self._fail(f"kind {kind!r} has an invalid dtype description: {e}")
+            if kind in KINDS and dt != KINDS[kind]:  # same size is not the same record: names and offsets count
+                self._fail(f"kind {kind!r} is declared as {dt} in this file, not this reader's {KINDS[kind]}: "
+                           "written by another program or version, refused rather than misread")
             if dt.hasobject or dt.itemsize == 0:
                 self._fail(f"kind {kind!r} declares object fields or a zero-size record, refused")
-            self.dtypes[kind] = dt
+            self.dtypes[kind] = KINDS.get(kind, dt)
         self.data_start = up.tell()
 
     def _iter_raw(self, want: set[str] | None, dest: np.ndarray | None = None

@@ -8,19 +8,29 @@ a size of 1), at most 18 bits in all. Channel occupies the low ``cb`` bits, x th
   ``cb + yb``. Identical to packed on maps with ``yb == xb``; on wider-than-tall maps the fields
   overlap and addresses collide (encode still works, decode is ambiguous).
 
-Which layout the silicon uses is not public (shared/spec/CHIP.md section 6); both are offered and the
+Which layout the silicon uses is not public (docs/chip-notes.md, "Neuron addresses"); both are offered and the
 choice is explicit wherever it matters.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import AddressError
+import numpy as np
+
+from .errors import AddressError, CodecError
 
 __all__ = ['MAX_ADDRESS_BITS', 'LAYOUTS', 'bits_for', 'AddressLayout']
 
 MAX_ADDRESS_BITS = 18
 LAYOUTS = ("packed", "sinabs")
+
+
+def _dimension(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not float(v).is_integer():
+        raise CodecError(f"feature map size {name} = {v!r} is not a whole number")
+    if v < 1:
+        raise CodecError(f"feature map size {name} = {v!r} must be at least 1")
+    return int(v)
 
 
 def bits_for(n: int) -> int:
@@ -51,7 +61,11 @@ class AddressLayout:
 
     @classmethod
     def for_shape(cls, shape, layout: str = "packed") -> "AddressLayout":
-        C, H, W = (int(v) for v in shape)
+        """The layout of a (C, H, W) map; each size a whole number >= 1 (2.7 is refused, never truncated)."""
+        dims = tuple(shape)
+        if len(dims) != 3:
+            raise CodecError(f"a feature map shape is (C, H, W), got {shape!r}")
+        C, H, W = (_dimension(n, v) for n, v in zip("CHW", dims))
         return cls(C, H, W, layout)
 
     @property

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import addresses
-from .events import NEURON_STATE_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, WRITE_REQUEST_DTYPE
+from .errors import CodecError
+from .events import NEURON_STATE_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, WRITE_REQUEST_DTYPE, _store_checked
 from .layout import AddressLayout
 
 __all__ = ['read_requests_for_core', 'read_requests', 'write_requests', 'decode_neuron_values',
@@ -24,8 +25,16 @@ def read_requests_for_core(core: int, shape, *, layout: str = "packed") -> np.nd
     return read_requests(core, cc.ravel(), xx.ravel(), yy.ravel(), shape, layout=layout)
 
 
+def _core_id(core) -> int:
+    """A chip layer id as the request's ``core`` field holds it (0..255), else CodecError naming it."""
+    if isinstance(core, bool) or not isinstance(core, (int, np.integer)) or not 0 <= int(core) <= 255:
+        raise CodecError(f"core {core!r} is not a chip core id (an integer: 0-8 are the CNN cores)")
+    return int(core)
+
+
 def read_requests(core: int, c, x, y, shape, *, layout: str = "packed") -> np.ndarray:
     """ReadNeuronValue requests for a list of neurons (c, x, y) of one core."""
+    core = _core_id(core)
     addr = addresses.encode(c, x, y, shape, layout=layout)
     out = np.empty(addr.shape[0], dtype=READ_REQUEST_DTYPE)
     out["core"] = core
@@ -34,15 +43,18 @@ def read_requests(core: int, c, x, y, shape, *, layout: str = "packed") -> np.nd
 
 
 def write_requests(core: int, c, x, y, vmem, shape, *, layout: str = "packed") -> np.ndarray:
-    """WriteNeuronValue requests setting neurons (c, x, y) of one core to ``vmem`` (int16)."""
+    """WriteNeuronValue requests setting neurons (c, x, y) of one core to ``vmem`` (int16: a value that is not a
+    whole number or does not fit [-32768, 32767] raises CodecError, never rounded or wrapped)."""
+    core = _core_id(core)
     addr = addresses.encode(c, x, y, shape, layout=layout)
-    v = np.broadcast_to(np.asarray(vmem), addr.shape)
-    if v.size and (v.min() < -32768 or v.max() > 32767):
-        raise ValueError("vmem values must fit int16 [-32768, 32767]")
+    try:
+        v = np.broadcast_to(np.asarray(vmem), addr.shape)
+    except ValueError:
+        raise CodecError(f"vmem of shape {np.shape(vmem)} does not match the {addr.shape[0]} neurons") from None
     out = np.empty(addr.shape[0], dtype=WRITE_REQUEST_DTYPE)
     out["core"] = core
     out["address"] = addr
-    out["vmem"] = v
+    _store_checked(out, "vmem", v)
     return out
 
 

@@ -1,4 +1,5 @@
-"""samna event objects <-> event arrays, written against the names in shared/spec/SAMNA.md section 3.
+"""samna event objects <-> event arrays, written against the event names of samna's public reference and
+sinabs' use of them (docs/chip-notes.md).
 
 ``event_module`` is a chip's samna event namespace (``samna.speck2f.event``) or any object with classes
 ``Spike``, ``NeuronValue``, ``ReadoutValue``, ``DvsEvent``, ``ReadNeuronValue`` of the same attribute

@@ -15,6 +15,7 @@ from .backends.samna_backend import DEVICE_TYPES, UNSUPPORTED_DEVICES, SamnaBack
 from .backends.sim import SimBackend, SimFaults
 from .blocking import BlockingSession, BlockingSubscription, connect
 from .closed_loop import LoopResult
+from .lag import RealTimeWarning
 from .errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
 from .replay import ReplayResult
 from .session import Session
@@ -26,7 +27,7 @@ from .vmem import VmemFrame
 __all__ = ["open_device", "Session", "SimBackend", "SimFaults", "SamnaBackend", "find_samna", "DeviceError",
            "DeviceDisconnected", "DeviceClosed", "DeviceNotFound", "SamnaUnavailable", "VmemFrame", "ReplayResult",
            "LoopResult", "Subscription", "SubscriptionStatistics", "Unwrapper", "percentiles", "make_backend",
-           "connect", "BlockingSession", "BlockingSubscription"]
+           "connect", "BlockingSession", "BlockingSubscription", "RealTimeWarning"]
 
 
 def _clock(clock: str | None, realtime: bool | None) -> str:
@@ -75,7 +76,8 @@ async def open_device(spec: str = "sim", *, clock: str | None = None, realtime: 
     (wall time, or trio's MockClock in tests), inputs are held until their timestamps and slow-clock ticks
     happen as time passes; ``"virtual"`` is the fast path - chip time follows input timestamps, as fast as
     the CPU allows. ``faults`` injects simulator faults. Session options: ``batch_size``, ``input_queue``,
-    ``policy`` ("wait" or "drop"), ``read_timeout_s``.
+    ``policy`` ("wait" or "drop"), ``read_timeout_s``, ``lag_warn_s`` (the real-time guard: warn once when a
+    wall-clock device runs this many seconds behind its input timestamps; None: never; :mod:`.lag`).
     """
     backend = make_backend(spec, clock=clock, realtime=realtime, faults=faults, samna=samna, sim_options=sim_options)
     async with Session(backend, **session_kwargs) as session:

@@ -1,5 +1,5 @@
-"""The blocking facade: a :class:`~speckstream.runtime.Session` for scripts, ROS 2 nodes and other
-threaded code, over anyio's blocking portal (an event loop in one thread of its own).
+"""The blocking facade: a :class:`~speckstream.runtime.Session` for scripts, notebooks, ROS 2 nodes and other
+threaded code, run on an event loop in a daemon thread of its own (:mod:`~speckstream.runtime.loop_thread`).
 
     with ss.connect("sim") as dev:
         dev.apply(config)
@@ -7,36 +7,47 @@ threaded code, over anyio's blocking portal (an event loop in one thread of its 
         for batch in dev.events("spike", timeout_s=0.5):   # ends after 0.5 s without output
             ...
 
-Every call runs on the portal's loop and raises what the async call raises (AddressError,
-DeviceDisconnected with its accounting, DeviceClosed...), never an exception group. Arguments are checked
-in the caller's thread before the loop starts. Leaving ``with`` (or :meth:`BlockingSession.close`) closes
-the session and joins the loop's thread: no thread is left behind.
+Every call runs on that loop and raises what the async call raises (AddressError, DeviceDisconnected with its
+accounting, DeviceClosed...), never an exception group. It works from any thread, also one that is running an
+event loop (a Jupyter cell, an ``async def`` calling blocking code, a trio task). Arguments are checked in the
+caller's thread before the loop starts. Leaving ``with`` (or :meth:`BlockingSession.close`) closes the session
+and joins the loop's thread: no thread is left behind. A session that is never closed (a script that ends or
+crashes, a ROS 2 node without ``destroy_node``) is flushed and closed when the interpreter exits: the process
+always exits. Ctrl-C during a call cancels it on the loop (a replay closes its recording) and raises
+KeyboardInterrupt in the caller.
 """
 from __future__ import annotations
 
+import atexit
+import inspect
 import math
+import sys
+import threading
 from typing import Any, Callable, Iterator
 
 import anyio
-import anyio.from_thread
 import numpy as np
 
 from .closed_loop import LoopResult
 from .errors import DeviceClosed, DeviceError
+from .loop_thread import Held, LoopThread
 from .replay import ReplayResult
 from .session import Session
 from .subscriptions import Subscription
 from .vmem import VmemFrame
 
-__all__ = ["BlockingSession", "BlockingSubscription", "connect"]
+__all__ = ["BlockingSession", "BlockingSubscription", "connect", "EXIT_FLUSH_S"]
 
 _BACKENDS = ("trio", "asyncio")
+#: at interpreter exit, how long an unclosed session may take to write what it accepted, then to close
+EXIT_FLUSH_S = 5.0
 
 
 def connect(spec: str = "sim", *, async_backend: str = "trio", backend_options: dict | None = None,
             clock: str | None = None, faults=None, samna=None, sim_options=None,
             **session_kwargs) -> "BlockingSession":
-    """Open a device for blocking use: ``with ss.connect("sim") as dev: ...``.
+    """Open a device for blocking use: ``with ss.connect("sim") as dev: ...``, or ``dev = ss.connect(...).open()``
+    and ``dev.close()`` later (a session never closed is flushed and closed at interpreter exit).
 
     ``spec``, ``clock``, ``faults``, ``samna``, ``sim_options`` and the session options are those of
     :func:`~speckstream.open_device`. ``async_backend``: the loop the runtime runs on in its own thread,
@@ -48,7 +59,14 @@ def connect(spec: str = "sim", *, async_backend: str = "trio", backend_options: 
     if async_backend not in _BACKENDS:
         raise ValueError(f"async_backend must be one of {_BACKENDS}, got {async_backend!r}")
     backend = make_backend(spec, clock=clock, faults=faults, samna=samna, sim_options=sim_options)
-    return BlockingSession(Session(backend, **session_kwargs), async_backend, backend_options or {})
+    try:
+        inspect.signature(Session).bind(backend, **session_kwargs)
+    except TypeError as e:
+        raise TypeError(f"connect(): {e}; session options: batch_size, input_queue, policy, read_timeout_s, "
+                        "lag_warn_s") from None
+    Session.check_options(**session_kwargs)
+    return BlockingSession(lambda: Session(backend, **session_kwargs), async_backend, backend_options or {},
+                           name=backend.name)
 
 
 async def _receive_within(sub: Subscription, timeout_s: float | None):
@@ -92,8 +110,8 @@ class BlockingSubscription:
         return self._sub.statistics()
 
     def close(self) -> None:
-        if not self._sub.closed and self._owner._portal is not None:
-            self._owner._portal.call(self._sub.close)
+        if not self._sub.closed:
+            self._owner._call_if_open(self._sub.close)
 
     def __enter__(self) -> "BlockingSubscription":
         return self
@@ -105,46 +123,62 @@ class BlockingSubscription:
 class BlockingSession:
     """A :class:`Session` driven from plain (non-async) code. Made by :func:`connect`."""
 
-    def __init__(self, session: Session, async_backend: str = "trio", backend_options: dict | None = None):
-        self.session = session
+    def __init__(self, make_session: Callable[[], Session] | Session, async_backend: str = "trio",
+                 backend_options: dict | None = None, *, name: str = "device"):
+        # called on the loop's thread, so that the Session's primitives belong to that loop (a Session made
+        # inside a running asyncio loop would take that loop's); a ready Session is taken as it is
+        self._make_session = make_session if callable(make_session) else (lambda: make_session)
+        self.session: Session | None = None
+        self.name = name
         self._backend_name = async_backend
         self._backend_options = backend_options or {}
-        self._portal_cm: Any = None
-        self._portal: anyio.from_thread.BlockingPortal | None = None
-        self._session_cm: Any = None
+        self._loop: LoopThread | None = None
+        self._held: Held | None = None
+        self._opened = False
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> "BlockingSession":
         """Start the loop thread and open the device (what ``with`` does)."""
-        if self._portal is not None or self._portal_cm is not None:
+        if self._opened:
             raise DeviceError("a blocking session is opened once; connect() again for a new one")
-        self._portal_cm = anyio.from_thread.start_blocking_portal(self._backend_name, self._backend_options)
-        self._portal = self._portal_cm.__enter__()
+        self._opened = True
+        loop = LoopThread(self._backend_name, self._backend_options, name=f"speckstream-{self.name}")
         try:
-            self._session_cm = self._portal.wrap_async_context_manager(self.session)
-            self._session_cm.__enter__()
-        except BaseException as e:
-            portal_cm, self._portal, self._portal_cm = self._portal_cm, None, None
-            portal_cm.__exit__(type(e), e, e.__traceback__)
+            self.session = loop.call(self._make_session)
+            self._held, _ = loop.hold(self.session)
+        except BaseException:
+            loop.stop()
             raise
+        self._loop = loop
+        _OPEN.append(self)
+        _register_exit_hook()
         return self
 
     def close(self) -> None:
         """Close the session (its pending error, if no call has reported it, is raised here) and join the
-        loop's thread. Idempotent."""
+        loop's thread. Events accepted but not yet written are counted as not written (``flush()`` first to
+        write them). Idempotent."""
         self._exit(None, None, None)
 
-    def _exit(self, etype, exc, tb) -> None:
-        if self._portal_cm is None:
+    def _exit(self, etype, exc, tb, timeout_s: float | None = None) -> None:
+        loop, held = self._loop, self._held
+        if loop is None or held is None:
             return
-        session_cm, portal_cm = self._session_cm, self._portal_cm
-        self._session_cm = self._portal_cm = None
+        self._loop = self._held = None
+        if self in _OPEN:
+            _OPEN.remove(self)
         try:
-            if session_cm is not None:
-                session_cm.__exit__(etype, exc, tb)
+            held.exit(etype, exc, tb, timeout_s=timeout_s)
         finally:
-            self._portal = None
-            portal_cm.__exit__(None, None, None)
+            loop.stop()
+
+    def _close_at_exit(self) -> None:
+        """Interpreter exit with the session still open: write what it accepted, then close, bounded."""
+        try:
+            if self.session is not None and self.session.usable:
+                self.flush(timeout_s=EXIT_FLUSH_S)
+        finally:
+            self._exit(None, None, None, timeout_s=EXIT_FLUSH_S)
 
     def __enter__(self) -> "BlockingSession":
         return self.open()
@@ -153,38 +187,49 @@ class BlockingSession:
         self._exit(etype, exc, tb)
 
     def _call(self, fn: Callable, *args):
-        if self._portal is None:
-            self.session._raise_if_unusable()  # DeviceClosed after close, "not open" before open
+        if self._loop is None:
+            self._live._raise_if_unusable()  # the session's error, or DeviceClosed
             raise DeviceClosed("the blocking session is closed")
-        return self._portal.call(fn, *args)
+        return self._loop.call(fn, *args)
+
+    def _call_if_open(self, fn: Callable, *args) -> None:
+        if self._loop is not None:
+            self._loop.call(fn, *args)
 
     # ------------------------------------------------------------------ the Session's calls, blocking
     @property
+    def _live(self) -> Session:
+        if self.session is None:
+            raise DeviceError("the session is not open: use 'with ss.connect(...) as dev', or "
+                              "dev = ss.connect(...).open()")
+        return self.session
+
+    @property
     def config(self):
-        return self.session.config
+        return self.session.config if self.session is not None else None
 
     @property
     def counts(self) -> dict:
-        return dict(self.session.counts)
+        return dict(self.session.counts) if self.session is not None else {}
 
     @property
     def stats(self) -> dict:
-        return self._call(lambda: self.session.stats)
+        return self._call(lambda: self._live.stats)
 
     def accounting(self) -> dict:
-        return self._call(self.session.accounting)
+        return self._call(self._live.accounting)
 
     def now_us(self) -> int:
         """Session time in µs."""
-        return self._call(self.session.now_us)
+        return self._call(self._live.now_us)
 
     def apply(self, config) -> None:
         """Validate and apply a ChipConfig (or a path to one)."""
-        self._call(self.session.apply, config)
+        self._call(self._live.apply, config)
 
     def send(self, events, *, kind: str = "spike", policy: str | None = None) -> int:
         """Queue input events (see :meth:`Session.send`); returns the number accepted."""
-        return self._call(lambda: self.session.send(events, kind=kind, policy=policy))
+        return self._call(lambda: self._live.send(events, kind=kind, policy=policy))
 
     def send_dvs(self, events, *, policy: str | None = None) -> int:
         return self.send(events, kind="dvs", policy=policy)
@@ -192,31 +237,34 @@ class BlockingSession:
     def flush(self, timeout_s: float | None = 10.0) -> None:
         """Wait until every queued input batch has reached the device: TimeoutError after ``timeout_s``."""
         async def flush():
-            with anyio.fail_after(math.inf if timeout_s is None else timeout_s):
-                await self.session.flush()
+            with anyio.move_on_after(math.inf if timeout_s is None else timeout_s) as scope:
+                await self._live.flush()
+            if scope.cancelled_caught:
+                raise TimeoutError(f"flush: queued input was not all written to {self.name} within {timeout_s} s "
+                                   f"({self._live.accounting().get('pending', 0)} events still queued)")
 
         self._call(flush)
 
     def reset_time(self) -> None:
-        self._call(self.session.reset_time)
+        self._call(self._live.reset_time)
 
     def reset_state(self) -> None:
-        self._call(self.session.reset_state)
+        self._call(self._live.reset_state)
 
     def slow_clock(self, hz: float | None) -> None:
-        self._call(self.session.slow_clock, hz)
+        self._call(self._live.slow_clock, hz)
 
     def read_neurons(self, requests: np.ndarray, *, timeout_s: float = 0.5) -> np.ndarray:
-        return self._call(lambda: self.session.read_neurons(requests, timeout_s=timeout_s))
+        return self._call(lambda: self._live.read_neurons(requests, timeout_s=timeout_s))
 
     def write_neurons(self, requests: np.ndarray) -> None:
-        self._call(self.session.write_neurons, requests)
+        self._call(self._live.write_neurons, requests)
 
     def subscribe(self, kind="spike", *, cores=None, max_batches: int = 256,
                   timeout_s: float | None = None) -> BlockingSubscription:
         """A subscription (``with dev.subscribe() as sub: for batch in sub``); iteration ends after
         ``timeout_s`` without output (None: when the session closes)."""
-        sub = self._call(lambda: self.session.subscribe(kind, cores=cores, max_batches=max_batches))
+        sub = self._call(lambda: self._live.subscribe(kind, cores=cores, max_batches=max_batches))
         return BlockingSubscription(self, sub, timeout_s)
 
     def events(self, kind="spike", *, cores=None, timeout_s: float | None = 1.0,
@@ -231,7 +279,7 @@ class BlockingSession:
     def poll_vmem(self, core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
                   count: int | None = None) -> Iterator[VmemFrame]:
         """:class:`VmemFrame` of ``core`` every ``every`` seconds (see :meth:`Session.poll_vmem`)."""
-        agen = self._call(lambda: self.session.poll_vmem(core, every=every, neurons=neurons, layout=layout,
+        agen = self._call(lambda: self._live.poll_vmem(core, every=every, neurons=neurons, layout=layout,
                                                          count=count))
 
         async def step():
@@ -244,14 +292,36 @@ class BlockingSession:
             while (frame := self._call(step)) is not None:
                 yield frame
         finally:
-            if self._portal is not None:
-                self._portal.call(agen.aclose)
+            self._call_if_open(agen.aclose)
 
     def replay(self, source, **kwargs) -> ReplayResult:
         """Stream an event file or array into the device (keywords of :meth:`Session.replay`)."""
-        return self._call(lambda: self.session.replay(source, **kwargs))
+        return self._call(lambda: self._live.replay(source, **kwargs))
 
     def closed_loop(self, callback: Callable[[np.ndarray], np.ndarray | None], initial: np.ndarray,
                     **kwargs) -> LoopResult:
         """:meth:`Session.closed_loop`; ``callback`` runs on the runtime's loop thread."""
-        return self._call(lambda: self.session.closed_loop(callback, initial, **kwargs))
+        return self._call(lambda: self._live.closed_loop(callback, initial, **kwargs))
+
+
+# ------------------------------------------------------------------ sessions still open at interpreter exit
+_OPEN: list[BlockingSession] = []  # strong references: an open session is closed at exit even if unreferenced
+_hook = threading.Lock()
+_hooked = False
+
+
+def _register_exit_hook() -> None:
+    """Registered on the first open (not at import), so that hooks a program registers earlier run after it."""
+    global _hooked
+    with _hook:
+        if not _hooked:
+            atexit.register(_close_all_at_exit)
+            _hooked = True
+
+
+def _close_all_at_exit() -> None:
+    for dev in reversed(list(_OPEN)):
+        try:
+            dev._close_at_exit()
+        except BaseException as e:  # exit goes on; the error is said, once, on stderr
+            print(f"speckstream: closing {dev.name} at exit: {type(e).__name__}: {e}", file=sys.stderr)

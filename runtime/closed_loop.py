@@ -34,13 +34,13 @@ async def closed_loop(session: "Session", callback: Callable[[np.ndarray], np.nd
     if not (timeout_s > 0 and math.isfinite(timeout_s)):
         raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s}")
     session._check()
-    initial = session._validated(initial)
+    kind, initial = session._prepared(initial)  # what send takes: spikes, or tonic x/y/t/p arrays
     lat, resp = [], []
     timeouts = k = 0
     end = anyio.current_time() + duration_s if duration_s is not None else math.inf
     with session.subscribe("spike", cores=cores, max_batches=1024) as sub:
         t_send = anyio.current_time()
-        await session.send(initial)
+        await session.send(initial, kind=kind)
         while (iterations is None or k < iterations) and anyio.current_time() < end:
             batch = None
             with anyio.move_on_after(timeout_s):

@@ -15,8 +15,8 @@ import numpy as np
 import anyio
 
 from ..codec import events as ev
-from ..codec.convert import spikes_from_array
-from ..codec.files import EventFileWriter, iter_spikes
+from ..codec.convert import spikes_from_array, warn_if_short
+from ..codec.files import EventFileWriter, count_spikes, iter_spikes
 from ..sim.inputs import check_on_input
 from .errors import DeviceError
 from .stats import percentiles
@@ -24,7 +24,7 @@ from .stats import percentiles
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
 
-__all__ = ["ReplayResult", "pace", "check_order", "resolve_via", "replay"]
+__all__ = ["ReplayResult", "pace", "check_order", "check_speed", "resolve_via", "replay"]
 
 
 @dataclass
@@ -120,7 +120,7 @@ def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray],
         arr = np.concatenate(list(iter_spikes(source, core=core or 0)) or [np.empty(0, ev.SPIKE_DTYPE)])
         return iter([arr[np.argsort(arr["t"], kind="stable")]]), len(arr)
 
-    def checked():
+    def checked():  # the order is checked chunk by chunk, across chunk edges
         n, last = 0, None
         for chunk in iter_spikes(source, core=core or 0):
             check_order(chunk["t"], start=n, last=last)
@@ -128,23 +128,39 @@ def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray],
                 last = int(chunk["t"][-1])
             n += len(chunk)
             yield chunk
-    return checked(), 0
+    return checked(), count_spikes(source) or 0
+
+
+def check_speed(speed) -> None:
+    if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float))
+                              or not math.isfinite(speed) or speed <= 0):
+        raise ValueError(f"speed must be a positive number (1.0 = real time) or None (as fast as possible); "
+                         f"got {speed!r}")
+
+
+def _writes(t_dev_us: np.ndarray, speed: float | None, slice_s: float, batch: int) -> list[tuple[int, int]]:
+    """The writes of one chunk: paced slices of ``slice_s`` (speed given), else batches of ``batch`` events
+    (so that progress moves and the input queue's backpressure applies)."""
+    if speed is not None:
+        return pace(t_dev_us, slice_s)
+    return [(a, min(a + batch, len(t_dev_us))) for a in range(0, len(t_dev_us), batch)]
 
 
 async def replay(session: "Session", source, *, speed: float | None = 1.0, record=None, core: int | None = None,
                  lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
                  via: str = "auto", progress: Callable[[int, int], None] | None = None) -> ReplayResult:
-    if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float))
-                              or not math.isfinite(speed) or speed <= 0):
-        raise ValueError(f"speed must be a positive number (1.0 = real time) or None (as fast as possible); "
-                         f"got {speed!r}")
+    """See :meth:`Session.replay`. Relative timestamps are always kept: with ``speed=None`` the events are
+    written as fast as the host can, and a wall-clock device (a devkit, the simulator's default clock) still
+    releases each at its timestamp, so the replay lasts as long as the stream; a virtual-clock simulator runs
+    as fast as the CPU allows."""
+    check_speed(speed)
     session._check()
     if session.config is None:
         raise DeviceError("apply a configuration before replaying")
     kind = "dvs" if resolve_via(session, source, via, core) == "dvs" else "spike"
     cfg = session.config
-    camera = kind == "spike" and _is_camera(source)
-    if camera and core is None and cfg.input_cores:
+    camera = _is_camera(source)
+    if kind == "spike" and camera and core is None and cfg.input_cores:
         core = cfg.input_cores[0]  # a camera's events go to the input; chip spikes keep their own cores
     chunks, total = _chunks(source, core, sort)
     if kind == "dvs":
@@ -166,35 +182,34 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
                                                    else str(source), "speed": speed})
         t_start = anyio.current_time()
         base_us = session.now_us() + t_offset_us
-        t_first = None
+        t_first = t_last = None
         last_release = None
         for chunk in chunks:
             if not len(chunk):
                 continue
             if t_first is None:
                 t_first = int(chunk["t"][0])
+            t_last = int(chunk["t"][-1])
             chunk = chunk.copy()
-            if speed is None and not virtual:
-                chunk["t"] = 0  # released on arrival
-                await session.send(chunk, kind=kind)
-                n_in += len(chunk)
-            else:
-                t_dev = base_us + (chunk["t"].astype(np.float64) - t_first) / (speed or 1.0)
-                chunk["t"] = t_dev.astype(np.uint64)
-                for a, b in ([(0, len(chunk))] if speed is None else pace(t_dev, slice_s)):
-                    release = session._epoch + int(chunk["t"][a]) / 1e6
-                    if speed is not None:
-                        await anyio.sleep_until(release - lead_s)
-                    await session.send(chunk[a:b], kind=kind)
-                    if speed is not None:  # how late the slice reached the device queue (early is fine)
-                        lateness.append(max(0.0, (anyio.current_time() - release) * 1e6))
-                    n_in += b - a
-                    _drain(sub, writer)
-                last_release = session._epoch + int(chunk["t"][-1]) / 1e6 if speed is not None else None
-            if progress:
-                progress(n_in, total)
+            t_dev = base_us + (chunk["t"].astype(np.float64) - t_first) / (speed or 1.0)
+            chunk["t"] = t_dev.astype(np.uint64)
+            for a, b in _writes(t_dev, speed, slice_s, session.batch_size):
+                release = session._epoch + int(chunk["t"][a]) / 1e6
+                if speed is not None:
+                    await anyio.sleep_until(release - lead_s)
+                await session.send(chunk[a:b], kind=kind)
+                if speed is not None:  # how late the slice reached the device queue (early is fine)
+                    lateness.append(max(0.0, (anyio.current_time() - release) * 1e6))
+                n_in += b - a
+                _drain(sub, writer)
+                if progress:
+                    progress(n_in, total)
+            if not virtual:  # the device releases the last event at its timestamp
+                last_release = session._epoch + int(chunk["t"][-1]) / 1e6
+        if camera and t_first is not None and t_last is not None:
+            warn_if_short(np.array([t_first, t_last]), n=n_in, stacklevel=3)
         await session.flush()
-        if last_release is not None:  # the device releases the last event at its timestamp
+        if last_release is not None:
             await anyio.sleep_until(last_release)
         await session._quiesce()
         duration = anyio.current_time() - t_start
@@ -208,7 +223,7 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
         events_in=int(n_in), events_out=int(session.counts["out_spikes"] - out_before), duration_s=float(duration),
         input_rate=float(n_in / duration) if duration > 0 else math.inf,
         pacing_error_us=percentiles(lateness) if lateness else {},
-        release_error_us=percentiles(take_release()) if take_release and speed is not None else {},
+        release_error_us=percentiles(take_release()) if take_release and not virtual else {},
         dropped={"policy": session.counts["dropped_policy"] - dropped_before,
                  "subscriptions": sum(s.dropped_events for s in session._subs)},
         record=str(record) if record else None)

@@ -13,6 +13,7 @@ failed), and ``offered == accepted + dropped_by_policy``.
 """
 from __future__ import annotations
 
+import sys
 from typing import AsyncIterator, Awaitable, Callable
 
 import numpy as np
@@ -26,12 +27,16 @@ from ..compiler.validate import validate
 from ..sim.dvs import check_dvs_events
 from ..sim.inputs import is_tonic, to_input
 from . import closed_loop as _loop
+from . import lag as _lag
 from . import replay as _replay
 from . import vmem as _vmem
 from .errors import DeviceClosed, DeviceDisconnected, DeviceError
 from .stats import percentiles
 from .subscriptions import FIELDS, KINDS, Subscription
 from .timebase import WRAP, Unwrapper
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # anyio's and trio's dependency on 3.10
 
 __all__ = ["Session", "KINDS", "percentiles"]
 
@@ -40,12 +45,10 @@ class Session:
     """An open device. Create with :func:`speckstream.open_device`."""
 
     def __init__(self, backend, *, batch_size: int = 65536, input_queue: int = 16, policy: str = "wait",
-                 read_timeout_s: float = 0.005):
-        if policy not in ("wait", "drop"):
-            raise ValueError(f"policy must be 'wait' or 'drop', got {policy!r}")
-        if batch_size < 1 or input_queue < 1:
-            raise ValueError("batch_size and input_queue must be at least 1")
+                 read_timeout_s: float = 0.005, lag_warn_s: float | None = 0.05):
+        self.check_options(batch_size=batch_size, input_queue=input_queue, policy=policy, lag_warn_s=lag_warn_s)
         self.backend = backend
+        self._lag = _lag.LagGuard(lag_warn_s)
         self.batch_size = batch_size
         self.policy = policy
         self.read_timeout_s = read_timeout_s
@@ -69,6 +72,17 @@ class Session:
         self._started = 0.0
         self._shapes: np.ndarray | None = None  # per core id: (C, H, W) of the input map, 0 = not configured
 
+    @staticmethod
+    def check_options(*, batch_size: int = 65536, input_queue: int = 16, policy: str = "wait",
+                      read_timeout_s: float = 0.005, lag_warn_s: float | None = 0.05) -> None:
+        """Refuse bad session options (ValueError) before anything is opened."""
+        if policy not in ("wait", "drop"):
+            raise ValueError(f"policy must be 'wait' or 'drop', got {policy!r}")
+        if batch_size < 1 or input_queue < 1:
+            raise ValueError("batch_size and input_queue must be at least 1")
+        if lag_warn_s is not None and not lag_warn_s > 0:
+            raise ValueError(f"lag_warn_s must be a positive number of seconds or None, got {lag_warn_s!r}")
+
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> "Session":
         if self._state != "new":
@@ -88,7 +102,10 @@ class Session:
         self._state = "closed"
         self._stop_pumps()
         try:
-            await self._nursery_cm.__aexit__(None, None, None)  # only the pumps live there; they stop
+            try:
+                await self._nursery_cm.__aexit__(None, None, None)  # only the pumps live there; they stop
+            except BaseExceptionGroup as eg:  # Ctrl-C landed in a pump: the caller gets it plainly, as it came
+                raise _plain_interrupt(eg) from None
         finally:
             self._end_subscriptions()
             self._in_send.close()
@@ -113,6 +130,11 @@ class Session:
         self._stopping = True
         for scope in self._pump_scopes:
             scope.cancel()
+
+    @property
+    def usable(self) -> bool:
+        """Open and not failed: calls can be made."""
+        return self._state == "open" and self._error is None
 
     def _fail(self, err: BaseException) -> None:
         if self._error is None:
@@ -245,16 +267,7 @@ class Session:
         policy = policy or self.policy
         if policy not in ("wait", "drop"):
             raise ValueError(f"policy must be 'wait' or 'drop', got {policy!r}")
-        if kind == "spike" and is_tonic(np.asarray(spikes)):  # x/y/t/p: into the input core(s) or the DVS stage
-            if self.config is None:
-                raise DeviceError("apply a configuration before sending events")
-            kind, spikes = to_input(self.config, spikes)
-        if kind == "spike":
-            spikes = self._validated(spikes)
-        elif kind == "dvs":
-            spikes = self._validated_dvs(spikes)
-        else:
-            raise ValueError(f"kind must be 'spike' or 'dvs', got {kind!r}")
+        kind, spikes = self._prepared(spikes, kind)
         accepted = 0
         for start in range(0, len(spikes), self.batch_size):
             batch = spikes[start:start + self.batch_size]
@@ -280,6 +293,19 @@ class Session:
             self.counts["accepted"] += len(batch)  # per batch: a failure mid-call keeps the books right
         return accepted
 
+    def _prepared(self, events, kind: str = "spike") -> tuple[str, np.ndarray]:
+        """What ``send`` queues for ``events``: ("spike" | "dvs", checked array). tonic-style x/y/t/p arrays go to
+        the input core(s), polarity as channel, or into the DVS stage when the configuration has one."""
+        if kind == "spike" and is_tonic(np.asarray(events)):
+            if self.config is None:
+                raise DeviceError("apply a configuration before sending events")
+            kind, events = to_input(self.config, events, whole_stream=False)  # a live chunk may be short
+        if kind == "spike":
+            return kind, self._validated(events)
+        if kind == "dvs":
+            return kind, self._validated_dvs(events)
+        raise ValueError(f"kind must be 'spike' or 'dvs', got {kind!r}")
+
     async def send_dvs(self, events: np.ndarray, *, policy: str | None = None) -> int:
         """Queue DvsEvents (DVS_EVENT_DTYPE: t, x, y, p on the sensor) for the configuration's DVS stage:
         ``send(events, kind="dvs")``. tonic-style x/y/t/p arrays convert with ``codec.dvs_from_xytp``."""
@@ -300,6 +326,7 @@ class Session:
                         await self.backend.write_dvs(batch)
                     else:
                         await self.backend.write_spikes(batch)
+                self._lag.wrote(len(batch))
                 self.counts["written"] += len(batch)
                 self._pending -= len(batch)
                 if self._pending <= 0:
@@ -358,6 +385,7 @@ class Session:
                 out = await self.backend.read(self.read_timeout_s)
                 if out is not None:
                     self._dispatch(out)
+                self._lag.check(self.backend)
                 await anyio.lowlevel.checkpoint()
         except DeviceDisconnected as e:
             self._fail(_caused(DeviceDisconnected(f"{self.backend.name} disconnected mid-stream", self._accounting()), e))
@@ -422,16 +450,20 @@ class Session:
         return await _vmem.read_neurons(self, requests, timeout_s=timeout_s)
 
     async def write_neurons(self, requests: np.ndarray) -> None:
+        """Send WriteNeuronValue requests (WRITE_REQUEST_DTYPE: core, address, vmem). Checked whole first: a vmem
+        that does not fit int16 or a core that is not configured raises (CodecError / AddressError) before
+        anything is written."""
         self._check()
+        requests = _vmem.checked_requests(self, requests, "write")
         async with self._lock:
-            await self._call(self.backend.write_neurons(np.asarray(requests, dtype=ev.WRITE_REQUEST_DTYPE)))
+            await self._call(self.backend.write_neurons(requests))
 
     def poll_vmem(self, core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
                   count: int | None = None) -> AsyncIterator[_vmem.VmemFrame]:
         """Yield a :class:`VmemFrame` of ``core`` every ``every`` seconds (``neurons``: None for the whole
         core as a dense [C, H, W] image, or ``(c, x, y)`` arrays); missing replies are reported, never
         waited for beyond the period, and a late reply is never handed out as a fresh one."""
-        self._check()
+        self._check()  # and everything else now, not at the first frame
         return _vmem.poll_vmem(self, core, every=every, neurons=neurons, layout=layout, count=count)
 
     async def replay(self, source, *, speed: float | None = 1.0, record=None, core: int | None = None,
@@ -439,12 +471,16 @@ class Session:
                      via: str = "auto", progress: Callable[[int, int], None] | None = None) -> _replay.ReplayResult:
         """Stream an event file (``.spk``, ``.npy``, ``.aedat4``, ...) or an array into the device.
 
-        ``speed``: 1.0 = real time, 2.0 = twice as fast, None = as fast as possible (on a virtual-clock
-        device the relative timestamps are kept). Events must be in time order (or ``sort=True``). Paced
-        replays write slices of ``slice_s`` seconds ``lead_s`` ahead of their time. ``record``: a ``.spk``
-        path where all outputs are recorded (closed with what was recorded on every exit path). ``via``:
-        "dvs" sends the events through the configuration's DVS stage (pooling, crop, polarity, mirror), "core"
-        straight into ``core``; "auto" takes "dvs" for a camera recording (x/y/t/p) when there is a DVS stage."""
+        ``speed``: 1.0 = real time, 2.0 = twice as fast, None = written as fast as possible. The relative
+        timestamps are always kept: a wall-clock device (a devkit, the simulator's default clock) releases each
+        event at its timestamp, so a replay with ``speed=None`` lasts as long as the stream there; on a
+        virtual-clock simulator it runs as fast as the CPU allows. Events must be in time order (or
+        ``sort=True``); x/y/t/p timestamps in whole µs. Paced replays write slices of ``slice_s`` seconds
+        ``lead_s`` ahead of their time. ``record``: a ``.spk`` path where all outputs are recorded (closed with
+        what was recorded on every exit path). ``via``: "dvs" sends the events through the configuration's DVS
+        stage (pooling, crop, polarity, mirror), "core" straight into ``core``; "auto" takes "dvs" for a camera
+        recording (x/y/t/p) when there is a DVS stage. ``progress(events_written, total)`` is called after each
+        write (``total`` 0 when the format must be decoded to be counted)."""
         return await _replay.replay(self, source, speed=speed, record=record, core=core, lead_s=lead_s,
                                     slice_s=slice_s, t_offset_us=t_offset_us, sort=sort, via=via, progress=progress)
 
@@ -471,7 +507,9 @@ class Session:
     # ------------------------------------------------------------------ stats
     @property
     def stats(self) -> dict:
-        """Events in/out, rates (events/s since open), drops by cause, queue depths, device counters."""
+        """Events in/out, rates (events/s since open), drops by cause, queue depths, device counters, and on a
+        wall-clock simulator how far it runs behind the input timestamps (``lag_us`` now, ``lag_max_us``; None
+        where the device cannot tell)."""
         elapsed = max(anyio.current_time() - self._started, 1e-9)
         return {
             **self.counts,
@@ -479,6 +517,7 @@ class Session:
             "out_rate": self.counts["out_spikes"] / elapsed,
             "input_queue_batches": self._in_send.statistics().current_buffer_used,
             "stale_replies_dropped": self._replies.stale_dropped,
+            **self._lag.stats(self.backend),
             "subscriptions": [s.statistics() for s in self._subs],
             "device": self.backend.stats,
         }
@@ -491,6 +530,17 @@ def _check_times(t: np.ndarray, noun: str) -> None:
     if int(t.max()) >= WRAP:
         raise DeviceError(f"input timestamp {int(t.max())} µs is past the chip's 32-bit stopwatch range (71.6 min); "
                           "call reset_time() between segments")
+
+
+def _plain_interrupt(eg: BaseExceptionGroup) -> BaseException:
+    """The KeyboardInterrupt (or SystemExit) inside a task group's exception group, else the group itself."""
+    for kind in (KeyboardInterrupt, SystemExit):
+        found: BaseException | None = eg.split(kind)[0]
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is not None:
+            return found
+    return eg
 
 
 def _caused(err: BaseException, cause: BaseException) -> BaseException:

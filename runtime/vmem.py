@@ -16,6 +16,7 @@ import anyio
 
 from ..codec import events as ev
 from ..codec import neurons as _neurons
+from ..codec.errors import AddressError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
@@ -104,13 +105,33 @@ class ReplyMatcher:
         self.unsolicited += int(rest.sum())
 
 
+def checked_requests(session: "Session", requests, kind: str) -> np.ndarray:
+    """ReadNeuronValue ("read") / WriteNeuronValue ("write") requests as their dtype, every value range-checked
+    (a vmem of 40000 is refused, never wrapped) and every core one the applied configuration has."""
+    requests = ev.as_events(np.atleast_1d(np.asarray(requests)), kind)
+    if requests.ndim != 1:
+        raise ValueError(f"neuron requests are a 1-D array, got shape {requests.shape}")
+    if session.config is None:
+        from .errors import DeviceError
+
+        raise DeviceError("apply a configuration before reading or writing neurons")
+    if len(requests):
+        cores = np.unique(requests["core"])
+        missing = [int(c) for c in cores if int(c) not in session.config.cores]
+        if missing:
+            i = int(np.flatnonzero(requests["core"] == missing[0])[0])
+            raise AddressError(f"request {i} is for core {missing[0]}, which the applied configuration does not "
+                               f"use (cores: {sorted(session.config.cores)}); nothing was sent")
+    return requests
+
+
 async def read_neurons(session: "Session", requests: np.ndarray, *, timeout_s: float = 0.5) -> np.ndarray:
     """Send ReadNeuronValue requests and return the replies received within ``timeout_s``
     (NEURON_VALUE_DTYPE, stamped on receipt); missing replies are absent from the result."""
-    requests = np.asarray(requests, dtype=ev.READ_REQUEST_DTYPE)
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
     session._check()
+    requests = checked_requests(session, requests, "read")
     ticket = session._replies.open(requests)
     try:
         async with session._lock:
@@ -124,27 +145,37 @@ async def read_neurons(session: "Session", requests: np.ndarray, *, timeout_s: f
     return got[np.argsort(ticket.order[ticket.filled], kind="stable")]  # request order
 
 
-async def poll_vmem(session: "Session", core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
-                    count: int | None = None) -> AsyncIterator[VmemFrame]:
+def poll_vmem(session: "Session", core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
+              count: int | None = None) -> AsyncIterator[VmemFrame]:
+    """Check everything now (a core the configuration lacks raises AddressError at the call, not at the first
+    frame); the frames come from the returned async iterator."""
     if session.config is None:
         from .errors import DeviceError
 
         raise DeviceError("apply a configuration before polling vmem")
     if not every >= 0:
         raise ValueError(f"every must be >= 0 seconds, got {every}")
-    shape = session.config.core(core).output_shape
+    if isinstance(core, bool) or not isinstance(core, (int, np.integer)) or int(core) not in session.config.cores:
+        raise AddressError(f"poll_vmem: core {core!r} is not a core of the applied configuration "
+                           f"(cores: {sorted(session.config.cores)})")
+    shape = session.config.core(int(core)).output_shape
     if neurons is None:
-        req = _neurons.read_requests_for_core(core, shape, layout=layout)
+        req = _neurons.read_requests_for_core(int(core), shape, layout=layout)
     else:
         c, x, y = neurons
-        req = _neurons.read_requests(core, c, x, y, shape, layout=layout)
+        req = _neurons.read_requests(int(core), c, x, y, shape, layout=layout)
+    return _frames(session, int(core), shape, req, every, layout, count, whole=neurons is None)
+
+
+async def _frames(session: "Session", core: int, shape, req: np.ndarray, every: float, layout: str,
+                  count: int | None, whole: bool) -> AsyncIterator[VmemFrame]:
     k = 0
     next_t = anyio.current_time()
     while count is None or k < count:
         t_us = session.now_us()
         vals = await read_neurons(session, req, timeout_s=every * 0.9 if every > 0 else 0.1)
         states = _neurons.decode_neuron_values(vals, shape, layout=layout, drop_invalid=True)
-        image = _neurons.states_to_image(states, shape) if neurons is None else None
+        image = _neurons.states_to_image(states, shape) if whole else None
         yield VmemFrame(t_us, core, image, states, len(req), len(req) - len(states))
         k += 1
         next_t += every

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codec.convert import dvs_from_xytp, spikes_from_array
+from ..codec.convert import dvs_from_xytp, spikes_from_array, warn_if_short
 from ..codec.errors import AddressError, CodecError
 from ..codec.events import DVS_EVENT_DTYPE, check_time_order, has_spike_fields
 from ..compiler.config import ChipConfig
@@ -52,16 +52,19 @@ def check_on_input(config: ChipConfig, spikes: np.ndarray, core: int) -> None:
                        f"(C, H, W) = {(C, H, W)} of core {core}: {fix}")
 
 
-def to_input(config: ChipConfig, events: np.ndarray) -> tuple[str, np.ndarray]:
+def to_input(config: ChipConfig, events: np.ndarray, *, whole_stream: bool = True) -> tuple[str, np.ndarray]:
     """Events as the chip takes them: ("spike", SPIKE_DTYPE) for a network fed at its input core(s), or
     ("dvs", DVS_EVENT_DTYPE) for a configuration with a DVS stage. tonic-style (x, y, t, p) arrays are
-    converted (p -> channel, t in µs) and checked against the input map; timestamps must not decrease."""
+    converted (p -> channel, -1/+1 as 0/1; t in whole µs) and checked against the input map; timestamps must
+    not decrease. ``whole_stream`` (a sample, a recording; not a live chunk): a tonic stream spanning less than
+    1 ms is warned about (TimestampWarning: its timestamps are probably not µs)."""
     ev = np.asarray(events)
     if ev.dtype.names is None:
         raise CodecError(f"events must be a structured array (SPIKE_DTYPE or tonic-style x, y, t, p); got dtype "
                          f"{ev.dtype}")
     if ev.ndim != 1:
         raise CodecError(f"events must be a 1-D array, got shape {ev.shape}")
+    tonic = not has_spike_fields(ev.dtype) and ev.dtype != DVS_EVENT_DTYPE
     if config.dvs is not None:
         out = ev if ev.dtype == DVS_EVENT_DTYPE else dvs_from_xytp(ev)
         kind = "dvs"
@@ -77,6 +80,8 @@ def to_input(config: ChipConfig, events: np.ndarray) -> tuple[str, np.ndarray]:
             out = np.concatenate([_with_core(out, c) for c in config.input_cores])
             out = out[np.argsort(out["t"], kind="stable")]
     check_time_order(out["t"], advice="events must be in time order (sort with np.sort(events, order='t'))")
+    if tonic and whole_stream:
+        warn_if_short(out["t"], stacklevel=3)
     return kind, out
 
 

@@ -1,7 +1,7 @@
 """``python -m speckstream`` / ``speckstream``: compile, run, vmem, inspect, bench, demo.
 
 Exit codes: 0 success, 1 the work failed (a model the chip cannot hold, a corrupt file, a device error),
-2 bad arguments.
+2 bad arguments, 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
@@ -278,6 +278,8 @@ def cmd_run(args) -> int:
         v = res.release_error_us.get(k)
         if v is not None and np.isfinite(v):
             rows[f"release error {k} (µs)"] = v
+    if stats.get("lag_max_us") is not None:  # the real-time guard: how far the device ran behind the timestamps
+        rows["real-time lag, worst (µs)"] = float(stats["lag_max_us"])
     if res.record:
         rows["recording"] = res.record
     console.print(_stats_table(f"run on {args.device}", rows))
@@ -530,9 +532,13 @@ def main(argv=None) -> int:
         print(f"speckstream {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     except BaseExceptionGroup as eg:  # last resort: one line per underlying error, never a traceback
-        for leaf in _leaves(eg):
+        leaves = _leaves(eg)
+        if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            print(f"speckstream {args.command}: interrupted", file=sys.stderr)
+            return 130
+        for leaf in leaves:
             print(f"speckstream {args.command}: {type(leaf).__name__}: {leaf}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 1
+        print(f"speckstream {args.command}: interrupted", file=sys.stderr)
+        return 130

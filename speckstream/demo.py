@@ -78,8 +78,9 @@ def nmnist_like(n_samples: int = 10, events_per_sample: int = 3000, size: int = 
 
 async def classify_samples(dev, spikes: np.ndarray, starts, out_core: int, n_classes: int,
                            duration_us: int = 300_000, keep_first: list | None = None):
-    """Replay each sample (state and stopwatch reset between samples) as fast as possible and count the
-    output core's spikes per class. Returns (counts [samples, classes], list of ReplayResult).
+    """Replay each sample (state and stopwatch reset between samples, timestamps kept: as fast as the CPU
+    allows on a virtual-clock device, in real time on a wall-clock one) and count the output core's spikes per
+    class. Returns (counts [samples, classes], list of ReplayResult).
     ``keep_first``: a list that receives the first sample's output spike arrays."""
     counts = np.zeros((len(starts), n_classes), int)
     results = []
@@ -157,10 +158,12 @@ def digits_report(show=print, out_dir=None, n_test: int | None = None, executor=
     show("\nper class   n   float   chip")
     for k in range(10):
         sel = labels == k
-        show(f"    {k}     {sel.sum():3d}   {np.mean(float_pred[sel] == k):.3f}   {np.mean(res.predictions[sel] == k):.3f}")
+        if sel.any():  # a small --samples may leave a class out
+            show(f"    {k}     {sel.sum():3d}   {np.mean(float_pred[sel] == k):.3f}   "
+                 f"{np.mean(res.predictions[sel] == k):.3f}")
     figures.update(_calibration_figures(show, test, labels, executor))
     if out_dir is not None:
-        figures["plots"] = _digits_plots(cfg, test, res, out_dir)
+        figures["plots"] = _digits_plots(cfg, test, res, float_pred, out_dir)
         show(f"\nplots: {', '.join(str(p) for p in figures['plots'])}")  # type: ignore[attr-defined]
     return figures
 
@@ -193,64 +196,64 @@ def _calibration_figures(show, test, labels, executor, n_calibration: int = 160)
             "calibration_seconds": seconds}
 
 
-def _digits_plots(cfg, test, res, out_dir) -> list:
+def _digits_plots(cfg, test, res, float_pred, out_dir) -> list:
+    """The demo's figures: float vs chip confusion, one digit's raster through every layer, the first layer's
+    vmem after it."""
     from pathlib import Path
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .api import to_input
-    from .sim import ChipSimulator
+    from . import plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    conf = res.confusion(10)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    im = ax.imshow(conf, cmap="Blues")
-    fig.colorbar(im, ax=ax, label="samples")
-    ax.set(xlabel="chip prediction" + (" (last column: no output)" if conf.shape[1] > 10 else ""),
-           ylabel="true digit", title=f"simulated chip, accuracy {res.accuracy:.3f}")
-    fig.tight_layout()
-    paths.append(out / "confusion.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    # one sample: input events and every layer's output spikes, with real timestamps
+    labels = np.asarray(res.labels)
+    paths = [plots.confusion_matrices(
+        {"float SNN (sinabs)": plots.confusion(labels, float_pred, 10), "chip (simulated)": res.confusion(10)},
+        out / "confusion.png", title=f"{len(labels)} held-out digits")]
     mon = cfg.__class__.from_msgpack(cfg.to_msgpack())
     for cc in mon.cores.values():
-        cc.monitor = True
-    events, label = test[0]
+        cc.monitor = True  # every layer's spikes, for the raster
+    sim, events, label = _raster(mon, test[0], out / "raster.png")
+    paths.append(out / "raster.png")
+    first = mon.layer_order[0]
+    v = sim.vmem(first)
+    fig = plots.heatmap_figure(v, title=f"core {first} (first layer) vmem after digit {label}",
+                               threshold=int(mon.cores[first].threshold_high))
+    paths.append(plots._save(fig, out / "vmem.png"))
+    return paths
+
+
+def _raster(mon, sample, path):
+    """One sample's input events and every layer's output spikes (real timestamps); the output layer's rows are
+    its classes. Returns (the simulator after the sample, the events, the label)."""
+    from . import plots
+    from .api import to_input
+    from .sim import ChipSimulator
+
+    plt = plots._plt()
+    events, label = sample
     sim = ChipSimulator(mon)
     _, ev = to_input(mon, events)
     spikes = sim.feed(ev)
-    fig, axes = plt.subplots(len(mon.layer_order) + 1, 1, figsize=(7, 6), sharex=True)
-    axes[0].plot(ev["t"] / 1000, ev["y"] * 8 + ev["x"], "|", ms=3)
+    fig, axes = plt.subplots(len(mon.layer_order) + 1, 1, figsize=(7.5, 7), sharex=True,
+                             gridspec_kw={"height_ratios": [1] * len(mon.layer_order) + [1.3]})
+    axes[0].plot(ev["t"] / 1000, ev["y"].astype(int) * mon.input_shape[2] + ev["x"], "|", ms=3)
     axes[0].set_ylabel("input\npixel")
     for ax, c in zip(axes[1:], mon.layer_order):
         s = spikes[spikes["core"] == c]
         C, H, W = mon.cores[c].output_shape
-        ax.plot(s["t"] / 1000, (s["c"].astype(int) * H + s["y"]) * W + s["x"], "|", ms=3)
-        ax.set_ylabel(f"core {c}\nneuron")
+        if c in mon.output_cores:  # the classes: one row each
+            ax.plot(s["t"] / 1000, s["c"], "|", ms=6, c="tab:red")
+            ax.set_yticks(range(C), [f"{k}" for k in range(C)], fontsize=8)
+            ax.set_ylim(-0.7, C - 0.3)
+            ax.set_ylabel(f"core {c}\nclass")
+        else:
+            ax.plot(s["t"] / 1000, (s["c"].astype(int) * H + s["y"]) * W + s["x"], "|", ms=3)
+            ax.set_ylabel(f"core {c}\nneuron")
+            plots.integer_ticks(ax)
+    plots.integer_ticks(axes[0])
+    counts = np.bincount(spikes["c"][spikes["core"] == mon.output_cores[0]].astype(int), minlength=10)
     axes[-1].set_xlabel("time (ms)")
-    axes[0].set_title(f"digit {label}: {len(ev)} input events, {len(spikes)} spikes on chip")
-    fig.tight_layout()
-    paths.append(out / "raster.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    # membrane potentials of the first layer after the sample
-    first = mon.layer_order[0]
-    v = sim.vmem(first)
-    C, H, W = v.shape
-    grid = v.reshape(4, C // 4, H, W).transpose(0, 2, 1, 3).reshape(4 * H, (C // 4) * W)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    lim = max(1, int(np.abs(grid).max()))
-    im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    fig.colorbar(im, ax=ax, label=f"vmem (chip units; threshold {mon.cores[first].threshold_high})")
-    ax.set(title=f"core {first} vmem after the digit ({C} channels of {H}x{W})", xticks=[], yticks=[])
-    fig.tight_layout()
-    paths.append(out / "vmem.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    return paths
+    axes[0].set_title(f"digit {label}: {len(ev)} input events, {len(spikes)} spikes on chip, "
+                      f"class {int(counts.argmax())} fires most ({int(counts.max())})")
+    plots._save(fig, path)
+    return sim, ev, label

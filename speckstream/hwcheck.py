@@ -2,7 +2,7 @@
 
 Each check is a tiny configuration and a few events, run through the public Session API on the simulator
 and, when samna is there, on the chip, side by side; the observations are compared and written to a JSON
-report to attach to an issue. What each check pins (shared/spec/CHIP.md):
+report to attach to an issue. What each check pins, and the public sources behind it: docs/chip-notes.md.
 
 ========================  ===============================================================================
 ``leak_trace``            sinabs' leak tutorial: weight 127, bias -13, threshold 127, start 127, slow clock
@@ -153,20 +153,25 @@ class Check:
 
 CHECKS = [
     Check("leak_trace", leak_trace, lambda o: o["steps"] == [-13] and o["equal_across_addresses"],
-          "sinabs leak_neuron notebook: 101, 88, 75, 62... one -13 step per second",
+          "sinabs' leak tutorial (docs/speck/notebooks/leak_neuron.ipynb): 101, 88, 75... one -13 step per second "
+          "at 1 Hz",
           ("steps", "equal_across_addresses")),  # the first value depends on how long deploying took
     Check("one_spike_per_core", one_spike_per_core, lambda o: o["spikes_per_core"] == [1] * 9,
-          "CHIP.md 5.5: a neuron fires at most once per input event"),
+          "one input event fires a neuron at most once (sinabs tests/test_dynapcnn/test_single_neuron_hardware.py; "
+          "Speck Dev Kit Datasheet)"),
     Check("leak_fires", leak_fires, lambda o: None,
-          "undocumented (CHIP.md 5.4): the simulator assumes a leak step never fires"),
+          "undocumented: spikes are described only for input events; the simulator assumes a leak step never fires "
+          "(docs/chip-notes.md)"),
     Check("saturation", saturation, lambda o: None if not o["vmem"] else o["vmem"][0] > 0,
-          "undocumented above +32767 (CHIP.md 5.5): the simulator saturates"),
+          "undocumented above +32767; the simulator saturates (docs/chip-notes.md)"),
     Check("floor_clamp", floor_clamp, lambda o: o["vmem"] == [-127],
-          "datasheet: vmem never goes below threshold_low"),
+          "Speck Dev Kit Datasheet: vmem never goes below threshold_low"),
     Check("address_layout", address_layout, lambda o: None,
-          "not public (CHIP.md 6): which neuron answers each address on a non-square map"),
+          "not public: which neuron answers each address on a non-square map (sinabs' io.py layout collides there; "
+          "docs/chip-notes.md)"),
     Check("cascade_order", cascade_order, lambda o: sorted(o["order"]) == [0, 1, 2, 3],
-          "CHIP.md 7: event order between cores is asynchronous, roughly depth-first"),
+          "cores work asynchronously; the order of a cascade's spikes is not documented (sinabs Speck overview; "
+          "Yao et al., Nat. Commun. 15, 4464, 2024)"),
 ]
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ['spike_raster', 'vmem_trace', 'vmem_heatmap', 'heatmap_figure', 'latency_histogram']
+__all__ = ['spike_raster', 'vmem_trace', 'vmem_heatmap', 'heatmap_figure', 'latency_histogram', 'confusion',
+           'confusion_figure', 'confusion_matrices', 'integer_ticks']
 
 
 def _plt():
@@ -19,17 +20,76 @@ def _plt():
     return plt
 
 
-def spike_raster(spikes: np.ndarray, path, *, title: str = "output spikes") -> Path:
-    """Raster: time (s) vs neuron (core, channel), one dot per spike."""
+def integer_ticks(ax, axis: str = "y") -> None:
+    """Ticks on whole numbers only (neuron indices, counts): no 2.5 on an axis of neurons."""
+    from matplotlib.ticker import MaxNLocator
+
+    getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(nbins=6, integer=True))
+
+
+def spike_raster(spikes: np.ndarray, path, *, title: str = "output spikes", class_names=None) -> Path:
+    """Raster: time (ms) vs neuron (core, channel), one tick per spike; one row per channel that spiked.
+
+    ``class_names`` (sequence, indexed by channel): label the rows by class instead of ``core:channel`` - for
+    an output core whose channels are classes."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
     ids = spikes["core"].astype(np.int64) * 1024 + spikes["c"]
     uniq, row = np.unique(ids, return_inverse=True)
-    ax.scatter(spikes["t"] / 1e6, row, s=1, marker="|")
+    ax.scatter(spikes["t"] / 1e3, row, s=30, marker="|", lw=1)
     ax.set_yticks(range(len(uniq)))
-    ax.set_yticklabels([f"{u // 1024}:{u % 1024}" for u in uniq], fontsize=6)
-    ax.set(xlabel="time (s)", ylabel="core:channel", title=title)
+    if class_names is not None:
+        labels = [str(class_names[u % 1024]) if u % 1024 < len(class_names) else f"channel {u % 1024}" for u in uniq]
+        ylabel = "class"
+    else:
+        labels, ylabel = [f"{u // 1024}:{u % 1024}" for u in uniq], "core:channel"
+    ax.set_yticklabels(labels, fontsize=7 if len(uniq) > 20 else 9)
+    ax.set_ylim(-0.7, max(len(uniq), 1) - 0.3)
+    ax.set(xlabel="time (ms)", ylabel=ylabel, title=title)
     return _save(fig, path)
+
+
+def confusion(labels, predictions, n_classes: int) -> np.ndarray:
+    """[true, predicted] counts; a last "no output" column when any prediction is -1 (nothing fired)."""
+    labels, predictions = np.asarray(labels, int), np.asarray(predictions, int)
+    none = bool(np.any(predictions < 0))
+    m = np.zeros((n_classes, n_classes + none), np.int64)
+    np.add.at(m, (labels, np.where(predictions < 0, n_classes, predictions)), 1)
+    return m
+
+
+def confusion_figure(matrices: dict, *, class_names=None, title: str | None = None):
+    """Confusion matrices side by side (e.g. ``{"float SNN": m1, "chip": m2}``), one shared colour scale, every
+    class ticked, the count written in every non-empty cell, accuracy in each panel's title. A matrix with one
+    column more than rows has a "none" column (samples with no output at all)."""
+    plt = _plt()
+    mats = {k: np.asarray(v) for k, v in matrices.items()}
+    n = next(iter(mats.values())).shape[0]
+    names = [str(c) for c in (class_names if class_names is not None else range(n))]
+    vmax = max(int(m.max(initial=0)) for m in mats.values()) or 1
+    fig, axes = plt.subplots(1, len(mats), figsize=(4.6 * len(mats) + 0.8, 4.6), squeeze=False,
+                             layout="constrained")
+    im = None
+    for ax, (label, m) in zip(axes[0], mats.items()):
+        im = ax.imshow(m, cmap="Blues", vmin=0, vmax=vmax)
+        cols = names + ["none"] * (m.shape[1] - n)
+        ax.set_xticks(range(m.shape[1]), cols)
+        ax.set_yticks(range(n), names)
+        for (i, j), v in np.ndenumerate(m):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
+                        color="white" if v > 0.6 * vmax else "black")
+        acc = np.trace(m[:, :n]) / max(m.sum(), 1)
+        ax.set(xlabel="predicted", ylabel="true class", title=f"{label}: accuracy {acc:.3f} (n = {m.sum()})")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="samples")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def confusion_matrices(matrices: dict, path, *, class_names=None, title: str | None = None) -> Path:
+    """Save :func:`confusion_figure`."""
+    return _save(confusion_figure(matrices, class_names=class_names, title=title), path)
 
 
 def vmem_trace(t_us, vmem, path, *, title: str = "membrane potential", floor: int | None = None) -> Path:
@@ -79,11 +139,11 @@ def heatmap_figure(image: np.ndarray, *, title: str = "vmem", vmin=None, vmax=No
         if k // cols == rows - 1:
             ax.set_xlabel("x (pixel)", fontsize=7)
     cbar = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.9)
-    cbar.set_label("vmem (chip units, int16)")
+    label = "vmem (chip units, int16)"
     if threshold is not None and vmin <= threshold <= vmax:
         cbar.ax.axhline(threshold, c="k", lw=1.5)
-        cbar.ax.text(1.6, threshold, f"threshold {threshold}", transform=cbar.ax.get_yaxis_transform(),
-                     fontsize=7, va="center")
+        label += f"\nblack line: threshold {threshold}"  # in the label: a text beside the bar would hit it
+    cbar.set_label(label)
     fig.suptitle(f"{title}  [{C}x{H}x{W}; min {int(image.min())}, max {int(image.max())}]", fontsize=9)
     return fig
 
@@ -97,10 +157,14 @@ def latency_histogram(latency_us, path, *, title: str = "closed-loop round trip"
     if len(lat) == 0:
         ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes)
     else:
-        ax.hist(lat, bins=min(80, max(10, len(lat) // 20)))
-        for name, v in (("p50", np.percentile(lat, 50)), ("p99", np.percentile(lat, 99)), ("max", lat.max())):
-            ax.axvline(v, ls="--", c="k", lw=0.8)
-            ax.text(v, 0.92, f" {name} {v:,.0f}", fontsize=7, transform=ax.get_xaxis_transform())
+        ax.hist(lat, bins=min(80, max(10, len(lat) // 20)), color="tab:blue")
+        # the markers are named in a legend, never beside their lines: close values (p99 near max) cannot overlap
+        for (name, v), (style, colour) in zip((("p50", np.percentile(lat, 50)), ("p99", np.percentile(lat, 99)),
+                                               ("max", lat.max())),
+                                              (("--", "k"), ("-.", "tab:red"), (":", "tab:purple"))):
+            ax.axvline(v, ls=style, c=colour, lw=1.2, label=f"{name} {v:,.0f} µs")
+        ax.legend(loc="upper right", fontsize=8, frameon=True)
+        integer_ticks(ax)
     ax.set(xlabel="latency (µs)", ylabel="samples", title=f"{title} (n = {len(lat):,})")
     return _save(fig, path)
 

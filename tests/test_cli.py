@@ -164,3 +164,28 @@ def test_profile_prints_per_core_synops_and_warns_over_the_limit(compiled, tmp_p
 
     prof = json.loads((tmp_path / "p.json").read_text())
     assert prof["synops"] > 0 and prof["cores"]["0"]["events_in"] == n
+
+
+@pytest.mark.parametrize("speed", ["max", "4"])
+def test_run_progress_moves_through_an_npy_file(tmp_path, monkeypatch, speed):
+    """The bar is updated after every write, not once per file chunk (which for an array is once at the end)."""
+    import rich.progress
+
+    from speckstream.cli import main
+    from speckstream.testing.configs import config, core
+
+    config(core(0, 2, 8, 8, 2, weights=[10, 0, 0, 10], thr=10)).save(tmp_path / "net.json")
+    n = 600_000  # "max" writes in batches of 65536 events: ten updates at least
+    np.save(tmp_path / "ev.npy", codec.to_xytp(codec.spikes(t=np.arange(n) // 2, core=0, c=0, x=np.arange(n) % 8,
+                                                             y=0)))
+    seen = []
+    real = rich.progress.Progress.update
+
+    def spy(self, task, **kw):
+        if "completed" in kw:
+            seen.append(kw["completed"])
+        return real(self, task, **kw)
+
+    monkeypatch.setattr(rich.progress.Progress, "update", spy)
+    assert main(["run", str(tmp_path / "net.json"), str(tmp_path / "ev.npy"), "--speed", speed]) == 0
+    assert len(set(seen)) >= 5 and seen == sorted(seen) and seen[-1] == n

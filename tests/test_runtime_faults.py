@@ -319,3 +319,49 @@ async def test_a_blocking_samna_write_is_cancelled_promptly_and_counted_as_the_d
     acc = dev.accounting()
     assert acc["written"] == 100 and acc["not_written"] == 0 and acc["accepted"] == 100
     assert anyio.current_time() - t0 < 5
+
+
+async def test_a_cancelled_samna_open_leaves_no_device_open_and_no_chip_thread_running():
+    """The open call blocks on the device thread (samna's open_device in C); the caller gives up and closes: the
+    device it opened afterwards is closed again, and the stand-in's chip thread ends with it."""
+    import threading
+    import time
+
+    from speckstream.testing import samna_standin
+
+    samna = samna_standin.make_module()
+    opened = threading.Event()
+    real = samna.device.open_device
+
+    def slow_open(info):
+        time.sleep(0.5)
+        handle = real(info)
+        opened.set()
+        return handle
+
+    samna.device.open_device = slow_open
+    with anyio.move_on_after(0.1):
+        async with ss.open_device("speck2fmodule:0", samna=samna):
+            pytest.fail("the open should have been cancelled")
+    assert opened.wait(5)  # the blocked call did return, on the device thread
+    for _ in range(100):  # bounded: the close queued behind it runs as soon as it returns
+        if not samna.device.open and not any(t.name == "samna-standin-chip" and t.is_alive()
+                                             for t in threading.enumerate()):
+            break
+        time.sleep(0.05)
+    assert samna.device.open == {}
+    assert not any(t.name == "samna-standin-chip" and t.is_alive() for t in threading.enumerate())
+
+
+async def test_a_samna_close_whose_graph_stop_fails_still_closes_the_device():
+    from speckstream.testing import samna_standin
+
+    samna = samna_standin.make_module()
+    async with ss.open_device("speck2fmodule:0", samna=samna) as dev:
+        handle = dev.backend.handle
+
+        def broken_stop():
+            raise RuntimeError("graph already stopped")
+
+        dev.backend._keep[0].stop = broken_stop
+    assert handle.closed and samna.device.open == {}

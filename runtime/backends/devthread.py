@@ -93,6 +93,12 @@ class DeviceThread:
             raise value
         return value
 
+    def post(self, fn, *args) -> None:
+        """Queue ``fn(*args)`` behind the jobs already queued, waiting for nothing (its result and errors are
+        dropped): for clean-up that must run even when the job in progress is blocked and nobody can wait."""
+        if self._thread.is_alive():
+            self._jobs.put(_Job(fn, args, _nobody))
+
     async def stop(self, timeout_s: float = 0.5) -> None:
         """Let the job in progress finish, then end the thread - waiting ``timeout_s`` at most: a samna call
         blocked in C cannot be interrupted, and closing must stay prompt. Such a thread (a daemon) ends when
@@ -108,3 +114,7 @@ class DeviceThread:
 
 def _STOP() -> None:
     return None
+
+
+def _nobody(fn) -> None:
+    """The "call soon" of a posted job: nobody waits for its result."""

@@ -1,4 +1,4 @@
-"""Real devkits through samna, written strictly against shared/spec/SAMNA.md.
+"""Real devkits through samna, written strictly against the public samna and sinabs evidence (docs/chip-notes.md).
 
 NOT TRIED ON HARDWARE: samna cannot be installed where this was written (every PyPI release is a shim
 that runs ``pip install`` from SynSense's index when imported). It is tested against a stand-in module with
@@ -38,7 +38,7 @@ UNSUPPORTED_DEVICES = {
     "dynapcnndevkit": "the DYNAP-CNN devkit (configuration class DynapcnnConfiguration) was dropped by samna 0.46 "
                       "and sinabs 3.0; use samna < 0.46 with sinabs 2.x for that board",
 }
-#: chip -> (samna chip namespace, input buffer class, output buffer class)  (SAMNA.md 2.1)
+#: chip -> (samna chip namespace, input buffer class, output buffer class), as sinabs names them
 CHIP_NODES = {
     "speck2f": ("speck2f", "BasicSourceNode_speck2f_event_input_event", "BasicSinkNode_speck2f_event_output_event"),
     "speck2e": ("speck2e", "BasicSourceNode_speck2e_event_speck2e_input_event",
@@ -99,7 +99,7 @@ def load_samna():
 
 # ------------------------------------------------------------------------------ config conversion
 def to_samna_config(cfg: ChipConfig, samna):
-    """ChipConfig -> samna SpeckConfiguration (SAMNA.md 4; sinabs' config builder, CHIP.md 5.1)."""
+    """ChipConfig -> samna SpeckConfiguration (as sinabs' config builder writes it; docs/chip-notes.md)."""
     ns = getattr(samna, CHIP_NODES[cfg.chip][0])
     sc = ns.configuration.SpeckConfiguration()
     for c, cc in cfg.cores.items():
@@ -126,7 +126,7 @@ def to_samna_config(cfg: ChipConfig, samna):
             layer.destinations[i].layer = dst.core
             layer.destinations[i].enable = True
             layer.destinations[i].pooling = dst.pooling
-            if dst.feature_shift:  # undocumented field (SAMNA.md 4.1): touch it only when needed
+            if dst.feature_shift:  # a field without public documentation: touch it only when needed
                 layer.destinations[i].feature_shift = dst.feature_shift
     if cfg.readout is not None:
         ro, r = cfg.readout, sc.readout
@@ -184,7 +184,7 @@ class SamnaBackend:
         self.write_slice = write_slice
         self.device_written = 0  # input events samna has taken (counted on the device thread)
         self._thread: DeviceThread | None = None
-        self._keep: list = []  # graphs and nodes must stay referenced (SAMNA.md 2.2)
+        self._keep: list = []  # graphs and nodes must stay referenced while in use (sinabs keeps them too)
         self._config: ChipConfig | None = None
         self.counts = {"unknown_events": 0, "read_calls": 0}
 
@@ -195,7 +195,11 @@ class SamnaBackend:
         try:
             await self._thread.run(self._open_sync, samna)
         except BaseException:
+            # failed or cancelled (the open may still be blocked in samna): whatever it opened is closed by a job
+            # queued behind it, which runs when it returns even if nobody waits any more
+            self._thread.post(self._close_sync)
             await self._thread.stop()
+            self._thread = None
             raise
 
     def _open_sync(self, samna) -> None:
@@ -236,10 +240,20 @@ class SamnaBackend:
             self._thread = None
 
     def _close_sync(self) -> None:
-        for g in self._keep[:2]:
-            g.stop()  # stop graphs before closing the device
-        self._samna.device.close_device(self.handle)
-        self._keep = []
+        """Stop the graphs, then close the device - each step tried even when an earlier one fails (a graph that
+        will not stop must not leave the device open); idempotent, and a no-op before the open got that far."""
+        keep, self._keep = self._keep, []
+        handle = getattr(self, "handle", None)
+        self.handle = None
+        try:
+            for g in keep[:2]:
+                try:
+                    g.stop()  # stop graphs before closing the device
+                except Exception:
+                    pass
+        finally:
+            if handle is not None:
+                self._samna.device.close_device(handle)
 
     async def _call(self, fn, *args):
         if self._thread is None:

@@ -1,8 +1,9 @@
 """The ``"sim"`` device: the software chip behind the devkit's interface.
 
-It mimics what the runtime must cope with on hardware (SAMNA.md 8.8): list-in / list-out buffers,
-stopwatch-gated release of timestamped input (``realtime=True``), 32-bit µs output timestamps that wrap,
-untimestamped NeuronValue replies - plus faults on demand for tests (:class:`SimFaults`).
+It mimics what the runtime must cope with on hardware (docs/chip-notes.md, "Talking to a devkit"): list-in /
+list-out buffers, stopwatch-gated release of timestamped input (``realtime=True``), 32-bit µs output timestamps
+that wrap, untimestamped NeuronValue replies - plus faults on demand for tests (:class:`SimFaults`). On the wall
+clock it reports how far it runs behind the input timestamps (:attr:`SimBackend.lag_us`).
 
 Virtual mode (default) processes input as soon as it is written, in the virtual time of its timestamps
 (as fast as possible). Real-time mode holds each input until the session clock reaches its timestamp and
@@ -52,7 +53,8 @@ class SimBackend:
         self.sim = ChipSimulator(options=options)
         self._clock = clock
         self._t0 = 0.0
-        self._pending: deque[tuple[str, np.ndarray]] = deque()  # realtime: ("spike" | "dvs", written, not released)
+        # realtime: (kind "spike" | "dvs", events written but not released, µs when they were written)
+        self._pending: deque[tuple[str, np.ndarray, int]] = deque()
         self._out: deque[DecodedOutput] = deque()
         self._delayed: deque[tuple[float, np.ndarray]] = deque()
         self._wake = anyio.Event()
@@ -60,6 +62,8 @@ class SimBackend:
         self._written = 0
         self._lateness: list[np.ndarray] = []
         self._lateness_n = 0
+        self._lag_us = 0  # how late the most recently released input entered the chip (µs)
+        self._lag_max_us = 0
         self._gone = False
         self._opened = False
         self._spin: bool | None = None  # decided on first use, inside the event loop
@@ -150,7 +154,7 @@ class SimBackend:
         if len(spikes) == 0:
             return
         if self.realtime:
-            self._pending.append((kind, spikes))
+            self._pending.append((kind, spikes, self._now_us()))
             self._release()
             self._wake.set()  # the reader recomputes when the next input is due
         else:
@@ -181,11 +185,14 @@ class SimBackend:
         if not self.realtime or self.sim.config is None:
             return
         now = self._now_us()
+        oldest = None  # when the oldest input released now became due
         while self._pending:
-            kind, batch = self._pending[0]
+            kind, batch, written = self._pending[0]
             due = int(np.searchsorted(batch["t"], now, side="right"))
             if due == 0:
                 break
+            if oldest is None:  # input written after its timestamp (t=0: "now") is due from its writing: the
+                oldest = max(int(batch["t"][0]), written)  # host's lateness is not the chip's lag
             if self._lateness_n < 1 << 22:  # bounded record: how late each event entered the chip (µs)
                 self._lateness.append(now - batch["t"][:due].astype(np.int64))
                 self._lateness_n += due
@@ -193,8 +200,11 @@ class SimBackend:
             if due == len(batch):
                 self._pending.popleft()
             else:
-                self._pending[0] = (kind, batch[due:])
+                self._pending[0] = (kind, batch[due:], written)
                 break
+        if oldest is not None:  # lag: from due to processed, processing time included (what falling behind is)
+            self._lag_us = max(0, self._now_us() - oldest)
+            self._lag_max_us = max(self._lag_max_us, self._lag_us)
         if now > self.sim.now_us:
             self._process("spike", np.empty(0, SPIKE_DTYPE), until=now)
 
@@ -276,11 +286,22 @@ class SimBackend:
         return out
 
     @property
+    def lag_us(self) -> int | None:
+        """Wall clock: µs by which the most recently released input entered the chip after its timestamp (grows
+        while the simulator cannot keep up with the input rate); None on the virtual clock, which has no lag."""
+        return self._lag_us if self.realtime else None
+
+    @property
+    def lag_max_us(self) -> int | None:
+        """The largest :attr:`lag_us` since the device was opened (None on the virtual clock)."""
+        return self._lag_max_us if self.realtime else None
+
+    @property
     def stats(self) -> dict:
         s = dict(self.counts)
         if self.sim.config is not None:
             s.update(self.sim.stats)
-        s["pending_release"] = int(sum(len(b) for _, b in self._pending))
+        s["pending_release"] = int(sum(len(b) for _, b, _ in self._pending))
         return s
 
 

@@ -1,4 +1,4 @@
-"""A strict stand-in for the parts of samna that speckstream uses (shared/spec/SAMNA.md), to test the samna
+"""A strict stand-in for the parts of samna that speckstream uses (docs/chip-notes.md), to test the samna
 adapter without samna.
 
 Never the real thing, but as unforgiving as the public evidence allows:
@@ -8,7 +8,7 @@ Never the real thing, but as unforgiving as the public evidence allows:
   misspelt field raises ``AttributeError`` as a pybind11 object does.
 * **validation**: :func:`validate_configuration` checks shapes the way samna >= 0.46 is known to (a DVS stage
   whose output size differs from the core it feeds is refused - sinabs#274 - and so is a core destination
-  whose input shape does not match), plus the field ranges of SAMNA.md 4.1.
+  whose input shape does not match), plus the field ranges of samna's reference pages.
 * **timing**: ``apply_configuration`` returns at once and the chip takes the configuration ``apply_delay_s``
   later (samna applies asynchronously), in order with later input; timestamped input (``Spike``,
   ``DvsEvent``) is held until the stopwatch reaches its timestamp, and nothing timestamped is released while
@@ -67,7 +67,7 @@ def _strict(name: str, **defaults) -> Any:
     return type(name, (_Strict,), {"_defaults": defaults})
 
 
-# ---------------------------------------------------------------- events (SAMNA.md 3)
+# ---------------------------------------------------------------- events (samna's Speck event classes)
 Spike = _strict("Spike", layer=0, feature=0, x=0, y=0, timestamp=0)
 DvsEvent = _strict("DvsEvent", x=0, y=0, p=False, timestamp=0)
 ReadNeuronValue = _strict("ReadNeuronValue", layer=0, address=0)
@@ -76,7 +76,7 @@ NeuronValue = _strict("NeuronValue", layer=0, address=0, neuron_state=0)
 ReadoutValue = _strict("ReadoutValue", value=0)
 DropNotice = _strict("DropNotice", count=0)  # an output variant speckstream does not know
 
-# ---------------------------------------------------------------- configuration objects (SAMNA.md 4)
+# ---------------------------------------------------------------- configuration objects (samna's configuration tree)
 _XY = _strict("Vec2", x=0, y=0)
 _Shape = _strict("CnnLayerShape", size=_XY, feature_count=0)
 CnnLayerDimensions = _strict("CnnLayerDimensions", input_shape=_Shape, output_shape=_Shape, padding=_XY,
@@ -179,7 +179,7 @@ def validate_configuration(cfg):
 def from_samna_config(sc, chip: str = "speck2f"):
     """Read a ChipConfig back from samna configuration objects (the stand-in's chip runs it).
 
-    Written from SAMNA.md 4 independently of ``to_samna_config`` (weights ``[out][in][x][y]``, initial vmem
+    Written from samna's configuration tree independently of ``to_samna_config`` (weights ``[out][in][x][y]``, initial vmem
     ``[feature][x][y]``, DVS origin / inclusive cut), so a round trip checks the adapter's layout."""
     from ..compiler.config import ChipConfig, CoreConfig, Destination, DVSConfig, ReadoutConfig
 
