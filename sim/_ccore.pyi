@@ -47,3 +47,8 @@ def row_update(vmem: np.ndarray, weights: np.ndarray, thr_lo: int, thr_hi: int, 
                isa: str | None = None, pixel: int = 0) -> tuple[np.ndarray, int, int]:
     """One row's update with a chosen inner loop (tests): (fired lanes as collected, floor clamps, saturations)."""
     ...
+
+
+def dvs_spikes(events: np.ndarray, pool_y: int, pool_x: int, top: int, bottom: int, left: int, right: int,
+               merge_polarities: bool, flip_x: bool, flip_y: bool, swap_xy: bool, on_channel: bool,
+               off_channel: bool, destinations: list[int]) -> np.ndarray: ...

@@ -583,3 +583,51 @@ def row_update(vmem, weights, int thr_lo, int thr_hi, bint rtz, str isa=None, in
     if nf != m:
         raise AssertionError(f"kernel counted {nf} fired, collected {m}")
     return lanes, int(clamps), int(sat)
+
+
+def dvs_spikes(events, int pool_y, int pool_x, int top, int bottom, int left, int right, bint merge_polarities,
+               bint flip_x, bint flip_y, bint swap_xy, bint on_channel, bint off_channel, destinations):
+    """The DVS stage (sim/dvs.py: dvs_to_spikes, whose numpy version is the reference) in one pass: DvsEvents
+    (DVS_EVENT_DTYPE, on the sensor, checked) -> polarity select / merge -> pooling -> crop -> mirrors -> swap,
+    one spike per destination core (in destination order) per event that passes; SPIKE_RECORD."""
+    cdef const uint64_t[:] t = events["t"]
+    cdef const uint16_t[:] xs = events["x"]
+    cdef const uint16_t[:] ys = events["y"]
+    cdef const uint8_t[:] ps = events["p"]
+    cdef Py_ssize_t n = t.shape[0], i, m = 0
+    cdef int nd = len(destinations), j, x, y, c, w = right - left, h = bottom - top, tmp
+    cdef uint8_t dest[2]
+    if nd > 2:
+        raise ValueError(f"a DVS stage has at most 2 destinations, got {nd}")
+    for j in range(nd):
+        dest[j] = <uint8_t>destinations[j]
+    out = np.empty(n * nd, dtype=SPIKE_RECORD)
+    cdef spike_rec[:] o = out
+    with nogil:
+        for i in range(n):
+            if not (on_channel if ps[i] == 1 else off_channel):
+                continue
+            c = 0 if merge_polarities else ps[i]
+            x = xs[i] // pool_x
+            y = ys[i] // pool_y
+            if y < top or y >= bottom or x < left or x >= right:
+                continue
+            x -= left
+            y -= top
+            if flip_x:
+                x = w - 1 - x
+            if flip_y:
+                y = h - 1 - y
+            if swap_xy:
+                tmp = x
+                x = y
+                y = tmp
+            for j in range(nd):
+                o[m].t = t[i]
+                o[m].core = dest[j]
+                o[m]._pad = 0
+                o[m].c = <uint16_t>c
+                o[m].x = <uint16_t>x
+                o[m].y = <uint16_t>y
+                m += 1
+    return out[:m]

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from speckstream import codec
 from speckstream.compiler.config import ChipConfig, DVSConfig
 from speckstream.sim import KERNELS, ChipSimulator, SimOptions
-from speckstream.sim.dvs import DVS_LAYER, dvs_stage
+from speckstream.sim import dvs as dvs_module
+from speckstream.sim.dvs import DVS_LAYER, dvs_stage, dvs_to_spikes, dvs_to_spikes_numpy
 from speckstream.testing.configs import config, core
 
 SENSOR = 128
@@ -86,6 +87,19 @@ def test_stage_at_128x128_matches_the_stage_event_by_event(dvs, seed, n):
     assert list(zip(*(got[f].tolist() for f in ("t", "c", "x", "y")))) == stage_by_hand(ev, dvs)
     C, H, W = dvs.output_shape()
     assert (got["c"] < C).all() and (got["y"] < H).all() and (got["x"] < W).all()
+
+
+@pytest.mark.skipif(dvs_module._dvs_spikes is None, reason="the engine extension is not built")
+@settings(max_examples=150, deadline=None)
+@given(dvs=stages(), seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), dests=st.sampled_from([[0], [3, 1], []]))
+def test_the_stage_in_one_c_pass_equals_the_numpy_stage(dvs, seed, n, dests):
+    dvs.destinations = dests
+    ev = sensor_events(n, seed)
+    got, want = dvs_to_spikes(ev, dvs), dvs_to_spikes_numpy(ev, dvs)
+    assert got.dtype == want.dtype == codec.SPIKE_DTYPE and np.array_equal(got, want)
+    ro = ev.copy()
+    ro.flags.writeable = False  # a recording loaded read-only (np.load mmap) goes through as well
+    assert np.array_equal(dvs_to_spikes(ro[::2], dvs), dvs_to_spikes_numpy(ev[::2], dvs))
 
 
 @st.composite
