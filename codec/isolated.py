@@ -17,7 +17,6 @@ import json
 import os
 import queue
 import struct
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -41,6 +40,8 @@ class _Decoder:
     """One decoder process and the thread that reads its frames into a bounded queue."""
 
     def __init__(self) -> None:
+        import subprocess  # here, not at import: most users of speckstream.codec never read these formats
+
         self.proc = subprocess.Popen([sys.executable, str(_CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      close_fds=True)
         self.replies: queue.Queue = queue.Queue(maxsize=_QUEUED)
@@ -182,7 +183,7 @@ def iter_isolated(path, fmt: str, *, chunk_timeout_s: float = 120.0) -> Iterator
             else:
                 try:
                     code = dec.proc.wait(2)
-                except subprocess.TimeoutExpired:
+                except Exception:  # still running after closing its output (TimeoutExpired): no code to show
                     code = None
                 raise EventFileError(f"{path}: the {fmt} decoder crashed on {name} (exit code {code}); the file "
                                      "is corrupt")
