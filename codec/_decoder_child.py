@@ -48,7 +48,7 @@ def _serve(out, path: str, fmt: str) -> None:
         for arr in _chunks(path, fmt):
             arr = np.ascontiguousarray(arr)
             descr = np.lib.format.dtype_to_descr(arr.dtype)
-            _frame(out, b"C", {"descr": descr, "n": int(arr.shape[0])}, memoryview(arr).cast("B"))
+            _frame(out, b"C", {"descr": descr, "n": int(arr.shape[0])}, arr.data.cast("B"))
         _frame(out, b"D", {})
     except BaseException as e:  # noqa: BLE001 - pyo3 panics are BaseExceptions; each becomes one message
         _frame(out, b"E", {"message": f"{type(e).__name__}: {e}"})

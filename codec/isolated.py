@@ -13,6 +13,7 @@ interpreter (or as soon as it dies: their stdin closes).
 from __future__ import annotations
 
 import atexit
+import io
 import json
 import os
 import queue
@@ -20,7 +21,7 @@ import struct
 import sys
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 import numpy as np
 
@@ -50,8 +51,7 @@ class _Decoder:
         self._reader.start()
 
     def _read_frames(self) -> None:
-        src = self.proc.stdout
-        assert src is not None
+        src = cast(io.BufferedReader, self.proc.stdout)  # Popen's pipes are buffered binary files
         try:
             while True:
                 head = src.read(5)
@@ -65,7 +65,7 @@ class _Decoder:
                 if kind == b"C":
                     dtype = _dtype(header["descr"])
                     payload = np.empty(int(header["n"]), dtype)
-                    if src.readinto(memoryview(payload).cast("B")) < payload.nbytes:  # type: ignore[arg-type]
+                    if src.readinto(payload.data.cast("B")) < payload.nbytes:
                         break
                 if not self._put((kind, header, payload)):
                     return
@@ -109,7 +109,7 @@ def _dtype(descr) -> np.dtype:
     """A numpy dtype descr back from JSON, which turned its tuples into lists: a field is (name, type) or
     (name, type, shape), a name may be a (title, name) pair, a type may itself be a descr."""
     if isinstance(descr, str):
-        return np.lib.format.descr_to_dtype(descr)
+        return np.dtype(descr)
 
     def field(f):
         name = tuple(f[0]) if isinstance(f[0], list) else f[0]

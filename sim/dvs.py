@@ -14,7 +14,7 @@ __all__ = ["DVS_LAYER", "check_dvs_events", "dvs_stage", "dvs_to_spikes", "dvs_t
 try:
     from ._ccore import dvs_spikes as _dvs_spikes
 except ImportError:  # extension not built (SPECKSTREAM_NO_EXT=1): the numpy stage
-    _dvs_spikes = None
+    _dvs_spikes = None  # type: ignore[assignment]
 
 DVS_LAYER = 13  # the DVS layer's id on the event bus (monitored DVS events carry it)
 
@@ -66,7 +66,8 @@ def dvs_to_spikes(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
     pass when the engine is built (~3 ns per event), else the numpy stage (~60 ns); the two are tested equal."""
     if _dvs_spikes is not None:
         top, bottom, left, right = dvs.roi()
-        out = _dvs_spikes(np.asarray(events, dtype=DVS_EVENT_DTYPE), *dvs.pooling, top, bottom, left, right,
+        pool_y, pool_x = dvs.pooling
+        out = _dvs_spikes(np.asarray(events, dtype=DVS_EVENT_DTYPE), pool_y, pool_x, top, bottom, left, right,
                           dvs.merge_polarities, dvs.flip_x, dvs.flip_y, dvs.swap_xy, dvs.on_channel,
                           dvs.off_channel, list(dvs.destinations or []))
         return out.view(SPIKE_DTYPE)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
@@ -54,7 +55,10 @@ def scnn_nir_path() -> Path:
     return weights_path(SCNN_NIR)
 
 
-def _load(ann: nn.Module, name: str) -> nn.Module:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _load(ann: _M, name: str) -> _M:
     state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
     ann.load_state_dict(state, strict=False)  # gesture_viz.py loads with strict=False too (Dropout has no keys)
     return ann.eval()
@@ -92,7 +96,7 @@ def mnist_ann(first_layer_scale: float = 0.5) -> nn.Sequential:
     )
     ann = _load(ann, "mnist_params.pt")
     with torch.no_grad():
-        ann[0].weight.data *= first_layer_scale
+        cast(nn.Conv2d, ann[0]).weight.data *= first_layer_scale
     return ann
 
 
