@@ -3,6 +3,7 @@ import numpy as np
 
 ISAS: dict[str, int]
 BEST_ISA: str
+PIPELINE: bool
 
 class Core:
     leak_fires: bool

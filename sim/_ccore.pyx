@@ -21,7 +21,7 @@ from _records cimport spike_rec
 cnp.import_array()
 
 cdef extern from "_pipe.h":
-    int SS_MSG_SPIKE, SS_MSG_INPUT_END, SS_MSG_STREAM_END
+    int SS_PIPE, SS_MSG_SPIKE, SS_MSG_INPUT_END, SS_MSG_STREAM_END
     ctypedef struct ss_msg:
         uint16_t c
         uint16_t x
@@ -62,6 +62,8 @@ cdef extern from "_row_kernel.h":
 ISAS = {"portable": SS_ISA_PORTABLE, "avx2": SS_ISA_AVX2, "avx512": SS_ISA_AVX512}
 _ISA_NAMES = {v: k for k, v in ISAS.items()}
 BEST_ISA = _ISA_NAMES[ss_best_isa()]
+#: whether this build can run one stream on two threads (GCC / Clang on a POSIX system; sim/pipeline.py)
+PIPELINE = bool(SS_PIPE)
 
 
 cdef int _isa_code(str isa) except -1:

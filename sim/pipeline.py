@@ -66,8 +66,10 @@ class Pipeline:
     @classmethod
     def plan(cls, cfg: ChipConfig, opts, make_core) -> "Pipeline | None":
         """A pipeline for this configuration, or None (not a chain: one thread, as before)."""
+        from ._ccore import PIPELINE
+
         chain = chain_of(cfg)
-        return None if chain is None else cls(chain, make_core(cfg, opts))
+        return None if chain is None or not PIPELINE else cls(chain, make_core(cfg, opts))
 
     def run(self, core, spikes: np.ndarray, now: int, next_tick: int, period: int, until: int):
         """As ``Core.run``: (now, next_tick, index of a bad input or -1)."""
