@@ -1,7 +1,9 @@
-"""Codec throughput: neuron-address encode+decode and event-file write/read.
+"""Codec throughput: neuron-address encode+decode, event-file write/read, and the per-file cost of reading
+camera recordings (AEDAT4) through the isolated decoder process.
 
-Baselines measured in the same run: a per-event pure-Python reference (the style of sinabs' io helpers)
-and a plain numpy copy of the same bytes (the memory-bandwidth floor).
+Baselines measured in the same run: a per-event pure-Python reference (the style of sinabs' io helpers),
+a plain numpy copy of the same bytes (the memory-bandwidth floor), and the ``aedat`` decoder itself, in
+this process, on the same files.
 
     python bench/codec.py [--quick]
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
 import numpy as np
 
@@ -70,7 +73,59 @@ def run(quick: bool = False) -> list[dict]:
         {"what": "event file read (.spk, crc32)", "value": rate(n, t_r), "unit": "events/s",
          "target": ">= 50 M/s"},
     ]
-    return rows
+    return rows + file_rows(quick)
+
+
+def _aedat4(path: str, n: int, seed: int) -> None:
+    """An AEDAT4 recording of n events on a 128x128 sensor over 1 s, written with faery."""
+    import faery
+
+    rng = np.random.default_rng(seed)
+    ev = np.zeros(n, dtype=faery.EVENTS_DTYPE)
+    ev["t"] = np.sort(rng.integers(0, 1_000_000, n))
+    ev["x"], ev["y"], ev["on"] = rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n)
+    faery.events_stream_from_array(ev, dimensions=(128, 128)).to_file(path, zero_t0=False)
+
+
+def file_rows(quick: bool = False) -> list[dict]:
+    """Per-file cost of codec.read_spikes on AEDAT4 files (a decoder process, reused) against the aedat
+    decoder alone in this process: one 112 k-event file, and a data set of small (500-event) files."""
+    try:
+        import aedat
+    except ImportError:  # pragma: no cover
+        return [{"what": "AEDAT4 reads: skipped (pip install aedat faery)", "value": float("nan")}]
+    from speckstream.codec import isolated
+
+    def decode(path):
+        return [np.asarray(p["events"]) for p in aedat.Decoder(path) if "events" in p]
+
+    n_small = 50 if quick else 300
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as d:
+        big = os.path.join(d, "big.aedat4")
+        _aedat4(big, 112_000, 0)
+        small = [os.path.join(d, f"s{i}.aedat4") for i in range(n_small)]
+        for i, p in enumerate(small):
+            _aedat4(p, 500, i + 1)
+        isolated._close_idle()
+        t0 = time.perf_counter()
+        codec.read_spikes(big)  # starts the decoder process
+        t_first = time.perf_counter() - t0
+        t_read = best_of(lambda: codec.read_spikes(big), 5)
+        t_dec = best_of(lambda: decode(big), 5)
+        t_small = best_of(lambda: [codec.read_spikes(p) for p in small], 3) / n_small
+        t_small_dec = best_of(lambda: [decode(p) for p in small], 3) / n_small
+    lim, lim_small = 3 * t_dec + 0.03, 3 * t_small_dec + 0.03
+    return [
+        {"what": "AEDAT4 file of 112 k events: codec.read_spikes (isolated decoder process)",
+         "value": t_read * 1e3, "unit": "ms",
+         "baseline": f"aedat decoder alone {t_dec * 1e3:.1f} ms ({t_read / t_dec:.1f}x); limit {lim * 1e3:.0f} ms",
+         "ratio": t_read / lim, "target": "<= 1x the limit (3x decoder + 30 ms)"},
+        {"what": f"  {n_small} files of 500 events: per file", "value": t_small * 1e3, "unit": "ms",
+         "baseline": f"aedat decoder alone {t_small_dec * 1e3:.2f} ms; limit {lim_small * 1e3:.0f} ms",
+         "ratio": t_small / lim_small, "target": "<= 1x the limit (3x decoder + 30 ms)"},
+        {"what": "  the first read of a process (starts the decoder process, once)", "value": t_first * 1e3,
+         "unit": "ms", "baseline": f"later reads of the same file {t_read * 1e3:.1f} ms"},
+    ]
 
 
 if __name__ == "__main__":

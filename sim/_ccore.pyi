@@ -3,6 +3,7 @@ import numpy as np
 
 ISAS: dict[str, int]
 BEST_ISA: str
+PIPELINE: bool
 
 class Core:
     leak_fires: bool
@@ -19,6 +20,8 @@ class Core:
     def run(self, spikes: np.ndarray, now: int, next_tick: int, tick_period: int,
             until: int) -> tuple[int, int, int]: ...
     def take_outputs(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def run_pipelined(self, second: Core, spikes: np.ndarray, now: int, owned: int) -> tuple[int, int]: ...
+    def updates_per_core(self) -> np.ndarray: ...
     clamps_arr: np.ndarray
     n_off_map: int
 
@@ -47,3 +50,8 @@ def row_update(vmem: np.ndarray, weights: np.ndarray, thr_lo: int, thr_hi: int, 
                isa: str | None = None, pixel: int = 0) -> tuple[np.ndarray, int, int]:
     """One row's update with a chosen inner loop (tests): (fired lanes as collected, floor clamps, saturations)."""
     ...
+
+
+def dvs_spikes(events: np.ndarray, pool_y: int, pool_x: int, top: int, bottom: int, left: int, right: int,
+               merge_polarities: bool, flip_x: bool, flip_y: bool, swap_xy: bool, on_channel: bool,
+               off_channel: bool, destinations: list[int]) -> np.ndarray: ...

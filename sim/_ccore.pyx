@@ -20,6 +20,25 @@ from _records cimport spike_rec
 
 cnp.import_array()
 
+cdef extern from "_pipe.h":
+    int SS_PIPE, SS_MSG_SPIKE, SS_MSG_INPUT_END, SS_MSG_STREAM_END
+    ctypedef struct ss_msg:
+        uint16_t c
+        uint16_t x
+        uint16_t y
+        uint8_t core
+        uint8_t kind
+    ctypedef struct ss_ring:
+        pass
+    int ss_ring_init(ss_ring* r, int64_t cap) noexcept nogil
+    void ss_ring_free(ss_ring* r) noexcept nogil
+    void ss_ring_publish(ss_ring* r) noexcept nogil
+    int ss_ring_push(ss_ring* r, const ss_msg* m) noexcept nogil
+    int ss_ring_push_word(ss_ring* r, uint64_t word) noexcept nogil
+    int ss_ring_next(ss_ring* r, ss_msg* out) noexcept nogil
+    int ss_ring_next_word(ss_ring* r, uint64_t* word) noexcept nogil
+    void ss_ring_abort(ss_ring* r) noexcept nogil
+
 cdef extern from "_row_kernel.h":
     int SS_ISA_PORTABLE, SS_ISA_AVX2, SS_ISA_AVX512
     int ss_best_isa() noexcept nogil
@@ -43,6 +62,8 @@ cdef extern from "_row_kernel.h":
 ISAS = {"portable": SS_ISA_PORTABLE, "avx2": SS_ISA_AVX2, "avx512": SS_ISA_AVX512}
 _ISA_NAMES = {v: k for k, v in ISAS.items()}
 BEST_ISA = _ISA_NAMES[ss_best_isa()]
+#: whether this build can run one stream on two threads (GCC / Clang on a POSIX system; sim/pipeline.py)
+PIPELINE = bool(SS_PIPE)
 
 
 cdef int _isa_code(str isa) except -1:
@@ -103,6 +124,24 @@ cdef struct queue:
     Py_ssize_t tail
     Py_ssize_t cap
 
+cdef struct marks:  # a pipelined run: the output vectors' lengths at the end of each input (for the merge)
+    int64_t* data
+    Py_ssize_t n
+    Py_ssize_t cap
+
+cdef int marks_push(marks* m, int64_t out_n, int64_t ro_n) noexcept nogil:
+    cdef int64_t* nd
+    if m.n + 2 > m.cap:
+        nd = <int64_t*>realloc(m.data, (m.cap * 2 + 1024) * sizeof(int64_t))
+        if nd == NULL:
+            return -1
+        m.data = nd
+        m.cap = m.cap * 2 + 1024
+    m.data[m.n] = out_n
+    m.data[m.n + 1] = ro_n
+    m.n += 2
+    return 0
+
 cdef int vec_push(vec* v, uint64_t t, uint8_t core, uint16_t c, uint16_t x, uint16_t y) noexcept nogil:
     cdef spike_rec* nd
     if v.n == v.cap:
@@ -119,6 +158,9 @@ cdef int vec_push(vec* v, uint64_t t, uint8_t core, uint16_t c, uint16_t x, uint
     v.data[v.n].y = y
     v.n += 1
     return 0
+
+cdef int vec_push_rec(vec* v, const spike_rec* r) noexcept nogil:
+    return vec_push(v, r.t, r.core, r.c, r.x, r.y)
 
 cdef int q_reserve(queue* q, Py_ssize_t n) noexcept nogil:
     """Room for n more pending events (so a loop can then write them without checking)."""
@@ -150,7 +192,7 @@ cdef class Core:
     cdef public unsigned long long n_off_map
     cdef long long[::1] clamps
     cdef public long long max_cascade
-    cdef public unsigned long long n_updates
+    cdef unsigned long long core_updates[16]  # synaptic updates per core (n_updates is their sum)
     cdef public unsigned long long n_saturated
     cdef public unsigned long long n_ticks
     cdef vec out
@@ -161,17 +203,28 @@ cdef class Core:
     cdef ss_fired* fired_list  # the neurons one spike made fire, in order (ss_spike_sx1); k*k*C_out at most
     cdef int isa_code  # which inner loop (_row_kernel.h)
     cdef ss_core geo[16]  # per core: what a spike into it needs (ss_spike_sx1); built once, params are fixed
+    # a pipelined run (run_pipelined): the cores this engine updates (a bit each; the rest go to `ring`, the other
+    # thread's), where each input's outputs end, and the stage's result
+    cdef uint32_t owned
+    cdef ss_ring* ring
+    cdef unsigned long long n_handed  # spikes handed to the other stage so far (this run)
+    cdef marks mk
+    cdef int stage_rc
 
     def __cinit__(self):
         self.out.data = NULL; self.out.n = 0; self.out.cap = 0
         self.readout.data = NULL; self.readout.n = 0; self.readout.cap = 0
         self.q.data = NULL; self.q.head = 0; self.q.tail = 0; self.q.cap = 0
+        self.mk.data = NULL; self.mk.n = 0; self.mk.cap = 0
         self.fired_list = NULL
+        self.owned = 0xFFFF
+        self.ring = NULL
 
     def __dealloc__(self):
         free(self.out.data)
         free(self.readout.data)
         free(self.q.data)
+        free(self.mk.data)
         free(self.fired_list)
 
     def __init__(self, int32_t[:, ::1] params, int8_t[::1] weights, int64_t[::1] w_off,
@@ -193,7 +246,7 @@ cdef class Core:
         self.b_off = b_off
         self.leak_fires = leak_fires
         self.max_cascade = max_cascade
-        self.n_updates = 0
+        self.core_updates[:] = [0] * 16
         self.n_saturated = 0
         self.n_ticks = 0
         cdef Py_ssize_t most = 1, core
@@ -263,6 +316,9 @@ cdef class Core:
                 elif px >= win[d] or py >= hin[d]:
                     # a pooled spike past the destination's map (odd-sized source): torch / sinabs drop it
                     self.n_off_map += 1
+                elif not (self.owned >> dcore[d]) & 1:  # the other stage's core (run_pipelined)
+                    if self.hand_over(dcore[d], o + shift[d], px, py) < 0:
+                        return -3
                 else:
                     self.q.data[self.q.tail].core = <uint8_t>dcore[d]
                     self.q.data[self.q.tail].c = <uint16_t>(o + shift[d])
@@ -292,14 +348,14 @@ cdef class Core:
         cdef int nf
         if self.geo[core].sx == 1:
             nf = ss_spike_sx1(&self.geo[core], c, x, y, self.fired, self.fired_list, clamps, sat,
-                              <uint64_t*>&self.n_updates)
+                              <uint64_t*>&self.core_updates[core])
             return self.fire_all(t, core, self.fired_list, nf) if nf else 0
         cdef int32_t* p = &self.params[core, 0]
         cdef int k = p[P_K], sy = p[P_SY], sx = p[P_SX], py = p[P_PY], px = p[P_PX]
         cdef int sys = p[P_SY_SHIFT], sxs = p[P_SX_SHIFT]
         cdef int C_out = p[P_COUT], H_out = p[P_HOUT], W_out = p[P_WOUT]
         cdef int thr_hi = p[P_THR_HI], thr_lo = p[P_THR_LO], rtz = p[P_RTZ]
-        cdef int ky, kx, ny, nx, oy, ox, o
+        cdef int ky, kx, ny, nx, oy, ox, o, rc
         cdef int8_t* wrow
         cdef int16_t* vrow
         cdef int8_t* wbase = &self.weights[self.w_off[core]]
@@ -324,28 +380,47 @@ cdef class Core:
                     continue
                 wrow = wbase + ((c * k + ky) * k + (k - 1 - kx)) * C_out
                 vrow = vbase + (oy * W_out + ox) * C_out
-                self.n_updates += C_out
+                self.core_updates[core] += C_out
                 if ss_row_update(self.isa_code, vrow, wrow, C_out, thr_lo, thr_hi, rtz, self.fired, clamps, sat):
                     nf = ss_collect(self.fired, 0, C_out, ox, oy, self.fired_list)
-                    if self.fire_all(t, core, self.fired_list, nf) < 0:
-                        return -1
+                    rc = self.fire_all(t, core, self.fired_list, nf)
+                    if rc < 0:
+                        return rc
         return 0
 
+    cdef int hand_over(self, int core, int c, int x, int y) noexcept nogil:
+        cdef ss_msg m
+        m.kind = SS_MSG_SPIKE
+        m.core = <uint8_t>core
+        m.c = <uint16_t>c
+        m.x = <uint16_t>x
+        m.y = <uint16_t>y
+        self.n_handed += 1
+        return ss_ring_push(self.ring, &m)
+
     cdef int drain(self, uint64_t t) noexcept nogil:
-        """Deliver pending spikes (FIFO) until the network is quiet. -2: did not go quiet."""
-        cdef pending ev
         cdef long long steps = 0
+        return self.drain_counted(t, &steps)
+
+    cdef int drain_counted(self, uint64_t t, long long* counted) noexcept nogil:
+        """Deliver pending spikes (FIFO) until the network is quiet, counting the cascade's steps from
+        ``counted`` (the other stage's, in a pipelined run). -2: did not go quiet."""
+        cdef pending ev
+        cdef int rc
+        cdef long long steps = counted[0]
         while self.q.head < self.q.tail:
             ev = self.q.data[self.q.head]
             self.q.head += 1
-            if self.convolve(t, ev.core, ev.c, ev.x, ev.y) < 0:
-                return -1
+            rc = self.convolve(t, ev.core, ev.c, ev.x, ev.y)
+            if rc < 0:
+                return rc
             steps += 1
             if steps > self.max_cascade:
                 self.q.head = 0; self.q.tail = 0
                 return -2
         self.q.head = 0
         self.q.tail = 0
+        counted[0] = steps
         return 0
 
     cdef int tick(self, uint64_t t) noexcept nogil:
@@ -437,6 +512,189 @@ cdef class Core:
             raise RuntimeError(f"network did not go quiet after {self.max_cascade} internal events "
                                "(a loop between cores?)")
         return now, next_tick, bad
+
+    cdef int stage_a(self, spike_rec[:] sp, uint64_t* now, Py_ssize_t* bad) noexcept nogil:
+        """The first stage of a pipelined run: each input into its cores (and theirs, FIFO) as run() does - no
+        slow-clock tick falls in a pipelined run - handing spikes for the other stage's cores to the ring, then
+        closing an input that handed some over with its release time and cascade steps (and marking where its
+        outputs end here, for the merge; the second stage marks the same inputs)."""
+        cdef unsigned long long handed = self.n_handed
+        cdef Py_ssize_t i
+        cdef int rc = 0
+        cdef uint64_t t
+        cdef int32_t* p
+        cdef long long steps
+        cdef ss_msg m
+        for i in range(sp.shape[0]):
+            t = sp[i].t
+            if t < now[0]:
+                t = now[0]
+            now[0] = t
+            p = &self.params[sp[i].core, 0] if sp[i].core < self.params.shape[0] else NULL
+            if (p == NULL or not p[P_ENABLED] or sp[i].c >= p[P_CIN] or sp[i].x >= p[P_WIN]
+                    or sp[i].y >= p[P_HIN]):
+                bad[0] = i
+                break
+            if not (self.owned >> sp[i].core) & 1:  # the caller sends inputs only into this stage's cores
+                return -4
+            steps = 0
+            rc = self.convolve(t, sp[i].core, sp[i].c, sp[i].x, sp[i].y)
+            if rc == 0:
+                rc = self.drain_counted(t, &steps)
+            if rc < 0:
+                return rc
+            if self.n_handed == handed:  # nothing for the second stage: it has nothing to do for this input
+                continue
+            handed = self.n_handed
+            if marks_push(&self.mk, self.out.n, self.readout.n) < 0:
+                return -1
+            m.kind = SS_MSG_INPUT_END
+            if (ss_ring_push(self.ring, &m) < 0 or ss_ring_push_word(self.ring, t) < 0
+                    or ss_ring_push_word(self.ring, <uint64_t>steps) < 0):
+                return -3
+        m.kind = SS_MSG_STREAM_END
+        if ss_ring_push(self.ring, &m) < 0:
+            return -3
+        ss_ring_publish(self.ring)
+        return 0
+
+    cdef int stage_b(self, ss_ring* r) noexcept nogil:
+        """The second stage: the first stage's spikes into this stage's cores, queued in order, each input's
+        cascade drained at its end (with its time and the steps the first stage counted)."""
+        cdef ss_msg m
+        cdef uint64_t t, steps_word
+        cdef long long steps
+        cdef int rc
+        while True:
+            if ss_ring_next(r, &m) < 0:
+                return -3
+            if m.kind == SS_MSG_SPIKE:
+                if q_reserve(&self.q, 1) < 0:
+                    return -1
+                self.q.data[self.q.tail].core = m.core
+                self.q.data[self.q.tail].c = m.c
+                self.q.data[self.q.tail].x = m.x
+                self.q.data[self.q.tail].y = m.y
+                self.q.tail += 1
+            elif m.kind == SS_MSG_INPUT_END:
+                if ss_ring_next_word(r, &t) < 0 or ss_ring_next_word(r, &steps_word) < 0:
+                    return -3
+                steps = <long long>steps_word
+                rc = self.drain_counted(t, &steps)
+                if rc == 0 and marks_push(&self.mk, self.out.n, self.readout.n) < 0:
+                    rc = -1
+                if rc < 0:
+                    return rc
+            else:
+                return 0
+
+    def _run_stage_b(self, size_t ring_address):
+        """The second stage's thread body (its result in ``stage_rc``)."""
+        cdef ss_ring* r = <ss_ring*>ring_address
+        with nogil:
+            self.stage_rc = self.stage_b(r)
+            if self.stage_rc < 0:
+                ss_ring_abort(r)
+
+    def run_pipelined(self, Core second, spikes, unsigned long long now, unsigned int owned):
+        """Process input spikes as :meth:`run` does (no slow-clock tick may fall among them), on two threads: this
+        engine updates the cores in the bitmask ``owned`` - the first layers of a chain, which every input
+        enters - on the calling thread, ``second`` (over the same state) the rest on another. Every core takes
+        its spikes in the order the single-thread engine gives them (in a chain, a layer's input is the layer
+        before's output, in order), and each input's monitored spikes come out in the same order: this
+        stage's, then the second's (the single-thread FIFO finishes a layer before it starts the next).
+        Returns (now, bad); outputs are collected with :meth:`take_outputs` as after run()."""
+        import threading
+
+        cdef spike_rec[:] sp = spikes.view(np.uint8).view(dtype=SPIKE_RECORD) if len(spikes) else _EMPTY
+        cdef ss_ring ring
+        cdef int rc = 0
+        cdef Py_ssize_t bad = -1
+        cdef int64_t base_out = self.out.n, base_ro = self.readout.n
+        if ss_ring_init(&ring, 1 << 16) < 0:
+            raise MemoryError("simulator could not allocate its pipeline")
+        self.mk.n = second.mk.n = 0
+        second.out.n = second.readout.n = 0
+        second.stage_rc = 0
+        self.owned, second.owned, self.ring = owned, 0xFFFF & ~owned, &ring
+        worker = threading.Thread(target=second._run_stage_b, args=(<size_t>&ring,), daemon=True,
+                                  name="speckstream-sim-stage-2")
+        try:
+            worker.start()
+            with nogil:
+                rc = self.stage_a(sp, &now, &bad)
+                if rc < 0:
+                    ss_ring_abort(&ring)
+            worker.join()
+        finally:
+            self.owned, second.owned, self.ring = 0xFFFF, 0xFFFF, NULL
+            ss_ring_free(&ring)
+        if rc == 0 or rc == -3:
+            rc = second.stage_rc if second.stage_rc < 0 else rc
+        if rc == 0 and self._merge(second, base_out, base_ro) < 0:
+            rc = -1
+        if rc == -1 or rc == -3:
+            raise MemoryError("simulator ran out of memory for pending events")
+        if rc == -2:
+            raise RuntimeError(f"network did not go quiet after {self.max_cascade} internal events "
+                               "(a loop between cores?)")
+        if rc == -4:
+            raise ValueError("run_pipelined: an input spike addresses a core of the second stage")
+        return now, bad
+
+    cdef int _merge(self, Core second, int64_t base_out, int64_t base_ro) noexcept:
+        """This engine's outputs and the second stage's, input by input (this stage's first), after the outputs
+        that were waiting before the run."""
+        cdef vec merged[2]
+        cdef vec* mine[2]
+        cdef vec* theirs[2]
+        cdef int64_t base[2]
+        cdef Py_ssize_t g, j, k, a0, b0
+        mine[0], mine[1] = &self.out, &self.readout
+        theirs[0], theirs[1] = &second.out, &second.readout
+        base[0], base[1] = base_out, base_ro
+        for k in range(2):
+            if theirs[k].n == 0:  # nothing to interleave
+                continue
+            merged[k].data = NULL
+            merged[k].n = merged[k].cap = 0
+            for j in range(base[k]):
+                if vec_push_rec(&merged[k], &mine[k].data[j]) < 0:
+                    free(merged[k].data)
+                    return -1
+            a0, b0 = base[k], 0
+            for g in range(0, self.mk.n, 2):
+                for j in range(a0, self.mk.data[g + k]):
+                    if vec_push_rec(&merged[k], &mine[k].data[j]) < 0:
+                        free(merged[k].data)
+                        return -1
+                a0 = self.mk.data[g + k]
+                for j in range(b0, second.mk.data[g + k]):
+                    if vec_push_rec(&merged[k], &theirs[k].data[j]) < 0:
+                        free(merged[k].data)
+                        return -1
+                b0 = second.mk.data[g + k]
+            for j in range(a0, mine[k].n):  # after the last input that handed spikes over
+                if vec_push_rec(&merged[k], &mine[k].data[j]) < 0:
+                    free(merged[k].data)
+                    return -1
+            free(mine[k].data)
+            mine[k][0] = merged[k]
+            theirs[k].n = 0
+        return 0
+
+    @property
+    def n_updates(self) -> int:
+        """Synaptic updates so far, all cores."""
+        cdef int c
+        cdef unsigned long long total = 0
+        for c in range(16):
+            total += self.core_updates[c]
+        return total
+
+    def updates_per_core(self):
+        """Synaptic updates so far per core (int64[16])."""
+        return np.array([self.core_updates[c] for c in range(16)], np.int64)
 
     @property
     def isa(self) -> str:
@@ -536,18 +794,25 @@ def measure_kernels(int row_len, long long updates=50_000_000, int thr_hi=32767,
     cdef int64_t clamps = 0
     cdef uint64_t sat = 0
     cdef long long calls = max(1, updates // row_len), i
-    cdef int r
+    # rows taken in turn by a running offset: a modulo per call (a 64-bit division) cost more than the add over a
+    # 96-wide row it was timing, and made the bound as slow as the division
+    cdef int r = 0, end = rows * row_len
     t0 = time.perf_counter()
     with nogil:
         for i in range(calls):
-            r = <int>(i % rows) * row_len
             ss_row_update(code, &v[r], &w[r], row_len, thr_lo, thr_hi, 0, fired, &clamps, &sat)
+            r += row_len
+            if r == end:
+                r = 0
     t_kernel = time.perf_counter() - t0
+    r = 0
     t0 = time.perf_counter()
     with nogil:
         for i in range(calls):
-            r = <int>(i % rows) * row_len
             ss_add_bound(code, &v[r], &w[r], row_len)
+            r += row_len
+            if r == end:
+                r = 0
     t_bound = time.perf_counter() - t0
     return calls * row_len / t_kernel, calls * row_len / t_bound
 
@@ -583,3 +848,51 @@ def row_update(vmem, weights, int thr_lo, int thr_hi, bint rtz, str isa=None, in
     if nf != m:
         raise AssertionError(f"kernel counted {nf} fired, collected {m}")
     return lanes, int(clamps), int(sat)
+
+
+def dvs_spikes(events, int pool_y, int pool_x, int top, int bottom, int left, int right, bint merge_polarities,
+               bint flip_x, bint flip_y, bint swap_xy, bint on_channel, bint off_channel, destinations):
+    """The DVS stage (sim/dvs.py: dvs_to_spikes, whose numpy version is the reference) in one pass: DvsEvents
+    (DVS_EVENT_DTYPE, on the sensor, checked) -> polarity select / merge -> pooling -> crop -> mirrors -> swap,
+    one spike per destination core (in destination order) per event that passes; SPIKE_RECORD."""
+    cdef const uint64_t[:] t = events["t"]
+    cdef const uint16_t[:] xs = events["x"]
+    cdef const uint16_t[:] ys = events["y"]
+    cdef const uint8_t[:] ps = events["p"]
+    cdef Py_ssize_t n = t.shape[0], i, m = 0
+    cdef int nd = len(destinations), j, x, y, c, w = right - left, h = bottom - top, tmp
+    cdef uint8_t dest[2]
+    if nd > 2:
+        raise ValueError(f"a DVS stage has at most 2 destinations, got {nd}")
+    for j in range(nd):
+        dest[j] = <uint8_t>destinations[j]
+    out = np.empty(n * nd, dtype=SPIKE_RECORD)
+    cdef spike_rec[:] o = out
+    with nogil:
+        for i in range(n):
+            if not (on_channel if ps[i] == 1 else off_channel):
+                continue
+            c = 0 if merge_polarities else ps[i]
+            x = xs[i] // pool_x
+            y = ys[i] // pool_y
+            if y < top or y >= bottom or x < left or x >= right:
+                continue
+            x -= left
+            y -= top
+            if flip_x:
+                x = w - 1 - x
+            if flip_y:
+                y = h - 1 - y
+            if swap_xy:
+                tmp = x
+                x = y
+                y = tmp
+            for j in range(nd):
+                o[m].t = t[i]
+                o[m].core = dest[j]
+                o[m]._pad = 0
+                o[m].c = <uint16_t>c
+                o[m].x = <uint16_t>x
+                o[m].y = <uint16_t>y
+                m += 1
+    return out[:m]

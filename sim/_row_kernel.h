@@ -101,40 +101,63 @@ SS_INLINE int ss_row_portable0(int16_t *__restrict v, const int8_t *__restrict w
  *     difference means it passed +32767: saturate (counted). So one rule serves every fired lane:
  *     rw = xw - thr (wrapping); saturated = rw < 0; result = saturated ? 32767 : rw.
  */
+/* One block of 32 lanes of the rule; `lanes` masks the compares (all ones for a whole block). */
+#define SS_AVX512_BLOCK(vv, ww, lanes, x, f, lo, s)                                                          \
+    do {                                                                                                      \
+        const __m512i xs_ = _mm512_adds_epi16(vv, ww);                                                       \
+        const __m512i xw_ = _mm512_add_epi16(vv, ww);                                                        \
+        const __mmask32 ovf_ = _mm512_cmpneq_epi16_mask(xs_, xw_);                                          \
+        lo = _mm512_mask_cmplt_epi16_mask(lanes, xs_, lo_v) | _mm512_mask_cmplt_epi16_mask(ovf_, xs_, zero); \
+        x = _mm512_max_epi16(xs_, lo_v);                                                                     \
+        f = _mm512_mask_cmpge_epi16_mask(lanes, x, hi_v);                                                    \
+        s = 0;                                                                                                \
+        if (rtz) { /* a constant in each of the two inlined copies below */                                  \
+            x = _mm512_mask_mov_epi16(x, f, zero);                                                           \
+        } else {                                                                                              \
+            const __m512i rw_ = _mm512_sub_epi16(xw_, hi_v);                                                 \
+            s = _mm512_mask_cmplt_epi16_mask(f, rw_, zero);                                                  \
+            x = _mm512_mask_mov_epi16(x, f, _mm512_mask_mov_epi16(rw_, s, top));                             \
+        }                                                                                                     \
+    } while (0)
+
+/* The block's results: fired bits (two 16-lane halves, lower lanes first: x86 is little-endian) and counts. */
+#define SS_AVX512_COUNT(f, lo, s)                                                                            \
+    do {                                                                                                      \
+        const uint32_t fbits = f;                                                                             \
+        memcpy(fired + (o >> 4), &fbits, sizeof fbits);                                                      \
+        nf += __builtin_popcount(f);                                                                          \
+        *nclamp += __builtin_popcount(lo);                                                                    \
+        *nsat += __builtin_popcount(s);                                                                       \
+    } while (0)
+
 SS_AVX512 SS_INLINE int ss_row_avx512_(int16_t *__restrict v, const int8_t *__restrict w, int n, int thr_lo,
                                        int thr_hi, const int rtz, uint16_t *__restrict fired, int *nclamp,
                                        int *nsat)
 {
     /* Branch-free per block: a branch to skip quiet blocks paid for itself on a trained network (6 %) but cost
-     * 2.6x on a stream where a third of the blocks clamp at random (mispredictions). Lanes past n are masked
-     * off in the loads, the compares (an input mask costs nothing) and the stores. */
+     * 2.6x on a stream where a third of the blocks clamp at random (mispredictions). Whole blocks load and
+     * store without masks: a masked store does not forward to a later load of the same lanes (the next spike
+     * into the same pixels) and stalls it (4-8 % on the trained networks). The tail's lanes past n are masked
+     * off in the loads, the compares (an input mask costs nothing) and the store. */
     const __m512i lo_v = _mm512_set1_epi16((short)thr_lo), hi_v = _mm512_set1_epi16((short)thr_hi);
     const __m512i top = _mm512_set1_epi16(32767), zero = _mm512_setzero_si512();
-    int nf = 0;
-    for (int o = 0; o < n; o += 32) {
-        const __mmask32 lanes = n - o >= 32 ? 0xFFFFFFFFu : (((__mmask32)1 << (n - o)) - 1u);
+    int nf = 0, o = 0;
+    __m512i x;
+    __mmask32 f, lo, s;
+    for (; o + 32 <= n; o += 32) {
+        const __m512i vv = _mm512_loadu_si512((const void *)(v + o));
+        const __m512i ww = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + o)));
+        SS_AVX512_BLOCK(vv, ww, 0xFFFFFFFFu, x, f, lo, s);
+        _mm512_storeu_si512((void *)(v + o), x);
+        SS_AVX512_COUNT(f, lo, s);
+    }
+    if (o < n) {
+        const __mmask32 lanes = ((__mmask32)1 << (n - o)) - 1u;
         const __m512i vv = _mm512_maskz_loadu_epi16(lanes, v + o);
         const __m512i ww = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(lanes, w + o));
-        const __m512i xs = _mm512_adds_epi16(vv, ww);
-        const __m512i xw = _mm512_add_epi16(vv, ww);
-        const __mmask32 ovf = _mm512_cmpneq_epi16_mask(xs, xw);
-        const __mmask32 lo = _mm512_mask_cmplt_epi16_mask(lanes, xs, lo_v) | _mm512_mask_cmplt_epi16_mask(ovf, xs, zero);
-        __m512i x = _mm512_max_epi16(xs, lo_v);
-        const __mmask32 f = _mm512_mask_cmpge_epi16_mask(lanes, x, hi_v);
-        __mmask32 s = 0;
-        if (rtz) {  /* a constant in each of the two inlined copies below */
-            x = _mm512_mask_mov_epi16(x, f, zero);
-        } else {
-            const __m512i rw = _mm512_sub_epi16(xw, hi_v);
-            s = _mm512_mask_cmplt_epi16_mask(f, rw, zero);
-            x = _mm512_mask_mov_epi16(x, f, _mm512_mask_mov_epi16(rw, s, top));
-        }
+        SS_AVX512_BLOCK(vv, ww, lanes, x, f, lo, s);
         _mm512_mask_storeu_epi16(v + o, lanes, x);
-        const uint32_t fbits = f;  /* two 16-lane halves, lower lanes first (x86 is little-endian) */
-        memcpy(fired + (o >> 4), &fbits, sizeof fbits);
-        nf += __builtin_popcount(f);
-        *nclamp += __builtin_popcount(lo);
-        *nsat += __builtin_popcount(s);
+        SS_AVX512_COUNT(f, lo, s);
     }
     return nf;
 }
@@ -229,6 +252,38 @@ SS_INLINE int ss_collect(const uint16_t *__restrict fired, int start, int n, int
     return m;
 }
 
+/* ss_collect for a pixel whose lanes are whole words (C_out a multiple of 16, start = b * C_out): no masks. */
+SS_INLINE int ss_collect_words(const uint16_t *__restrict fired, int start, int n, int ox, int oy,
+                               ss_fired *__restrict out)
+{
+    int m = 0;
+    const uint16_t *words = fired + (start >> 4);
+    for (int i = 0; i < (n >> 4); i++)
+        for (uint32_t word = words[i]; word; word &= word - 1u) {
+            out[m].o = (uint16_t)(i * 16 + __builtin_ctz(word));
+            out[m].ox = (uint16_t)ox;
+            out[m].oy = (uint16_t)oy;
+            m++;
+        }
+    return m;
+}
+
+/* The fired neurons of a row of span pixels of C_out channels, pixel span - 1 first (kx ascending), each
+ * channel ascending. */
+SS_INLINE int ss_collect_row(const uint16_t *__restrict fired, int span, int C_out, int ox0, int oy,
+                             ss_fired *__restrict out)
+{
+    int m = 0;
+    if ((C_out & 15) == 0) {
+        for (int b = span - 1; b >= 0; b--)
+            m += ss_collect_words(fired, b * C_out, C_out, ox0 + b, oy, out + m);
+    } else {
+        for (int b = span - 1; b >= 0; b--)
+            m += ss_collect(fired, b * C_out, C_out, ox0 + b, oy, out + m);
+    }
+    return m;
+}
+
 /* What a spike into one core needs, gathered once per core when the engine is built (Core.__init__), so a
  * spike costs one pointer instead of a dozen arguments. `isa` is already lowered to SS_ISA_PORTABLE where
  * the thresholds are outside the range the int16 paths are exact for. */
@@ -267,8 +322,7 @@ typedef struct {
             *n_updates += (uint64_t)n;                                                                        \
             if (ROW(g->vbase + (oy * W_out + ox0) * C_out, w0 + ky * k * C_out, n, g->thr_lo, g->thr_hi,       \
                     g->rtz, fired, &nclamp, &nsat))                                                           \
-                for (int b = span - 1; b >= 0; b--)                                                           \
-                    nout += ss_collect(fired, b * C_out, C_out, ox0 + b, oy, out + nout);                     \
+                nout += ss_collect_row(fired, span, C_out, ox0, oy, out + nout);                              \
         }                                                                                                     \
         *clamps += nclamp;                                                                                    \
         *saturated += (uint64_t)nsat;                                                                         \

@@ -32,6 +32,7 @@ from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
 from .dvs import check_dvs_events, dvs_stage, dvs_to_spikes
 from .readout import ReadoutModel
+from .pipeline import Pipeline
 from .reference import ReferenceEngine
 from ._engine import ALL_KERNELS, ENGINE, PackedState
 from ._engine import Core as _CythonCore
@@ -52,6 +53,11 @@ class SimOptions:
     #: the Cython engine's inner loop: "avx512", "avx2", "portable", or None (the fastest this CPU runs;
     #: see speckstream.sim.KERNELS). All give identical results; forcing one is for tests and comparisons.
     kernel: str | None = None
+    #: 2: one stream on two CPU cores - a chain network's first layers on the calling thread, the rest on a second
+    #: one (feeds of PIPELINE_MIN_INPUTS inputs or more with no slow-clock tick among them; results identical to
+    #: 1's spike for spike, see sim/pipeline.py). 1: one thread. Leave 1 where processes already share the CPU
+    #: (evaluate's workers).
+    threads: int = 1
 
     def __post_init__(self) -> None:
         # named here, where a typo is made, not later as a silent switch to the slow reference engine
@@ -59,15 +65,20 @@ class SimOptions:
             raise ValueError(f"SimOptions: engine must be 'cython', 'reference' or None, got {self.engine!r}")
         if self.kernel is not None and self.kernel not in ALL_KERNELS:
             raise ValueError(f"SimOptions: kernel must be one of {ALL_KERNELS} or None, got {self.kernel!r}")
+        if type(self.threads) is not int or self.threads not in (1, 2):  # not 2.0, not True
+            raise ValueError(f"SimOptions: threads must be 1 or 2, got {self.threads!r}")
 
 
 class _CythonEngine:
     def __init__(self, cfg: ChipConfig, opts: SimOptions):
         self.state = PackedState(cfg)
+        self.core = self._core(cfg, opts)
+        self.pipeline = Pipeline.plan(cfg, opts, self._core) if opts.threads == 2 else None
+
+    def _core(self, cfg: ChipConfig, opts: SimOptions):
         s = self.state
-        self.core = _CythonCore(s.params, s.weights, s.w_off, s.vmem, s.v_off, s.biases, s.b_off,
-                                opts.leak_fires, opts.max_cascade, opts.drop_off_map, get_chip(cfg.chip).readout_id,
-                                opts.kernel)
+        return _CythonCore(s.params, s.weights, s.w_off, s.vmem, s.v_off, s.biases, s.b_off, opts.leak_fires,
+                           opts.max_cascade, opts.drop_off_map, get_chip(cfg.chip).readout_id, opts.kernel)
 
     def vmem_view(self, core):
         return self.state.vmem_view(core)
@@ -76,16 +87,21 @@ class _CythonEngine:
         self.state.vmem[:] = self.state.initial_vmem if initial else 0
 
     def run(self, spikes, now, next_tick, period, until):
+        if self.pipeline is not None:
+            return self.pipeline.run(self.core, spikes, now, next_tick, period, until)
         return self.core.run(spikes, now, next_tick, period, until)
 
     def take_outputs(self):
         out, ro = self.core.take_outputs()
         return out.view(SPIKE_DTYPE), ro.view(SPIKE_DTYPE)
 
-    n_updates = property(lambda self: self.core.n_updates)
-    n_off_map = property(lambda self: self.core.n_off_map)
-    clamps_arr = property(lambda self: self.core.clamps_arr)
-    n_saturated = property(lambda self: self.core.n_saturated)
+    def _both(self, name):  # a counter of the engine and of the pipeline's second stage, when there is one
+        return getattr(self.core, name) + (getattr(self.pipeline.second, name) if self.pipeline else 0)
+
+    n_updates = property(lambda self: self._both("n_updates"))
+    n_off_map = property(lambda self: self._both("n_off_map"))
+    clamps_arr = property(lambda self: self._both("clamps_arr"))
+    n_saturated = property(lambda self: self._both("n_saturated"))
     n_ticks = property(lambda self: self.core.n_ticks)
 
 

@@ -9,7 +9,12 @@ from ..codec.errors import AddressError
 from ..codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE
 from ..compiler.config import DVSConfig
 
-__all__ = ["DVS_LAYER", "check_dvs_events", "dvs_stage", "dvs_to_spikes"]
+__all__ = ["DVS_LAYER", "check_dvs_events", "dvs_stage", "dvs_to_spikes", "dvs_to_spikes_numpy"]
+
+try:
+    from ._ccore import dvs_spikes as _dvs_spikes
+except ImportError:  # extension not built (SPECKSTREAM_NO_EXT=1): the numpy stage
+    _dvs_spikes = None  # type: ignore[assignment]
 
 DVS_LAYER = 13  # the DVS layer's id on the event bus (monitored DVS events carry it)
 
@@ -57,7 +62,20 @@ def dvs_stage(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
 
 
 def dvs_to_spikes(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
-    """The stage's output, one copy per destination core (interleaved per event, in destination order)."""
+    """The stage's output, one copy per destination core (interleaved per event, in destination order): one C
+    pass when the engine is built (~3 ns per event), else the numpy stage (~60 ns); the two are tested equal."""
+    if _dvs_spikes is not None:
+        top, bottom, left, right = dvs.roi()
+        pool_y, pool_x = dvs.pooling
+        out = _dvs_spikes(np.asarray(events, dtype=DVS_EVENT_DTYPE), pool_y, pool_x, top, bottom, left, right,
+                          dvs.merge_polarities, dvs.flip_x, dvs.flip_y, dvs.swap_xy, dvs.on_channel,
+                          dvs.off_channel, list(dvs.destinations or []))
+        return out.view(SPIKE_DTYPE)
+    return dvs_to_spikes_numpy(events, dvs)
+
+
+def dvs_to_spikes_numpy(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
+    """:func:`dvs_to_spikes` in numpy: the reference for the C pass, and the path without the extension."""
     stage = dvs_stage(events, dvs)
     dests = dvs.destinations or []
     out = np.empty(stage.shape[0] * len(dests), dtype=SPIKE_DTYPE)

@@ -13,16 +13,19 @@ All three run the same engine as the ``"sim"`` device of the streaming runtime.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import hashlib
+import itertools
 import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .compiler.config import ChipConfig, load_config
+from .errors import SpeckstreamError
 from .sim import ChipSimulator, SimOptions
 from .comparison import CompareReport, LayerComparison, compare
 from .sim.inputs import to_input
@@ -122,7 +125,15 @@ def _run_chunk(blob: bytes, options, readout_core: int, n_classes: int,
     return counts, n_in
 
 
-def evaluate(config, dataset: Iterable, *, executor: cf.Executor | None = None, readout: str = "count",
+#: a chunk of samples closes at ``chunk_size`` samples or at this many bytes of events, whichever comes first:
+#: what one worker holds at a time, whatever the size of a sample
+CHUNK_BYTES = 8 << 20
+#: chunks submitted and not finished, per worker: enough to keep every worker busy while the next chunk is
+#: validated, few enough that memory does not grow with the data set
+IN_FLIGHT_PER_WORKER = 2
+
+
+def evaluate(config, dataset: Iterable, *, executor: cf.Executor | str | None = None, readout: str = "count",
              progress: bool = True, chunk_size: int | None = None, options: SimOptions | None = None,
              max_workers: int | None = None) -> EvalResult:
     """Classify every (events, label) sample of ``dataset`` (exactly what a tonic dataset yields) on the
@@ -132,9 +143,20 @@ def evaluate(config, dataset: Iterable, *, executor: cf.Executor | None = None, 
     class, no spike at all predicts -1). ``executor``: any ``concurrent.futures.Executor`` (default: a
     process pool over the machine's cores; pass ``dask.distributed.Client(...).get_executor()`` for a
     cluster, or ``"serial"`` to run in this process). Predictions do not depend on the executor.
+
+    The data set is streamed: samples are pulled as workers free up, each converted and checked in this
+    process before it is sent (an error names the sample's index; the samples before it have run), in chunks
+    of ``chunk_size`` samples or 8 MiB of events, with at most two chunks per worker in flight: memory does not
+    grow with the number of samples, so a generator over thousands of recordings is fine. ``progress`` shows
+    a bar of samples done (out of ``len(dataset)`` when the data set has a length).
     """
     if readout != "count":
         raise ValueError(f"readout must be 'count' (the only readout so far), got {readout!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                   or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive number of samples (or None), got {chunk_size!r}")
+    if isinstance(executor, str) and executor != "serial":
+        raise ValueError(f"executor must be a concurrent.futures.Executor, 'serial' or None, got {executor!r}")
     cfg = load_config(config)
     if len(cfg.output_cores) != 1:
         raise ValueError(f"evaluate needs one output layer to read classes from; the config has "
@@ -143,44 +165,142 @@ def evaluate(config, dataset: Iterable, *, executor: cf.Executor | None = None, 
     if not cfg.cores[out_core].monitor:
         raise ValueError(f"the output core {out_core} is not monitored: compile with monitor='exits'")
     n_classes = cfg.cores[out_core].output_shape[0]
-    samples, labels = [], []
-    for k, item in enumerate(dataset):
-        try:
-            events, label = item
-        except (TypeError, ValueError):
-            raise ValueError(f"dataset item {k} is not an (events, label) pair") from None
-        # converted and checked here, once, before any work is sent anywhere; the workers take them as they are
-        samples.append(to_input(cfg, events))
-        labels.append(int(label))
+    total = _known_length(dataset)
+    workers = max_workers or getattr(executor, "_max_workers", None) or os.cpu_count() or 1
+    chunk = chunk_size or (max(1, min(64, total // (4 * workers) or 1)) if total is not None else 16)
+    labels: list[int] = []
+    chunks = _validated_chunks(cfg, dataset, chunk, labels)
     blob = cfg.to_msgpack()
-    workers = max_workers or os.cpu_count() or 1
-    chunk = chunk_size or max(1, min(64, len(samples) // (4 * workers) or 1))
-    parts = [samples[i:i + chunk] for i in range(0, len(samples), chunk)]
+    run = functools.partial(_run_chunk, blob, options, out_core, n_classes)
     t0 = time.perf_counter()
-    own = None
-    if executor is None and len(parts) > 1 and workers > 1:
-        own = executor = cf.ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                                initargs=(blob, options))
-    try:
-        if executor is None or executor == "serial":
-            results = [_run_chunk(blob, options, out_core, n_classes, p) for p in _progress(parts, progress)]
+    with _Progress(progress, total) as bar:
+        if executor == "serial" or (executor is None and workers <= 1):
+            results = _run_serial(run, chunks, bar)
         else:
-            futs = [executor.submit(_run_chunk, blob, options, out_core, n_classes, p) for p in parts]
-            results = [f.result() for f in _progress(futs, progress)]
-    finally:
-        if own is not None:
-            own.shutdown(wait=True)
+            results = _run_on(executor, run, chunks, bar, workers, blob, options)  # type: ignore[arg-type]
     seconds = time.perf_counter() - t0
     counts = np.concatenate([r[0] for r in results]) if results else np.zeros((0, n_classes), np.int64)
     pred = np.where(counts.max(axis=1) > 0, counts.argmax(axis=1), -1) if len(counts) else np.zeros(0, int)
     return EvalResult(pred, np.asarray(labels), counts, int(sum(r[1] for r in results)), seconds)
 
 
-def _progress(items, enabled: bool):
-    if not enabled or len(items) < 2:
-        return items
+def _known_length(dataset) -> int | None:
+    """``len(dataset)`` when it has one (a list, a tonic dataset), None for a generator."""
     try:
-        from rich.progress import track
-    except ImportError:  # pragma: no cover
-        return items
-    return track(items, description="evaluate", transient=True)
+        return len(dataset)
+    except TypeError:
+        return None
+
+
+def _validated_chunks(cfg: ChipConfig, dataset: Iterable, chunk: int, labels: list[int]
+                      ) -> Iterator[list[tuple[str, np.ndarray]]]:
+    """The data set pulled one sample at a time, each converted and checked by ``to_input`` here, once, before
+    it is sent anywhere (the workers take them as they are), its label appended to ``labels``. A chunk closes
+    at ``chunk`` samples or CHUNK_BYTES of events."""
+    part: list[tuple[str, np.ndarray]] = []
+    size = 0
+    for k, item in enumerate(dataset):
+        try:
+            events, label = item
+        except (TypeError, ValueError):
+            raise ValueError(f"dataset item {k} is not an (events, label) pair") from None
+        try:
+            sample = to_input(cfg, events)
+        except SpeckstreamError as e:
+            raise _naming_item(e, k) from None
+        labels.append(int(label))
+        part.append(sample)
+        size += sample[1].nbytes
+        if len(part) >= chunk or size >= CHUNK_BYTES:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
+
+
+def _naming_item(e: SpeckstreamError, k: int) -> SpeckstreamError:
+    """The same error (same type) with the sample's index in front of its message."""
+    try:
+        return type(e)(f"dataset item {k}: {e}")
+    except Exception:  # an error type with another signature: the original, with a note
+        e.add_note(f"(dataset item {k})")
+        return e
+
+
+def _run_serial(run, chunks: Iterator, bar: "_Progress") -> list[tuple[np.ndarray, int]]:
+    results = []
+    for samples in chunks:
+        results.append(run(samples))
+        bar.advance(len(samples))
+    return results
+
+
+def _run_on(executor: cf.Executor | None, run, chunks: Iterator, bar: "_Progress", workers: int, blob: bytes,
+            options) -> list[tuple[np.ndarray, int]]:
+    """Chunks through ``executor`` (None: a process pool of our own, when there is more than one chunk), at most
+    IN_FLIGHT_PER_WORKER per worker submitted and unfinished; results in chunk order."""
+    first = list(itertools.islice(chunks, 2))
+    if executor is None and len(first) < 2:  # one chunk: starting interpreters would cost more than it saves
+        return _run_serial(run, iter(first), bar)
+    chunks = itertools.chain(first, chunks)
+    del first
+    own = None
+    if executor is None:
+        own = executor = cf.ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                                initargs=(blob, options))
+    window = IN_FLIGHT_PER_WORKER * workers
+    done: dict[int, tuple[np.ndarray, int]] = {}
+    pending: dict[cf.Future, tuple[int, int]] = {}  # future -> (chunk index, samples in it)
+    try:
+        for i, samples in enumerate(chunks):
+            while len(pending) >= window:
+                _collect(pending, done, bar)
+            pending[executor.submit(run, samples)] = (i, len(samples))
+            del samples  # held by the executor until it has run, not here
+        while pending:
+            _collect(pending, done, bar)
+    finally:
+        for f in pending:
+            f.cancel()
+        if own is not None:
+            own.shutdown(wait=True, cancel_futures=True)
+    return [done[i] for i in range(len(done))]
+
+
+def _collect(pending: dict, done: dict, bar: "_Progress") -> None:
+    """Wait for at least one pending chunk and move the finished ones to ``done`` (a worker's error is raised)."""
+    finished, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+    for f in finished:
+        i, n = pending.pop(f)
+        done[i] = f.result()
+        bar.advance(n)
+
+
+class _Progress:
+    """A transient rich progress bar counting samples, of a total that may be unknown (a generator: "n/?").
+    Does nothing when disabled, for fewer than 2 samples, or without rich."""
+
+    def __init__(self, enabled: bool, total: int | None, console=None):
+        self._bar = None
+        if not enabled or (total is not None and total < 2):
+            return
+        try:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        except ImportError:  # pragma: no cover
+            return
+        self._bar = Progress(TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
+                             TimeElapsedColumn(), transient=True, console=console)
+        self._task = self._bar.add_task("evaluate", total=total)
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def __enter__(self) -> "_Progress":
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
