@@ -12,7 +12,8 @@ class Core:
     n_saturated: int
     n_ticks: int
     def __init__(self, params: np.ndarray, weights: np.ndarray, w_off: np.ndarray, vmem: np.ndarray,
-                 v_off: np.ndarray, biases: np.ndarray, b_off: np.ndarray, leak_fires: bool = False,
+                 v_off: np.ndarray, biases: np.ndarray, b_off: np.ndarray, decimated: np.ndarray,
+                 leak_fires: bool = False,
                  max_cascade: int = 100_000_000, drop_off_map: bool = True, readout_id: int = 12,
                  isa: str | None = None) -> None: ...
     @property
@@ -35,6 +36,7 @@ class PackedState:
     w_off: np.ndarray
     v_off: np.ndarray
     b_off: np.ndarray
+    decimated: np.ndarray
     shapes: dict[int, tuple[int, int, int]]
     def __init__(self, cfg) -> None: ...
     def vmem_view(self, core: int) -> np.ndarray: ...

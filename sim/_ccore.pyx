@@ -105,7 +105,8 @@ cdef enum:
     P_D1_SHIFT = 22
     P_SY_SHIFT = 23  # log2 of the strides (1, 2, 4 or 8)
     P_SX_SHIFT = 24
-    NPARAM = 25
+    P_DECIMATE = 25  # the output decimator: 1 (off) or N, only every N-th fired spike leaves the core
+    NPARAM = 26
 
 cdef struct pending:
     uint8_t core
@@ -186,6 +187,7 @@ cdef class Core:
     cdef int64_t[::1] v_off
     cdef int16_t[::1] biases
     cdef int64_t[::1] b_off
+    cdef int32_t[::1] decimated  # per core, spikes fired since the decimator last passed one (shared state)
     cdef public bint leak_fires
     cdef int readout_id  # the readout layer's id on the event bus (ChipSpec.readout_id)
     cdef public bint drop_off_map
@@ -229,8 +231,8 @@ cdef class Core:
 
     def __init__(self, int32_t[:, ::1] params, int8_t[::1] weights, int64_t[::1] w_off,
                  int16_t[::1] vmem, int64_t[::1] v_off, int16_t[::1] biases, int64_t[::1] b_off,
-                 bint leak_fires=False, long long max_cascade=100_000_000, bint drop_off_map=True,
-                 int readout_id=12, str isa=None):
+                 int32_t[::1] decimated, bint leak_fires=False, long long max_cascade=100_000_000,
+                 bint drop_off_map=True, int readout_id=12, str isa=None):
         self.isa_code = ss_best_isa() if isa is None else _isa_code(isa)
         self.params = params
         self.readout_id = readout_id
@@ -244,6 +246,7 @@ cdef class Core:
         self.v_off = v_off
         self.biases = biases
         self.b_off = b_off
+        self.decimated = decimated
         self.leak_fires = leak_fires
         self.max_cascade = max_cascade
         self.core_updates[:] = [0] * 16
@@ -277,11 +280,13 @@ cdef class Core:
             self.geo[core].isa = ss_isa_for(self.isa_code, p[P_THR_LO], p[P_THR_HI])
 
     cdef int fire_all(self, uint64_t t, int core, ss_fired* fl, int nf) noexcept nogil:
-        """Neurons of a core fired (in this order): for each, a monitor copy, then one pending event per enabled
-        destination (pooled: coordinates shifted by log2 of the pooling). The core's destinations are read once
-        per call - the hot path calls it once per input spike."""
+        """Neurons of a core fired (in this order): for each that the output decimator passes (every N-th, a
+        counter per core), a monitor copy, then one pending event per enabled destination (pooled: coordinates
+        shifted by log2 of the pooling). The core's destinations are read once per call - the hot path calls it
+        once per input spike."""
         cdef int32_t* p = &self.params[core, 0]
         cdef int i, d, nd = 0, px, py, o
+        cdef int decimate = p[P_DECIMATE]
         cdef int dcore[2]
         cdef int pool[2]
         cdef int shift[2]
@@ -303,6 +308,11 @@ cdef class Core:
         if q_reserve(&self.q, <Py_ssize_t>nf * nd) < 0:
             return -1
         for i in range(nf):
+            if decimate > 1:
+                self.decimated[core] += 1
+                if self.decimated[core] < decimate:
+                    continue
+                self.decimated[core] = 0
             o = fl[i].o
             if monitor and vec_push(&self.out, t, <uint8_t>core, <uint16_t>o, fl[i].ox, fl[i].oy) < 0:
                 return -1
@@ -730,6 +740,8 @@ class PackedState:
         self.params = np.zeros((N_CORES, NPARAM), dtype=np.int32)
         self.params[:, P_D0_CORE] = -1
         self.params[:, P_D1_CORE] = -1
+        self.params[:, P_DECIMATE] = 1
+        self.decimated = np.zeros(N_CORES, np.int32)  # the decimators' counters: state, reset with the vmem
         w_parts, v_parts, b_parts = [], [], []
         self.w_off = np.zeros(N_CORES, np.int64)
         self.v_off = np.zeros(N_CORES, np.int64)
@@ -751,6 +763,7 @@ class PackedState:
             p[[P_SY_SHIFT, P_SX_SHIFT]] = [s.bit_length() - 1 for s in cc.stride]
             p[[P_THR_HI, P_THR_LO, P_RTZ, P_LEAK, P_MONITOR]] = [cc.threshold_high, cc.threshold_low,
                                                                  cc.return_to_zero, cc.leak_enable, cc.monitor]
+            p[P_DECIMATE] = cc.decimator
             for j, d in enumerate(cc.destinations[:2]):
                 p[P_D0_CORE + 3 * j: P_D0_CORE + 3 * j + 3] = [d.core, d.pooling.bit_length() - 1, d.feature_shift]
             # [in, ky, k-1-kx, out]: kx flipped, so one ky's rows are contiguous (see Core.convolve)

@@ -77,7 +77,8 @@ class _CythonEngine:
 
     def _core(self, cfg: ChipConfig, opts: SimOptions):
         s = self.state
-        return _CythonCore(s.params, s.weights, s.w_off, s.vmem, s.v_off, s.biases, s.b_off, opts.leak_fires,
+        return _CythonCore(s.params, s.weights, s.w_off, s.vmem, s.v_off, s.biases, s.b_off, s.decimated,
+                           opts.leak_fires,
                            opts.max_cascade, opts.drop_off_map, get_chip(cfg.chip).readout_id, opts.kernel)
 
     def vmem_view(self, core):
@@ -85,6 +86,7 @@ class _CythonEngine:
 
     def reset_vmem(self, initial: bool):
         self.state.vmem[:] = self.state.initial_vmem if initial else 0
+        self.state.decimated[:] = 0
 
     def run(self, spikes, now, next_tick, period, until):
         if self.pipeline is not None:

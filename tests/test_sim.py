@@ -229,6 +229,8 @@ def networks(draw):
         dests = [(j + 1, pool)] if j + 1 < len(cores) else []
         built.append(core(dests=dests, **c))
     built[-1].monitor = True
+    for b in built:  # the output decimator (off on most cores): its counters are engine state too
+        b.decimator = draw(st.sampled_from([1, 1, 1, 2, 4]))
     n_in = draw(st.integers(0, 60))
     c0 = built[0]
     ev = codec.spikes(t=sorted(draw(st.lists(st.integers(0, 5000), min_size=n_in, max_size=n_in))), core=0,
@@ -338,3 +340,20 @@ def test_readout_layer_values_per_tick():
     s.advance_to(100_000)
     w = int(s.take_readout()["value"][0])
     assert (w >> 16) & 0xF == 1 and w & 0xFFFF == 0b10  # avg 32 // 16 = 2 >= 1 for class 1 only
+
+
+def test_the_output_decimator_passes_every_nth_spike_to_monitor_and_destinations_alike():
+    # core 0: weight 20, threshold 10: every input fires its one neuron; 1 of 4 spikes leaves it, to the host and
+    # to core 1 (weight 10, threshold 10: fires on each spike it gets)
+    c0 = core(0, 1, 1, 1, 1, weights=[20], thr=10, dests=[(1, 1)])
+    c1 = core(1, 1, 1, 1, 1, weights=[10], thr=10)
+    c0.decimator = 4
+    cfg = config(c0, c1)
+    for engine in ("cython", "reference"):
+        sim = ChipSimulator(cfg, options=SimOptions(engine=engine))
+        out = sim.feed(codec.spikes(t=np.arange(10) * 10, core=0, c=0, x=0, y=0))
+        assert out["t"][out["core"] == 0].tolist() == [30, 70]  # the 4th and 8th spikes
+        assert out["t"][out["core"] == 1].tolist() == [30, 70]
+        sim.reset_state()  # the counter is state: it starts again with the neurons
+        out = sim.feed(codec.spikes(t=100 + np.arange(4) * 10, core=0, c=0, x=0, y=0))
+        assert out["t"][out["core"] == 0].tolist() == [130]
