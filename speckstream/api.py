@@ -28,6 +28,8 @@ from .compiler.config import ChipConfig, load_config
 from .errors import SpeckstreamError
 from .sim import ChipSimulator, SimOptions
 from .comparison import CompareReport, LayerComparison, compare
+from .energy import EnergyModel
+from .profiling import Activity, activity, duration_of, monitor_all, synops_per_event
 from .sim.inputs import to_input
 
 __all__ = ["simulate", "evaluate", "EvalResult", "compare", "CompareReport", "LayerComparison", "to_input"]
@@ -73,6 +75,7 @@ class EvalResult:
     counts: np.ndarray
     events_in: int
     seconds: float  # wall time of the whole evaluation
+    activity: Activity | None = None  # per sample and core: SynOps, spikes, peak SynOps/s, energy (activity=True)
 
     @property
     def accuracy(self) -> float:
@@ -102,27 +105,40 @@ def _worker_sim(blob: bytes, options: SimOptions | None) -> tuple[ChipSimulator,
     if getattr(_WORKER, "key", None) != key:
         cfg = ChipConfig.from_msgpack(blob)
         _WORKER.key, _WORKER.cfg, _WORKER.sim = key, cfg, ChipSimulator(cfg, options=options)
+        _WORKER.tables = None  # SynOps per input pixel, per core: made on the first activity=True chunk
     return _WORKER.sim, _WORKER.cfg
+
+
+def _tables(cfg: ChipConfig) -> dict[int, np.ndarray]:
+    if _WORKER.tables is None:
+        _WORKER.tables = {c: synops_per_event(cfg.cores[c]) for c in cfg.layer_order}
+    return _WORKER.tables
 
 
 def _init_worker(blob: bytes, options: SimOptions | None) -> None:
     _worker_sim(blob, options)
 
 
-def _run_chunk(blob: bytes, options, readout_core: int, n_classes: int,
-               samples: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, int]:
-    """Classify samples already converted and checked by ``to_input`` in the caller (kind, events)."""
-    sim, _ = _worker_sim(blob, options)
+def _run_chunk(blob: bytes, options, readout_core: int, n_classes: int, want_activity: bool,
+               samples: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Classify samples already converted and checked by ``to_input`` in the caller (kind, events); with
+    ``want_activity`` (a config with every core monitored) also each sample's activity per core:
+    [sample, core, (events in, SynOps, spikes out, peak SynOps/s over 1 ms, duration µs)]."""
+    sim, cfg = _worker_sim(blob, options)
     counts = np.zeros((len(samples), n_classes), np.int64)
+    act = np.zeros((len(samples), len(cfg.layer_order), 5), np.float64) if want_activity else None
     n_in = 0
     for i, (kind, ev) in enumerate(samples):
         sim.reset_state(to_initial=True)  # samples are independent: state and time start afresh
         sim.reset_time()
         n_in += len(ev)
         out = _feed(sim, kind, ev, None)
+        if act is not None:
+            acts = activity(cfg, kind, ev, out, drop_off_map=sim.options.drop_off_map, tables=_tables(cfg))
+            act[i] = [(len(a.t), a.synops, a.spikes_out, a.peak(1000)[0], duration_of(ev)) for a in acts.values()]
         out = out[out["core"] == readout_core]
         np.add.at(counts[i], out["c"].astype(np.int64) % n_classes, 1)
-    return counts, n_in
+    return counts, n_in, act
 
 
 #: a chunk of samples closes at ``chunk_size`` samples or at this many bytes of events, whichever comes first:
@@ -135,7 +151,8 @@ IN_FLIGHT_PER_WORKER = 2
 
 def evaluate(config, dataset: Iterable, *, executor: cf.Executor | str | None = None, readout: str = "count",
              progress: bool = True, chunk_size: int | None = None, options: SimOptions | None = None,
-             max_workers: int | None = None) -> EvalResult:
+             max_workers: int | None = None, activity: bool = False,
+             energy: EnergyModel | None = None) -> EvalResult:
     """Classify every (events, label) sample of ``dataset`` (exactly what a tonic dataset yields) on the
     simulated chip and return an :class:`EvalResult`.
 
@@ -149,6 +166,11 @@ def evaluate(config, dataset: Iterable, *, executor: cf.Executor | str | None = 
     of ``chunk_size`` samples or 8 MiB of events, with at most two chunks per worker in flight: memory does not
     grow with the number of samples, so a generator over thousands of recordings is fine. ``progress`` shows
     a bar of samples done (out of ``len(dataset)`` when the data set has a length).
+
+    ``activity=True`` also measures each sample's cost on the chip, as :func:`speckstream.profile` does (exact
+    SynOps, spikes, peak SynOps/s over 1 ms per core) and its energy (``energy``, default
+    :class:`~speckstream.energy.EnergyModel`): ``EvalResult.activity`` (mean / max per core, energy per
+    inference). Every core is then monitored inside the simulator, which costs some speed.
     """
     if readout != "count":
         raise ValueError(f"readout must be 'count' (the only readout so far), got {readout!r}")
@@ -170,8 +192,8 @@ def evaluate(config, dataset: Iterable, *, executor: cf.Executor | str | None = 
     chunk = chunk_size or (max(1, min(64, total // (4 * workers) or 1)) if total is not None else 16)
     labels: list[int] = []
     chunks = _validated_chunks(cfg, dataset, chunk, labels)
-    blob = cfg.to_msgpack()
-    run = functools.partial(_run_chunk, blob, options, out_core, n_classes)
+    blob = (monitor_all(cfg) if activity else cfg).to_msgpack()
+    run = functools.partial(_run_chunk, blob, options, out_core, n_classes, bool(activity))
     t0 = time.perf_counter()
     with _Progress(progress, total) as bar:
         if executor == "serial" or (executor is None and workers <= 1):
@@ -181,7 +203,11 @@ def evaluate(config, dataset: Iterable, *, executor: cf.Executor | str | None = 
     seconds = time.perf_counter() - t0
     counts = np.concatenate([r[0] for r in results]) if results else np.zeros((0, n_classes), np.int64)
     pred = np.where(counts.max(axis=1) > 0, counts.argmax(axis=1), -1) if len(counts) else np.zeros(0, int)
-    return EvalResult(pred, np.asarray(labels), counts, int(sum(r[1] for r in results)), seconds)
+    act = None
+    if activity:
+        rows = np.concatenate([r[2] for r in results]) if results else np.zeros((0, len(cfg.layer_order), 5))
+        act = Activity.from_rows(list(cfg.layer_order), rows, energy or EnergyModel())
+    return EvalResult(pred, np.asarray(labels), counts, int(sum(r[1] for r in results)), seconds, act)
 
 
 def _known_length(dataset) -> int | None:
@@ -227,7 +253,7 @@ def _naming_item(e: SpeckstreamError, k: int) -> SpeckstreamError:
         return e
 
 
-def _run_serial(run, chunks: Iterator, bar: "_Progress") -> list[tuple[np.ndarray, int]]:
+def _run_serial(run, chunks: Iterator, bar: "_Progress") -> list[tuple]:
     results = []
     for samples in chunks:
         results.append(run(samples))
@@ -236,7 +262,7 @@ def _run_serial(run, chunks: Iterator, bar: "_Progress") -> list[tuple[np.ndarra
 
 
 def _run_on(executor: cf.Executor | None, run, chunks: Iterator, bar: "_Progress", workers: int, blob: bytes,
-            options) -> list[tuple[np.ndarray, int]]:
+            options) -> list[tuple]:
     """Chunks through ``executor`` (None: a process pool of our own, when there is more than one chunk), at most
     IN_FLIGHT_PER_WORKER per worker submitted and unfinished; results in chunk order."""
     first = list(itertools.islice(chunks, 2))
@@ -249,7 +275,7 @@ def _run_on(executor: cf.Executor | None, run, chunks: Iterator, bar: "_Progress
         own = executor = cf.ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                                 initargs=(blob, options))
     window = IN_FLIGHT_PER_WORKER * workers
-    done: dict[int, tuple[np.ndarray, int]] = {}
+    done: dict[int, tuple] = {}
     pending: dict[cf.Future, tuple[int, int]] = {}  # future -> (chunk index, samples in it)
     try:
         for i, samples in enumerate(chunks):

@@ -25,7 +25,7 @@ from .sim.dvs import dvs_to_spikes
 from .sim.inputs import to_input
 
 __all__ = ["profile", "Profile", "CoreProfile", "BandwidthWarning", "ProfileError", "WINDOWS_US",
-           "synops_per_event", "delivered_events"]
+           "synops_per_event", "delivered_events", "activity", "Activity", "CoreActivity", "monitor_all", "duration_of"]
 
 WINDOWS_US = (1000, 10_000)  # the sliding windows of the peak SynOps/s: 1 ms and 10 ms
 
@@ -157,6 +157,99 @@ def _peak(t: np.ndarray, ops: np.ndarray, window_us: int) -> tuple[float, int]:
     return float(sums[i]) * 1e6 / window_us, int(t[i])
 
 
+def monitor_all(cfg: ChipConfig) -> ChipConfig:
+    """A copy of ``cfg`` with every core monitored: the simulator then shows every spike, which is what the
+    SynOps of the next cores are computed from."""
+    mon = ChipConfig.from_msgpack(cfg.to_msgpack())
+    for cc in mon.cores.values():
+        cc.monitor = True
+    return mon
+
+
+@dataclass(frozen=True)
+class CoreActivity:
+    """One core's raw activity on one input: the delivered events' times and SynOps, and its output spikes."""
+
+    t: np.ndarray  # times of the events delivered to the core (µs, ordered)
+    ops: np.ndarray  # SynOps each of them caused
+    spikes_out: int
+
+    @property
+    def synops(self) -> int:
+        return int(self.ops.sum())
+
+    def peak(self, window_us: int) -> tuple[float, int]:
+        return _peak(self.t, self.ops, window_us)
+
+
+def activity(cfg: ChipConfig, kind: str, inputs: np.ndarray, spikes: np.ndarray, *, drop_off_map: bool = True,
+             tables: dict[int, np.ndarray] | None = None) -> dict[int, CoreActivity]:
+    """Per core, the activity of one input (``spikes``: what a simulator with every core monitored returned).
+    ``tables``: :func:`synops_per_event` per core, when the caller keeps them."""
+    delivered = delivered_events(cfg, kind, inputs, spikes, drop_off_map=drop_off_map)
+    out = {}
+    for c in cfg.layer_order:
+        d = delivered[c]
+        table = tables[c] if tables is not None else synops_per_event(cfg.cores[c])
+        out[c] = CoreActivity(d["t"], table[d["y"].astype(np.int64), d["x"].astype(np.int64)],
+                              int(np.count_nonzero(spikes["core"] == c)))
+    return out
+
+
+@dataclass
+class Activity:
+    """Per sample and core (``cores``, in layer order), what a data set costs on the chip: arrays
+    [n_samples, n_cores] of events in, SynOps, spikes out and the peak SynOps/s over 1 ms; each sample's
+    duration (µs); and the energy per inference from ``model``."""
+
+    cores: list[int]
+    events_in: np.ndarray
+    synops: np.ndarray
+    spikes_out: np.ndarray
+    peak_synops_per_s: np.ndarray
+    duration_us: np.ndarray
+    model: EnergyModel
+
+    @classmethod
+    def from_rows(cls, cores: list[int], rows: np.ndarray, model: EnergyModel) -> "Activity":
+        return cls(cores, rows[:, :, 0].astype(np.int64), rows[:, :, 1].astype(np.int64),
+                   rows[:, :, 2].astype(np.int64), rows[:, :, 3], rows[:, 0, 4].astype(np.int64) if rows.size
+                   else np.zeros(0, np.int64), model)
+
+    @property
+    def energy_uj(self) -> np.ndarray:
+        """Energy per sample (µJ): idle power over its duration plus every core's SynOps and spikes."""
+        dyn = (self.synops.sum(axis=1) * self.model.synop_j + self.spikes_out.sum(axis=1) * self.model.spike_j) * 1e6
+        return np.asarray([self.model.idle_uj(d) for d in self.duration_us]) + dyn
+
+    @property
+    def energy_per_inference_uj(self) -> float:
+        return float(self.energy_uj.mean()) if len(self.duration_us) else float("nan")
+
+    def table(self) -> str:
+        """Per core: mean and max over the samples of SynOps, spikes out and peak SynOps/s (1 ms)."""
+        if not len(self.duration_us):
+            return "no samples"
+        head = ("core", "SynOps mean", "SynOps max", "spikes mean", "spikes max", "peak/s 1 ms max")
+        rows = [head] + [(str(c), f"{self.synops[:, k].mean():,.0f}", f"{self.synops[:, k].max():,}",
+                          f"{self.spikes_out[:, k].mean():,.1f}", f"{self.spikes_out[:, k].max():,}",
+                          f"{self.peak_synops_per_s[:, k].max():.3g}") for k, c in enumerate(self.cores)]
+        w = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(v.ljust(w[i]) for i, v in enumerate(r)) for r in rows]
+        lines.insert(1, "  ".join("-" * x for x in w))
+        e = self.energy_uj
+        lines.append(f"energy per inference {e.mean():.3g} µJ (max {e.max():.3g}) over {len(e)} samples, mean "
+                     f"{self.duration_us.mean() / 1e3:.1f} ms each (estimated: {self.model.source_note()})")
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+def duration_of(events: np.ndarray) -> int:
+    """An input's time span (first to last event) in µs, at least 1."""
+    return max(1, int(events["t"].max()) - int(events["t"].min())) if len(events) else 1
+
+
 # --------------------------------------------------------------------------------------------- entry
 def profile(config, events: np.ndarray, *, synops_limit: float | None = None, windows_us=WINDOWS_US,
             energy: EnergyModel | None = None, options: SimOptions | None = None) -> Profile:
@@ -171,36 +264,27 @@ def profile(config, events: np.ndarray, *, synops_limit: float | None = None, wi
         raise ProfileError(f"synops_limit must be a positive number of SynOps/s per core, got {synops_limit!r}")
     cfg = load_config(config)
     kind, ev = to_input(cfg, events)
-    mon = ChipConfig.from_msgpack(cfg.to_msgpack())
-    for cc in mon.cores.values():
-        cc.monitor = True
     opts = options or SimOptions()
-    sim = ChipSimulator(mon, options=opts)
+    sim = ChipSimulator(monitor_all(cfg), options=opts)
     out = sim.feed_dvs(ev) if kind == "dvs" else sim.feed(ev)
     model = energy or EnergyModel()
-    delivered = delivered_events(cfg, kind, ev, out, drop_off_map=opts.drop_off_map)
-    t0 = int(ev["t"].min()) if len(ev) else 0
-    duration = max(1, (int(ev["t"].max()) - t0) if len(ev) else 1)
+    acts = activity(cfg, kind, ev, out, drop_off_map=opts.drop_off_map)
     cores, over = {}, []
-    for c in cfg.layer_order:
+    for c, a in acts.items():
         cc = cfg.cores[c]
-        d = delivered[c]
-        ops = synops_per_event(cc)[d["y"].astype(np.int64), d["x"].astype(np.int64)]
-        peaks = {w: _peak(d["t"], ops, w) for w in windows}
-        spikes_out = int(np.count_nonzero(out["core"] == c))
+        peaks = {w: a.peak(w) for w in windows}
         sy, sx = cc.stride
-        est = len(d) * cc.output_shape[0] * cc.kernel_size ** 2 / (sy * sx)
+        est = len(a.t) * cc.output_shape[0] * cc.kernel_size ** 2 / (sy * sx)
         name = " > ".join(cc.provenance.modules[:2]) if cc.provenance else str(c)
-        cores[c] = CoreProfile(c, name, len(d), int(ops.sum()), spikes_out, {w: p[0] for w, p in peaks.items()},
+        cores[c] = CoreProfile(c, name, len(a.t), a.synops, a.spikes_out, {w: p[0] for w, p in peaks.items()},
                                {w: p[1] for w, p in peaks.items()}, float(est),
-                               model.dynamic_uj(int(ops.sum()), spikes_out))
-        for w, (rate, at) in peaks.items():
-            if synops_limit is not None and rate > synops_limit:
-                over.append((c, w, at, rate))
+                               model.dynamic_uj(a.synops, a.spikes_out))
+        over += [(c, w, at, rate) for w, (rate, at) in peaks.items() if synops_limit is not None and rate > synops_limit]
     for c, w, at, rate in over:
         warnings.warn(f"core {c} ({cores[c].layer}) runs {rate:.3g} SynOps/s over the {w / 1e3:g} ms from "
                       f"{at / 1e3:.1f} ms, above the limit of {synops_limit:.3g} SynOps/s: on the chip this stalls the "
                       "whole chip (fewer input events, a smaller kernel or fewer channels, or the output decimator of "
                       "the core feeding it reduce it)", BandwidthWarning, stacklevel=2)
+    duration = duration_of(ev)
     total = model.idle_uj(duration) + sum(p.energy_uj for p in cores.values())
     return Profile(cores, duration, total, model, synops_limit, over)

@@ -7,11 +7,12 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import speckstream as ss
 from speckstream import codec
+from speckstream.compiler.validate import find_problems
 from speckstream.energy import IDLE_RAILS_W, RAILS, EnergyModel
 from speckstream.profiling import BandwidthWarning, ProfileError, profile, synops_per_event
 from speckstream.sim import ChipSimulator
@@ -65,8 +66,8 @@ def _networks(draw):
     H = draw(st.integers(4, 9))
     c1 = core(0, 2, H, H, 3, k=k1, stride=(s1, s1), padding=(p1, p1), thr=3, low=-20,
               weights=np.asarray(draw(st.lists(st.integers(-2, 4), min_size=6 * k1 * k1, max_size=6 * k1 * k1))))
-    pool = draw(st.sampled_from([1, 2]))
-    Hd = max(1, c1.output_shape[1] // pool)
+    pool = draw(st.sampled_from([1, 2])) if c1.output_shape[1] >= 2 else 1
+    Hd = c1.output_shape[1] // pool
     k2 = draw(st.sampled_from([1, 3]))
     c2 = core(1, 3, Hd, Hd, 2, k=k2, padding=((k2 - 1) // 2,) * 2, thr=2, low=-10,
               weights=np.asarray(draw(st.lists(st.integers(-1, 3), min_size=6 * k2 * k2, max_size=6 * k2 * k2))))
@@ -75,7 +76,9 @@ def _networks(draw):
     t = np.sort(np.asarray(draw(st.lists(st.integers(0, 20_000), min_size=n, max_size=n))))
     rng = np.random.default_rng(draw(st.integers(0, 99)))
     ev = codec.spikes(t=t, core=0, c=rng.integers(0, 2, n), x=rng.integers(0, H, n), y=rng.integers(0, H, n))
-    return config(c1, c2), ev
+    cfg = config(c1, c2)
+    assume(not find_problems(cfg))
+    return cfg, ev
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -134,3 +137,27 @@ def test_an_energy_model_saved_by_hwcheck_is_loaded_back(tmp_path):
     m = EnergyModel().with_constants(synop_j=3e-12, measured=True, sources={"synop_j": "hwcheck 2026-12-06"})
     m.save(tmp_path / "energy.json")
     assert EnergyModel.load(tmp_path / "energy.json") == m
+
+
+@pytest.mark.parametrize("executor", ["serial", None])
+def test_evaluate_gives_each_samples_activity_and_energy_as_profile_does(executor):
+    from speckstream.digits import digits_dataset, digits_net, load_digits_split
+
+    _, _, xte, yte = load_digits_split()
+    data = digits_dataset(xte[:12], yte[:12], seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = ss.compile(digits_net(), (1, 8, 8))
+    plain = ss.evaluate(cfg, data, executor="serial", progress=False)
+    res = ss.evaluate(cfg, data, executor=executor, progress=False, activity=True, chunk_size=5)
+    assert np.array_equal(res.predictions, plain.predictions) and plain.activity is None
+    act = res.activity
+    assert act.cores == cfg.layer_order and act.synops.shape == (12, 3)
+    for i in (0, 7, 11):
+        p = ss.profile(cfg, data[i][0])
+        assert act.synops[i].tolist() == [p.cores[c].synops for c in cfg.layer_order]
+        assert act.spikes_out[i].tolist() == [p.cores[c].spikes_out for c in cfg.layer_order]
+        assert act.peak_synops_per_s[i].tolist() == [p.cores[c].peak_synops_per_s[1000] for c in cfg.layer_order]
+        assert act.energy_uj[i] == pytest.approx(p.energy_uj)
+    assert act.energy_per_inference_uj == pytest.approx(act.energy_uj.mean())
+    assert "energy per inference" in act.table() and "SynOps mean" in act.table()
