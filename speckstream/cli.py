@@ -393,7 +393,7 @@ def cmd_demo(args) -> int:
             warnings.simplefilter("ignore", CompileWarning)
             ss.compile(digits_net(), input_shape=(1, 8, 8)).save(args.output)
         console.print(f"saved the compiled configuration to {args.output}")
-    ok = fig["chip_accuracy"] >= 0.9 and abs(fig["chip_accuracy"] - fig["float_snn_accuracy"]) <= 0.02
+    ok = fig["chip_accuracy"] >= 0.9 and abs(fig["chip_accuracy"] - fig["float_snn_accuracy"]) <= 0.02 + 1e-9  # 0.96 - 0.94 is 0.0200000001
     console.print(("[green]" if ok else "[red]") + f"chip {fig['chip_accuracy']:.3f} vs float SNN "
                   f"{fig['float_snn_accuracy']:.3f}: target (>= 0.90, within 2 points) "
                   + ("met" if ok else "NOT met"))

@@ -141,7 +141,7 @@ def digits_report(show=print, out_dir=None, n_test: int | None = None, executor=
     t0 = time.perf_counter()
     float_pred = float_snn_predictions(digits_net(), test)
     t_float = time.perf_counter() - t0
-    res = ss.evaluate(cfg, test, executor=executor, progress=False)
+    res = ss.evaluate(cfg, test, executor=executor, progress=False, activity=True)
     labels = np.asarray(yte)
     float_acc = float(np.mean(float_pred == labels))
     agree = float(np.mean(float_pred == res.predictions))
@@ -161,6 +161,10 @@ def digits_report(show=print, out_dir=None, n_test: int | None = None, executor=
         if sel.any():  # a small --samples may leave a class out
             show(f"    {k}     {sel.sum():3d}   {np.mean(float_pred[sel] == k):.3f}   "
                  f"{np.mean(res.predictions[sel] == k):.3f}")
+    if res.activity is not None:
+        show("\nwhat a digit costs on the chip (exact SynOps per core, ss.profile / evaluate(activity=True)):")
+        show(res.activity.table())
+        figures["energy_per_digit_uj"] = res.activity.energy_per_inference_uj
     figures.update(_calibration_figures(show, test, labels, executor))
     if out_dir is not None:
         figures["plots"] = _digits_plots(cfg, test, res, float_pred, out_dir)
