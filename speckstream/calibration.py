@@ -34,9 +34,9 @@ from .compiler.config import ChipConfig
 from .errors import SpeckstreamError
 
 __all__ = ["calibrate", "Calibration", "CalibrationReport", "LayerChange", "Trial", "CalibrationError",
-           "OBJECTIVES", "SEARCH"]
+           "OBJECTIVES", "SEARCH", "spike_count_agreement"]
 
-OBJECTIVES = ("accuracy", "agreement")
+OBJECTIVES = ("accuracy", "agreement", "spike_counts")
 #: the options searched, in the order tried within a layer
 SEARCH = ("min_v_mem", "threshold_scale", "precision", "reset", "slow_clock_hz")
 _FLOOR_MULTIPLES = (-1, -2, -4, -8, -16, -32, -64, -128, -256)  # x the layer's threshold
@@ -159,7 +159,9 @@ class _View(Sequence):
 
 # ---------------------------------------------------------------------------------------------- scoring
 class _Scorer:
-    """The objective of a config on a part of the data set, through ss.evaluate."""
+    """The objective of a config on a part of the data set, through ss.evaluate: the share of samples whose
+    prediction equals the target (labels, or the model's predictions), or for "spike_counts" the mean over samples
+    and layers of min(chip, model) / max(chip, model) spike counts (1 where both are 0)."""
 
     def __init__(self, objective: str, executor, targets: dict[str, np.ndarray]):
         self.objective, self.executor, self.targets = objective, executor, targets
@@ -167,24 +169,47 @@ class _Scorer:
     def __call__(self, cfg: ChipConfig, part: str, samples) -> float:
         from .api import evaluate
 
-        res = evaluate(cfg, samples, executor=self.executor, progress=False)
-        return float(np.mean(res.predictions == self.targets[part]))
+        counts = self.objective == "spike_counts"
+        res = evaluate(cfg, samples, executor=self.executor, progress=False, activity=counts)
+        if not counts:
+            return float(np.mean(res.predictions == self.targets[part]))
+        assert res.activity is not None
+        return spike_count_agreement(res.activity.spikes_out, self.targets[part])
 
 
-def _float_predictions(model, cfg: ChipConfig, samples) -> np.ndarray:
-    """The torch model's own predictions, time-stepped in 1 ms bins (output spike counts per class)."""
+def spike_count_agreement(chip: np.ndarray, model: np.ndarray) -> float:
+    """Mean over samples and layers of min / max of the two spike counts (1 where both are 0): 1 when every
+    layer of every sample fires as often on the chip as in the model."""
+    chip, model = np.asarray(chip, np.float64), np.asarray(model, np.float64)
+    hi = np.maximum(chip, model)
+    return float(np.mean(np.where(hi > 0, np.minimum(chip, model) / np.where(hi > 0, hi, 1), 1.0)))
+
+
+def _float_counts(model, cfg: ChipConfig, samples) -> list[dict[int, np.ndarray]]:
+    """The torch model time-stepped in 1 ms bins on each sample: its spike counts per core's spiking layer."""
     from .comparison import _core_inputs, _float_torch, _model_input
     from .sim.inputs import to_input
 
-    out_core = cfg.output_cores[0]
-    preds = []
+    out = []
     for events, _ in samples:
         kind, ev = to_input(cfg, events)
         T = int(ev["t"].max() // 1000) + 1 if len(ev) else 1
         x = _model_input(cfg, kind, ev, _core_inputs(cfg, kind, ev, T, 1000), T, 1000)
-        counts = _float_torch(model, cfg, x).get(out_core)
-        counts = np.zeros(1) if counts is None else counts.reshape(-1)
-        preds.append(int(np.argmax(counts)) if counts.max() > 0 else -1)
+        out.append(_float_torch(model, cfg, x))
+    return out
+
+
+def _float_targets(objective: str, model, cfg: ChipConfig, samples) -> np.ndarray:
+    """The model's own predictions ("agreement"), or its spike counts per sample and layer ("spike_counts")."""
+    counts = _float_counts(model, cfg, samples)
+    if objective == "spike_counts":
+        return np.asarray([[float(f[c].sum()) if c in f else 0.0 for c in cfg.layer_order] for f in counts])
+    out_core = cfg.output_cores[0]
+    preds = []
+    for f in counts:
+        c = f.get(out_core)
+        c = np.zeros(1) if c is None else c.reshape(-1)
+        preds.append(int(np.argmax(c)) if c.max() > 0 else -1)
     return np.asarray(preds)
 
 
@@ -292,16 +317,28 @@ def _one_pass(state: _State, layers: list[tuple[str, int]], search: tuple[str, .
     return state.score > before
 
 
+def _effective(option: str, value, prov, cc):
+    """A per-layer option's value with "model" resolved to what the model compiled to, so a candidate equal to
+    the model's own value is not reported as a change."""
+    if value != "model":
+        return value
+    if option == "min_v_mem":
+        return prov.min_v_mem if prov else value
+    if option == "reset":
+        return "zero" if cc.return_to_zero else "subtract"
+    return 1.0
+
+
 def _changes(before: ChipConfig, options: dict, base: dict) -> list[LayerChange]:
     out = []
     for c in before.layer_order:
-        prov = before.cores[c].provenance
+        cc = before.cores[c]
         name = _name(before, c)
         for option, default in _PER_LAYER_DEFAULTS.items():
-            old, new = _value(base, option, name, default), _value(options, option, name, default)
+            old = _effective(option, _value(base, option, name, default), cc.provenance, cc)
+            new = _effective(option, _value(options, option, name, default), cc.provenance, cc)
             if new != old:
-                was = prov.min_v_mem if (option == "min_v_mem" and old == "model" and prov) else old
-                out.append(LayerChange(name, c, option, was, new))
+                out.append(LayerChange(name, c, option, old, new))
     if options.get("slow_clock_hz") != base.get("slow_clock_hz"):
         out.append(LayerChange("(chip)", -1, "slow_clock_hz", base.get("slow_clock_hz"), options.get("slow_clock_hz")))
     return out
@@ -341,8 +378,9 @@ def calibrate(model, dataset, *, input_shape=None, objective: str = "accuracy", 
     """Tune the chip parameters of ``model`` on ``dataset`` ((events, label) pairs, as for ``ss.evaluate``)
     and return a :class:`Calibration` (see the module docstring for the search).
 
-    ``objective``: "accuracy" (labels needed) or "agreement" (the share of samples where the chip predicts
-    what the torch model predicts, time-stepped in 1 ms steps; labels are ignored). ``executor``: as for
+    ``objective``: "accuracy" (labels needed), "agreement" (the share of samples where the chip predicts
+    what the torch model predicts, time-stepped in 1 ms steps; labels are ignored) or "spike_counts" (how
+    closely every layer's spike count on the chip follows the torch model's, per sample; labels ignored). ``executor``: as for
     ``ss.evaluate`` (default: one process pool for the whole search; "serial"; a Dask client's executor).
     ``budget_s``: stop searching after this many seconds, keeping the best so far. ``holdout``: the fraction
     held out for the reported figure (every k-th sample). ``search``: which options to tune.
@@ -384,7 +422,7 @@ def calibrate(model, dataset, *, input_shape=None, objective: str = "accuracy", 
     if objective == "accuracy":
         targets = {"search": _labels(data, search_idx, n_classes), "holdout": _labels(data, held_idx, n_classes)}
     else:
-        targets = {k: _float_predictions(model, config0, v) for k, v in parts.items()}
+        targets = {k: _float_targets(objective, model, config0, v) for k, v in parts.items()}
     own = None
     if executor is None and len(search_idx) > 1 and (os.cpu_count() or 1) > 1:
         own = executor = cf.ProcessPoolExecutor(max_workers=os.cpu_count())
@@ -402,7 +440,7 @@ def _search(model, config0, base, parts, targets, objective, executor, budget_s,
     t0 = time.perf_counter()
     probe = _View(parts["search"].data, parts["search"].idx[:4])
     tp = time.perf_counter()
-    _Scorer(objective, "serial", {"search": targets["search"][:4]})(config0, "search", probe)
+    _Scorer(objective, "serial", {"search": targets["search"][:len(probe)]})(config0, "search", probe)
     one = (time.perf_counter() - tp) * len(parts["search"]) / len(probe)
     if budget_s is not None and one > budget_s:
         raise CalibrationError(f"budget_s={budget_s:g} s is less than one evaluation of the {len(parts['search'])} "

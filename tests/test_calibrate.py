@@ -116,3 +116,22 @@ def test_search_names_every_option_the_compiler_takes():
     params = inspect.signature(ss.compile).parameters
     assert all(o in params for o in SEARCH)
     assert torch is not None and np is not None
+
+
+def test_spike_count_agreement_is_one_when_every_layer_fires_as_in_the_model():
+    from speckstream.calibration import spike_count_agreement
+
+    assert spike_count_agreement([[3, 0], [10, 5]], [[3, 0], [10, 5]]) == 1.0
+    assert spike_count_agreement([[2, 0]], [[4, 0]]) == pytest.approx((0.5 + 1.0) / 2)
+    assert spike_count_agreement([[0, 8]], [[4, 8]]) == pytest.approx(0.5)
+
+
+def test_calibrate_on_per_layer_spike_counts_needs_no_labels_and_reports_no_noop_changes(small_set):
+    net = digits_net(min_v_mem=-1.0)
+    unlabelled = [(ev, 0) for ev, _ in small_set[:24]]
+    cal = ss.calibrate(net, unlabelled, input_shape=(1, 8, 8), objective="spike_counts", executor="serial",
+                       progress=False, search=("min_v_mem", "precision"))
+    rep = cal.report
+    assert 0 < rep.search_before <= rep.search_after <= 1 and rep.holdout_after >= rep.holdout_before
+    for c in rep.changes:  # a change is a change of what the chip runs, not of how it is spelled
+        assert c.before != c.after
