@@ -195,6 +195,7 @@ cdef class Core:
     cdef long long[::1] clamps
     cdef public long long max_cascade
     cdef unsigned long long core_updates[16]  # synaptic updates per core (n_updates is their sum)
+    cdef unsigned long long core_spikes[16]  # spikes that left each core (after its decimator)
     cdef public unsigned long long n_saturated
     cdef public unsigned long long n_ticks
     cdef vec out
@@ -250,6 +251,7 @@ cdef class Core:
         self.leak_fires = leak_fires
         self.max_cascade = max_cascade
         self.core_updates[:] = [0] * 16
+        self.core_spikes[:] = [0] * 16
         self.n_saturated = 0
         self.n_ticks = 0
         cdef Py_ssize_t most = 1, core
@@ -313,6 +315,7 @@ cdef class Core:
                 if self.decimated[core] < decimate:
                     continue
                 self.decimated[core] = 0
+            self.core_spikes[core] += 1
             o = fl[i].o
             if monitor and vec_push(&self.out, t, <uint8_t>core, <uint16_t>o, fl[i].ox, fl[i].oy) < 0:
                 return -1
@@ -705,6 +708,10 @@ cdef class Core:
     def updates_per_core(self):
         """Synaptic updates so far per core (int64[16])."""
         return np.array([self.core_updates[c] for c in range(16)], np.int64)
+
+    def spikes_per_core(self):
+        """Spikes that have left each core so far, after its output decimator (int64[16])."""
+        return np.array([self.core_spikes[c] for c in range(16)], np.int64)
 
     @property
     def isa(self) -> str:

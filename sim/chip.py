@@ -101,6 +101,10 @@ class _CythonEngine:
         return getattr(self.core, name) + (getattr(self.pipeline.second, name) if self.pipeline else 0)
 
     n_updates = property(lambda self: self._both("n_updates"))
+    core_updates = property(lambda self: self.core.updates_per_core()
+                            + (self.pipeline.second.updates_per_core() if self.pipeline else 0))
+    core_spikes = property(lambda self: self.core.spikes_per_core()
+                           + (self.pipeline.second.spikes_per_core() if self.pipeline else 0))
     n_off_map = property(lambda self: self._both("n_off_map"))
     clamps_arr = property(lambda self: self._both("clamps_arr"))
     n_saturated = property(lambda self: self._both("n_saturated"))
@@ -323,5 +327,8 @@ class ChipSimulator:
         eng = self._require()
         return {"inputs": self.inputs, "sensor_dropped": self.sensor_dropped, "synaptic_updates": int(eng.n_updates),
                 "off_map": int(eng.n_off_map), "clamps": {c: int(eng.clamps_arr[c]) for c in sorted(self._cfg.cores)},
-                "saturated": int(eng.n_saturated), "ticks": int(eng.n_ticks), "now_us": self.now_us}
+                "saturated": int(eng.n_saturated), "ticks": int(eng.n_ticks), "now_us": self.now_us,
+                # per core, what it costs (profile, Session.power): synaptic updates, spikes that left it
+                "synops": {c: int(eng.core_updates[c]) for c in sorted(self._cfg.cores)},
+                "spikes_out": {c: int(eng.core_spikes[c]) for c in sorted(self._cfg.cores)}}
 

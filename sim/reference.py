@@ -43,6 +43,8 @@ class ReferenceEngine:
         self.vmem = {c: cc.initial_vmem.astype(np.int64).copy() for c, cc in cfg.cores.items()}
         self.decimated = {c: 0 for c in cfg.cores}  # spikes fired since the last one the decimator passed
         self.n_updates = self.n_saturated = self.n_ticks = 0
+        self.core_updates = np.zeros(16, np.int64)  # per core: synaptic updates, spikes that left it
+        self.core_spikes = np.zeros(16, np.int64)
         self._out: list[tuple] = []
         self._readout: list[tuple] = []
 
@@ -75,6 +77,7 @@ class ReferenceEngine:
             if self.decimated[core] < cc.decimator:
                 return
             self.decimated[core] = 0
+        self.core_spikes[core] += 1
         if cc.monitor:
             self._out.append((t, core, o, ox, oy))
         for d in cc.destinations[:2]:
@@ -106,6 +109,7 @@ class ReferenceEngine:
                     continue
                 for o in range(Co):
                     self.n_updates += 1
+                    self.core_updates[core] += 1
                     self._update(t, core, o, ox, oy, cc.weights[o, c, ky, kx], queue)
 
     def _drain(self, t, queue) -> None:

@@ -89,10 +89,14 @@ def test_profile_synops_equal_the_simulators_update_count(net):
     sim = ChipSimulator(cfg)
     sim.feed(ev)
     assert p.synops == sim.stats["synaptic_updates"]
+    assert {c: p.cores[c].synops for c in cfg.cores} == sim.stats["synops"]  # per core, too
     assert p.cores[0].events_in == len(ev)
     ref = ChipSimulator(cfg, options=ss.sim.SimOptions(engine="reference"))
     ref.feed(ev)
-    assert p.synops == ref.stats["synaptic_updates"]
+    assert p.synops == ref.stats["synaptic_updates"] and ref.stats["synops"] == sim.stats["synops"]
+    mon = ChipSimulator(ss.profiling.monitor_all(cfg))
+    mon.feed(ev)
+    assert {c: p.cores[c].spikes_out for c in cfg.cores} == mon.stats["spikes_out"]
 
 
 def test_profile_of_sinabs_gesture_net_on_a_real_dvs_clip_matches_the_engine_and_sinabs_estimate_differs():
