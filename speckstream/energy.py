@@ -35,7 +35,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-__all__ = ["EnergyModel", "RAILS", "IDLE_RAILS_W", "RESTING_POWER_W", "SYNOP_J", "SPIKE_J"]
+__all__ = ["EnergyModel", "PowerSample", "ActivityMeter", "RAILS", "IDLE_RAILS_W", "RESTING_POWER_W", "SYNOP_J",
+           "SPIKE_J"]
 
 #: the devkit's five power rails, by the power monitor's channel number (sinabs' power-monitoring notebook)
 RAILS = ("VDD_IO", "VDD_RAM", "VDD_LOGIC", "VDD_PIXEL_DIGITAL", "VDD_PIXEL_ANALOG")
@@ -115,3 +116,35 @@ class EnergyModel:
 
     def with_constants(self, **kw) -> "EnergyModel":
         return replace(self, **kw)
+
+
+@dataclass(frozen=True)
+class PowerSample:
+    """Power per devkit rail at one moment: measured by the devkit's power monitor, or ``estimated`` from the
+    simulator's activity with an :class:`EnergyModel`."""
+
+    t_us: int  # the session's time of the sample (µs)
+    rails: dict[str, float]  # rail name (RAILS) -> W
+    estimated: bool
+
+    @property
+    def total_w(self) -> float:
+        return float(sum(self.rails.values()))
+
+
+class ActivityMeter:
+    """Turns the simulator's running counters (total SynOps and spikes) into power estimates: each call to
+    :meth:`sample` gives the rails' power over the interval since the previous one."""
+
+    def __init__(self, model: EnergyModel | None = None):
+        self.model = model or EnergyModel()
+        self._last: tuple[int, int, int] | None = None  # (t_us, synops, spikes)
+
+    def sample(self, t_us: int, synops: int, spikes: int) -> PowerSample:
+        if self._last is None or t_us <= self._last[0]:
+            rates = (0.0, 0.0)
+        else:
+            dt = (t_us - self._last[0]) * 1e-6
+            rates = ((synops - self._last[1]) / dt, (spikes - self._last[2]) / dt)
+        self._last = (t_us, synops, spikes)
+        return PowerSample(int(t_us), self.model.rails_w(*rates), estimated=True)

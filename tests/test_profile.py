@@ -165,3 +165,14 @@ def test_evaluate_gives_each_samples_activity_and_energy_as_profile_does(executo
         assert act.energy_uj[i] == pytest.approx(p.energy_uj)
     assert act.energy_per_inference_uj == pytest.approx(act.energy_uj.mean())
     assert "energy per inference" in act.table() and "SynOps mean" in act.table()
+
+
+def test_the_activity_meter_estimates_rail_power_from_the_simulators_counters():
+    from speckstream.energy import ActivityMeter
+
+    m = ActivityMeter()
+    first = m.sample(0, 0, 0)
+    assert first.estimated and first.rails == IDLE_RAILS_W  # no interval yet: idle
+    s = m.sample(1_000_000, 100_000_000, 0)  # 1e8 SynOps in one second
+    assert s.rails["VDD_LOGIC"] - IDLE_RAILS_W["VDD_LOGIC"] == pytest.approx(1.3e-3)
+    assert s.total_w == pytest.approx(sum(IDLE_RAILS_W.values()) + 2.6e-3)
