@@ -20,7 +20,8 @@ from common import parse, print_table
 
 import speckstream as ss
 from speckstream.calibration import spike_count_agreement
-from speckstream.digits import RAW_WEIGHTS, digits_dataset, digits_net, load_digits_split, to_frames
+from speckstream.demo import float_snn_predictions
+from speckstream.digits import RAW_WEIGHTS, digits_dataset, digits_net, load_digits_split
 from speckstream.testing import sinabs_models as sm
 from speckstream.testing import streams
 
@@ -41,15 +42,7 @@ def digits_rows(quick: bool) -> list[dict]:
     with torch.no_grad():
         ann_acc = float((ann(torch.from_numpy(xte[:, None] / 16.0)).argmax(1).numpy() == yte).mean())
     snn = digits_net(RAW_WEIGHTS, min_v_mem=-1.0)
-    preds = []
-    with torch.no_grad():
-        for ev, _ in test:
-            for m in snn.modules():
-                if hasattr(m, "reset_states"):
-                    m.reset_states()
-            counts = snn(torch.from_numpy(to_frames(ev))).sum(0).numpy()
-            preds.append(int(counts.argmax()) if counts.max() > 0 else -1)
-    float_acc = float(np.mean(np.asarray(preds) == yte))
+    float_acc = float(np.mean(float_snn_predictions(snn, test) == yte))
     before = ss.evaluate(_quiet_compile(snn, input_shape=(1, 8, 8)), test, progress=False).accuracy
     t0 = time.perf_counter()
     cal = ss.calibrate(snn, calib, input_shape=(1, 8, 8), progress=False)

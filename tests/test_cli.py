@@ -54,13 +54,16 @@ def test_compile_errors_and_exit_codes(tmp_path):
     assert r.returncode == 2
 
 
+def _random_spk(path, n: int, span_us: int):
+    """n random input spikes on core 0 of the (2, 34, 34) CLI network, written as .spk."""
+    rng = np.random.default_rng(0)
+    codec.write_spk(path, codec.spikes(t=np.sort(rng.integers(0, span_us, n)), core=0, c=rng.integers(0, 2, n),
+                                       x=rng.integers(0, 34, n), y=rng.integers(0, 34, n)))
+
+
 def test_run_inspect_and_vmem(compiled, tmp_path):
     d, _ = compiled
-    rng = np.random.default_rng(0)
-    n = 3000
-    sp = codec.spikes(t=np.sort(rng.integers(0, 200_000, n)), core=0, c=rng.integers(0, 2, n),
-                      x=rng.integers(0, 34, n), y=rng.integers(0, 34, n))
-    codec.write_spk(tmp_path / "in.spk", sp)
+    _random_spk(tmp_path / "in.spk", 3000, 200_000)
     r = cli("run", str(d / "net.json"), str(tmp_path / "in.spk"), "--speed", "max", "-o", str(tmp_path / "out.spk"))
     assert r.returncode == 0, r.stderr
     assert "input events" in r.stdout and "3,000" in r.stdout and (tmp_path / "out.spk").exists()
@@ -151,11 +154,8 @@ def test_calibrate_writes_the_calibrated_config_and_reports_the_held_out_figure(
 
 def test_profile_prints_per_core_synops_and_warns_over_the_limit(compiled, tmp_path):
     d, _ = compiled
-    rng = np.random.default_rng(0)
     n = 3000
-    ev = codec.spikes(t=np.sort(rng.integers(0, 100_000, n)), core=0, c=rng.integers(0, 2, n),
-                      x=rng.integers(0, 34, n), y=rng.integers(0, 34, n))
-    codec.write_spk(tmp_path / "in.spk", ev)
+    _random_spk(tmp_path / "in.spk", n, 100_000)
     r = cli("profile", str(d / "net.json"), str(tmp_path / "in.spk"), "--limit", "1e5", "--json", str(tmp_path / "p.json"))
     assert r.returncode == 0, r.stderr
     assert "SynOps" in r.stdout and "peak/s 1 ms" in r.stdout and "energy" in r.stdout
