@@ -16,7 +16,8 @@ import anyio
 
 from ..codec import events as ev
 from ..codec.convert import spikes_from_array, warn_if_short
-from ..codec.files import EventFileWriter, count_spikes, iter_spikes
+from ..codec.files import count_spikes, iter_spikes
+from ..codec.spk import EventFileWriter
 from ..sim.inputs import check_on_input
 from .errors import DeviceError
 from .stats import percentiles
