@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
@@ -18,7 +17,7 @@ from ..codec import events as ev
 from ..codec.convert import spikes_from_array, warn_if_short
 from ..codec.files import count_spikes, iter_spikes
 from ..codec.spk import EventFileWriter
-from ..sim.inputs import check_on_input
+from ..codec.inputs import check_on_input, is_camera
 from .errors import DeviceError
 from .stats import percentiles
 
@@ -57,23 +56,6 @@ def pace(t_dev_us: np.ndarray, slice_s: float) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if a != b]
 
 
-CAMERA_SUFFIXES = (".aedat4", ".raw", ".dat", ".es", ".csv")
-
-
-def _is_camera(source) -> bool:
-    """A camera recording (x/y/t/p events on a sensor) rather than chip input spikes (core/c/x/y/t)."""
-    if isinstance(source, np.ndarray):
-        return not ev.has_spike_fields(source.dtype)
-    suffix = Path(source).suffix.lower()
-    if suffix == ".npy":
-        try:
-            arr = np.load(source, mmap_mode="r", allow_pickle=False)
-        except Exception:
-            return False  # the reader names what is wrong with the file
-        return not ev.has_spike_fields(arr.dtype)
-    return suffix in CAMERA_SUFFIXES
-
-
 def resolve_via(session: "Session", source, via: str, core: int | None) -> str:
     """"dvs" (into the configuration's DVS stage) or "core" (spikes straight into cores) for this source."""
     if via not in ("auto", "dvs", "core"):
@@ -85,7 +67,7 @@ def resolve_via(session: "Session", source, via: str, core: int | None) -> str:
         if core is not None:
             raise ValueError("core= names the core that spikes go to; DVS events go through the DVS stage (via='dvs')")
         return "dvs"
-    if via == "auto" and has_dvs and core is None and _is_camera(source):
+    if via == "auto" and has_dvs and core is None and is_camera(source):
         return "dvs"
     return "core"
 
@@ -160,7 +142,7 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
         raise DeviceError("apply a configuration before replaying")
     kind = "dvs" if resolve_via(session, source, via, core) == "dvs" else "spike"
     cfg = session.config
-    camera = _is_camera(source)
+    camera = is_camera(source)
     if kind == "spike" and camera and core is None and cfg.input_cores:
         core = cfg.input_cores[0]  # a camera's events go to the input; chip spikes keep their own cores
     chunks, total = _chunks(source, core, sort)

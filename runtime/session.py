@@ -24,8 +24,7 @@ from ..codec.errors import AddressError
 from ..codec.samna_events import DecodedOutput
 from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
-from ..sim.dvs import check_dvs_events
-from ..sim.inputs import is_tonic, to_input
+from ..codec.inputs import check_dvs_events, is_tonic, to_input
 from . import closed_loop as _loop
 from . import lag as _lag
 from . import replay as _replay

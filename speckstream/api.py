@@ -28,7 +28,7 @@ from .compiler.config import ChipConfig, load_config
 from .errors import SpeckstreamError
 from .sim import ChipSimulator, SimOptions
 from .comparison import CompareReport, LayerComparison, compare
-from .sim.inputs import to_input
+from .codec.inputs import to_input
 
 __all__ = ["simulate", "evaluate", "EvalResult", "compare", "CompareReport", "LayerComparison", "to_input"]
 

@@ -174,7 +174,7 @@ class _Scorer:
 def _float_predictions(model, cfg: ChipConfig, samples) -> np.ndarray:
     """The torch model's own predictions, time-stepped in 1 ms bins (output spike counts per class)."""
     from .comparison import _core_inputs, _float_torch, _model_input
-    from .sim.inputs import to_input
+    from .codec.inputs import to_input
 
     out_core = cfg.output_cores[0]
     preds = []

@@ -156,6 +156,7 @@ def cmd_profile(args) -> int:
 
     import speckstream as ss
     from speckstream.codec import read_spikes, to_xytp
+    from speckstream.codec.inputs import is_camera
     from speckstream.energy import EnergyModel
 
     cfg = ss.load_config(args.config)
@@ -165,7 +166,7 @@ def cmd_profile(args) -> int:
     else:
         core = args.core if args.core is not None else (cfg.input_cores[0] if cfg.input_cores else 0)
         events = read_spikes(path, core=core)  # camera files land on the input core, .spk keeps its cores
-        if cfg.dvs is not None and path.suffix.lower() != ".spk":
+        if cfg.dvs is not None and is_camera(path):
             events = to_xytp(events)  # a camera recording goes through the DVS stage
     energy = EnergyModel.load(args.energy) if args.energy else None
     with warnings.catch_warnings(record=True) as caught:
