@@ -43,7 +43,7 @@ def main(outdir="out/replay", speed=4.0):
 
     res = trio.run(run)
     print(f"replayed {res.events_in:,} events at {speed}x in {res.duration_s:.2f} s; "
-          f"{res.events_out:,} output spikes; release error p99 {res.release_error_us.get('p99', 0):.0f} µs")
+          f"{res.events_out:,} output spikes; release error p99 {res.release_error_us.p99:.0f} µs")
     with codec.EventFileReader(out / "outputs.spk") as r:
         r.scan()
         print("recording:", out / "outputs.spk", r.counts, "meta", r.meta)

@@ -19,14 +19,15 @@ from .lag import RealTimeWarning
 from .errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
 from .replay import ReplayResult
 from .session import Session
-from .stats import percentiles
+from .stats import Accounting, Percentiles, SessionStatistics
 from .subscriptions import Subscription, SubscriptionStatistics
 from .timebase import Unwrapper
 from .vmem import VmemFrame
 
 __all__ = ["open_device", "Session", "SimBackend", "SimFaults", "SamnaBackend", "find_samna", "DeviceError",
            "DeviceDisconnected", "DeviceClosed", "DeviceNotFound", "SamnaUnavailable", "VmemFrame", "ReplayResult",
-           "LoopResult", "Subscription", "SubscriptionStatistics", "Unwrapper", "percentiles", "make_backend",
+           "LoopResult", "Subscription", "SubscriptionStatistics", "Accounting", "SessionStatistics", "Percentiles",
+           "Unwrapper", "make_backend",
            "connect", "BlockingSession", "BlockingSubscription", "RealTimeWarning"]
 
 

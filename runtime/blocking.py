@@ -33,6 +33,7 @@ from .errors import DeviceClosed, DeviceError
 from .loop_thread import Held, LoopThread
 from .replay import ReplayResult
 from .session import Session
+from .stats import Accounting, SessionStatistics
 from .subscriptions import Subscription
 from .vmem import VmemFrame
 
@@ -188,7 +189,7 @@ class BlockingSession:
 
     def _call(self, fn: Callable, *args):
         if self._loop is None:
-            self._live._raise_if_unusable()  # the session's error, or DeviceClosed
+            self._live.ensure_usable()  # the session's error, or DeviceClosed
             raise DeviceClosed("the blocking session is closed")
         return self._loop.call(fn, *args)
 
@@ -209,14 +210,12 @@ class BlockingSession:
         return self.session.config if self.session is not None else None
 
     @property
-    def counts(self) -> dict:
-        return dict(self.session.counts) if self.session is not None else {}
-
-    @property
-    def stats(self) -> dict:
+    def stats(self) -> SessionStatistics:
+        """:attr:`Session.stats`."""
         return self._call(lambda: self._live.stats)
 
-    def accounting(self) -> dict:
+    def accounting(self) -> Accounting:
+        """:meth:`Session.accounting`."""
         return self._call(self._live.accounting)
 
     def now_us(self) -> int:
@@ -241,7 +240,7 @@ class BlockingSession:
                 await self._live.flush()
             if scope.cancelled_caught:
                 raise TimeoutError(f"flush: queued input was not all written to {self.name} within {timeout_s} s "
-                                   f"({self._live.accounting().get('pending', 0)} events still queued)")
+                                   f"({self._live.accounting().pending} events still queued)")
 
         self._call(flush)
 

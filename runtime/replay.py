@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import anyio
@@ -19,24 +19,27 @@ from ..codec.files import count_spikes, iter_spikes
 from ..codec.spk import EventFileWriter
 from ..codec.inputs import check_on_input, is_camera
 from .errors import DeviceError
-from .stats import percentiles
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .session import Session
+from .link import DeviceLink
+from .stats import Percentiles, percentiles
 
 __all__ = ["ReplayResult", "pace", "check_order", "check_speed", "resolve_via", "replay"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReplayResult:
-    events_in: int
-    events_out: int
-    duration_s: float
-    input_rate: float  # input events / s (wall clock)
-    pacing_error_us: dict = field(default_factory=dict)  # p50/p99/max µs a slice reached the device late
-    release_error_us: dict = field(default_factory=dict)  # simulator: µs each event entered the chip late
-    dropped: dict = field(default_factory=dict)
-    record: str | None = None
+    """What a replay did."""
+
+    events_in: int  #: input events written
+    events_out: int  #: output spikes received meanwhile
+    duration_s: float  #: from the first write to the last output (session clock)
+    input_rate: float  #: input events / s (session clock)
+    #: µs each paced slice reached the device queue after its time (n = 0: not paced, ``speed=None``)
+    pacing_error_us: Percentiles = field(default_factory=lambda: percentiles([]))
+    #: µs each event entered the chip after its timestamp, where the device reports it (a wall-clock simulator)
+    release_error_us: Percentiles = field(default_factory=lambda: percentiles([]))
+    dropped_by_policy: int = 0  #: input events dropped by ``policy="drop"`` during the replay
+    dropped_by_subscriptions: int = 0  #: output events lost by subscriptions too slow to take them
+    record: str | None = None  #: the recording's path, if outputs were recorded
 
 
 def check_order(t: np.ndarray, *, start: int = 0, last: int | None = None) -> None:
@@ -56,11 +59,11 @@ def pace(t_dev_us: np.ndarray, slice_s: float) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if a != b]
 
 
-def resolve_via(session: "Session", source, via: str, core: int | None) -> str:
+def resolve_via(link: DeviceLink, source, via: str, core: int | None) -> str:
     """"dvs" (into the configuration's DVS stage) or "core" (spikes straight into cores) for this source."""
     if via not in ("auto", "dvs", "core"):
         raise ValueError(f"via must be 'auto', 'dvs' or 'core', got {via!r}")
-    has_dvs = session.config is not None and session.config.dvs is not None
+    has_dvs = link.config is not None and link.config.dvs is not None
     if via == "dvs":
         if not has_dvs:
             raise DeviceError("via='dvs' needs a configuration with a DVS stage (compile with dvs=True)")
@@ -129,7 +132,7 @@ def _writes(t_dev_us: np.ndarray, speed: float | None, slice_s: float, batch: in
     return [(a, min(a + batch, len(t_dev_us))) for a in range(0, len(t_dev_us), batch)]
 
 
-async def replay(session: "Session", source, *, speed: float | None = 1.0, record=None, core: int | None = None,
+async def replay(link: DeviceLink, source, *, speed: float | None = 1.0, record=None, core: int | None = None,
                  lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
                  via: str = "auto", progress: Callable[[int, int], None] | None = None) -> ReplayResult:
     """See :meth:`Session.replay`. Relative timestamps are always kept: with ``speed=None`` the events are
@@ -137,11 +140,11 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
     releases each at its timestamp, so the replay lasts as long as the stream; a virtual-clock simulator runs
     as fast as the CPU allows."""
     check_speed(speed)
-    session._check()
-    if session.config is None:
+    link.ensure_usable()
+    if link.config is None:
         raise DeviceError("apply a configuration before replaying")
-    kind = "dvs" if resolve_via(session, source, via, core) == "dvs" else "spike"
-    cfg = session.config
+    kind = "dvs" if resolve_via(link, source, via, core) == "dvs" else "spike"
+    cfg = link.config
     camera = is_camera(source)
     if kind == "spike" and camera and core is None and cfg.input_cores:
         core = cfg.input_cores[0]  # a camera's events go to the input; chip spikes keep their own cores
@@ -150,13 +153,11 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
         chunks = map(_as_dvs, chunks)
     elif camera:  # each chunk, before it is written: off the input map names the tonic transform that fixes it
         chunks = _checked_on_input(chunks, cfg, core)
-    virtual = getattr(session.backend, "virtual_clock", False)
-    sub = session.subscribe("all", max_batches=1 << 16) if record else None
+    virtual = link.backend.virtual_clock
+    sub = link.subscribe("all", max_batches=1 << 16) if record else None
     writer = None
-    out_before, dropped_before = session.counts["out_spikes"], session.counts["dropped_policy"]
-    take_release = getattr(session.backend, "take_release_lateness", None)
-    if take_release:
-        take_release()  # start a fresh record
+    out_before, dropped_before = link.books.out_spikes, link.books.dropped_by_policy
+    link.backend.take_release_lateness()  # start a fresh record
     lateness: list[float] = []
     n_in = 0
     try:
@@ -164,7 +165,7 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
             writer = EventFileWriter(record, meta={"source": "array" if isinstance(source, np.ndarray)
                                                    else str(source), "speed": speed})
         t_start = anyio.current_time()
-        base_us = session.now_us() + t_offset_us
+        base_us = link.now_us() + t_offset_us
         t_first = t_last = None
         last_release = None
         for chunk in chunks:
@@ -176,11 +177,11 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
             chunk = chunk.copy()
             t_dev = base_us + (chunk["t"].astype(np.float64) - t_first) / (speed or 1.0)
             chunk["t"] = t_dev.astype(np.uint64)
-            for a, b in _writes(t_dev, speed, slice_s, session.batch_size):
-                release = session._epoch + int(chunk["t"][a]) / 1e6
+            for a, b in _writes(t_dev, speed, slice_s, link.batch_size):
+                release = link.epoch + int(chunk["t"][a]) / 1e6
                 if speed is not None:
                     await anyio.sleep_until(release - lead_s)
-                await session.send(chunk[a:b], kind=kind)
+                await link.send(chunk[a:b], kind=kind)
                 if speed is not None:  # how late the slice reached the device queue (early is fine)
                     lateness.append(max(0.0, (anyio.current_time() - release) * 1e6))
                 n_in += b - a
@@ -188,13 +189,13 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
                 if progress:
                     progress(n_in, total)
             if not virtual:  # the device releases the last event at its timestamp
-                last_release = session._epoch + int(chunk["t"][-1]) / 1e6
+                last_release = link.epoch + int(chunk["t"][-1]) / 1e6
         if camera and t_first is not None and t_last is not None:
             warn_if_short(np.array([t_first, t_last]), n=n_in, stacklevel=3)
-        await session.flush()
+        await link.flush()
         if last_release is not None:
             await anyio.sleep_until(last_release)
-        await session._quiesce()
+        await link.quiesce()
         duration = anyio.current_time() - t_start
     finally:
         if sub is not None:
@@ -202,13 +203,14 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
             _drain(sub, writer)
         if writer is not None:
             writer.close()  # with what was recorded, on every exit path
+    released = link.backend.take_release_lateness()
     return ReplayResult(
-        events_in=int(n_in), events_out=int(session.counts["out_spikes"] - out_before), duration_s=float(duration),
+        events_in=int(n_in), events_out=int(link.books.out_spikes - out_before), duration_s=float(duration),
         input_rate=float(n_in / duration) if duration > 0 else math.inf,
-        pacing_error_us=percentiles(lateness) if lateness else {},
-        release_error_us=percentiles(take_release()) if take_release and not virtual else {},
-        dropped={"policy": session.counts["dropped_policy"] - dropped_before,
-                 "subscriptions": sum(s.dropped_events for s in session._subs)},
+        pacing_error_us=percentiles(lateness),
+        release_error_us=percentiles(released if released is not None and not virtual else []),
+        dropped_by_policy=link.books.dropped_by_policy - dropped_before,
+        dropped_by_subscriptions=sum(s.dropped_events for s in link.subscribers),
         record=str(record) if record else None)
 
 

@@ -7,17 +7,18 @@ DeviceClosed), never with a bare channel exception.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Callable, Literal
 
 import numpy as np
 import anyio
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .session import Session
+__all__ = ["OUTPUT_KINDS", "OutputKind", "FIELDS", "Subscription", "SubscriptionStatistics"]
 
-__all__ = ["KINDS", "FIELDS", "Subscription", "SubscriptionStatistics"]
-
-KINDS = ("spike", "neuron_value", "readout", "dvs")
+#: the kinds of device output a subscription can take (codec.KINDS names every event dtype, input ones too)
+OUTPUT_KINDS: tuple[str, ...] = ("spike", "neuron_value", "readout", "dvs")
+#: one output kind, or "all" of them
+OutputKind = Literal["spike", "neuron_value", "readout", "dvs", "all"]
+#: output kind -> the field of a decoded batch (codec.samna_events.DecodedOutput) that holds it
 FIELDS = {"spike": "spikes", "neuron_value": "neuron_values", "readout": "readout", "dvs": "dvs"}
 
 
@@ -32,8 +33,10 @@ class SubscriptionStatistics:
 class Subscription:
     """One consumer of output batches. ``async for batch in sub`` (single kind) or ``(kind, batch)``."""
 
-    def __init__(self, session: "Session", kinds: frozenset, cores: frozenset | None, max_batches: int):
-        self._session = session
+    def __init__(self, kinds: frozenset, cores: frozenset | None, max_batches: int, *,
+                 raise_if_ended: Callable[[], None], on_close: Callable[["Subscription"], None]):
+        # the session's two hooks: its error (or DeviceClosed) once it has ended, and removal from its registry
+        self._raise_if_ended, self._on_close = raise_if_ended, on_close
         self.kinds, self.cores = kinds, cores
         self._send, self._recv = anyio.create_memory_object_stream[tuple](max_batches)
         self.dropped_batches = self.dropped_events = 0
@@ -63,7 +66,7 @@ class Subscription:
         try:
             return await self._recv.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
-            self._session._raise_if_unusable()
+            self._raise_if_ended()
             raise
 
     def receive_nowait(self) -> tuple[str, np.ndarray] | None:
@@ -88,7 +91,7 @@ class Subscription:
         """Stop receiving; idempotent."""
         if not self.closed:
             self.closed = True
-            self._session._unsubscribe(self)
+            self._on_close(self)
             self._send.close()
 
     def __enter__(self) -> "Subscription":

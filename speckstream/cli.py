@@ -273,14 +273,14 @@ def cmd_run(args) -> int:
 
     res, stats = anyio.run(main, backend="trio")
     rows = {"input events": res.events_in, "output spikes": res.events_out, "duration (s)": res.duration_s,
-            "input rate (events/s)": res.input_rate, "dropped (policy)": res.dropped["policy"],
-            "device drops": stats["device"].get("device_dropped", 0), "unknown events": stats["unknown"]}
+            "input rate (events/s)": res.input_rate, "dropped (policy)": res.dropped_by_policy,
+            "device drops": stats.device.get("device_dropped", 0), "unknown events": stats.unknown_events}
     for k in ("p50", "p99", "max"):  # only a wall-clock replay has release errors (virtual time has none: NaN)
-        v = res.release_error_us.get(k)
-        if v is not None and np.isfinite(v):
+        v = getattr(res.release_error_us, k)
+        if np.isfinite(v):
             rows[f"release error {k} (µs)"] = v
-    if stats.get("lag_max_us") is not None:  # the real-time guard: how far the device ran behind the timestamps
-        rows["real-time lag, worst (µs)"] = float(stats["lag_max_us"])
+    if stats.lag_max_us is not None:  # the real-time guard: how far the device ran behind the timestamps
+        rows["real-time lag, worst (µs)"] = float(stats.lag_max_us)
     if res.record:
         rows["recording"] = res.record
     console.print(_stats_table(f"run on {args.device}", rows))

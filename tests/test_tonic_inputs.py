@@ -66,7 +66,7 @@ async def test_send_refuses_a_bigger_sensor_naming_tonics_transforms_and_queues_
         assert "off the input map (C, H, W) = (2, 8, 8) of core 0" in msg
         assert "tonic.transforms.CenterCrop(sensor_size, size=(8, 8))" in msg
         assert "tonic.transforms.Downsample(sensor_size=sensor_size, target_size=(8, 8))" in msg
-        assert dev.counts["accepted"] == 0 and dev.counts["offered"] == 0
+        assert dev.stats.accepted == 0 and dev.stats.offered == 0
 
 
 async def test_a_polarity_beyond_the_input_channels_names_merge_polarities():
@@ -88,10 +88,10 @@ async def test_replay_takes_tonic_arrays_and_npy_files_and_checks_them_before_wr
         for source in (ev, tmp_path / "cam.npy"):
             res = await dev.replay(source, speed=None)
             assert res.events_in == 400 and res.events_out == 400
-        before = dev.counts["accepted"]
+        before = dev.stats.accepted
         with pytest.raises(AddressError, match=r"sensor is at least \d+ x \d+ .*CenterCrop"):
             await dev.replay(tmp_path / "big.npy", speed=None)
-        assert dev.counts["accepted"] == before  # nothing of the bad file was written
+        assert dev.stats.accepted == before  # nothing of the bad file was written
 
 
 # ------------------------------------------------------------------ the synchronous layer
@@ -151,7 +151,7 @@ async def test_tonic_arrays_into_a_dvs_stage_are_checked_against_its_sensor_with
         await dev.apply(cfg)
         with pytest.raises(AddressError, match="Downsample"):
             await dev.send(big)  # a tonic array goes to the DVS stage of a config that has one
-        assert dev.counts["accepted"] == 0
+        assert dev.stats.accepted == 0
 
 
 @pytest.mark.parametrize("broken, match", [
@@ -178,7 +178,7 @@ async def test_broken_tonic_arrays_raise_one_codec_error_and_queue_nothing(broke
             await dev.send(ev)
         with pytest.raises(CodecError, match=match):
             ss.simulate(relay_cfg(), ev)
-        assert dev.counts["accepted"] == 0
+        assert dev.stats.accepted == 0
 
 
 async def test_replaying_chip_spikes_keeps_their_cores_while_a_camera_array_goes_to_the_input_core():

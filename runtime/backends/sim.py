@@ -24,6 +24,7 @@ from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
 from ...sim.readout import host_output
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
+from .base import Backend
 
 __all__ = ['SimFaults', 'SimBackend']
 
@@ -42,7 +43,7 @@ class SimFaults:
     seed: int = 0
 
 
-class SimBackend:
+class SimBackend(Backend):
     def __init__(self, chip: str = "speck2f", *, realtime: bool = False, faults: SimFaults | None = None,
                  options: SimOptions | None = None, clock=anyio.current_time):
         self.name = f"sim:{chip}"
@@ -93,13 +94,16 @@ class SimBackend:
         await self.reset_time()
 
     async def reset_time(self) -> None:
+        self._check()
         self._t0 = self._clock()
         self.sim.reset_time()
 
     async def reset_state(self) -> None:
+        self._check()
         self.sim.reset_state()
 
     async def set_slow_clock(self, hz: float | None) -> None:
+        self._check()
         self._release()
         self.sim.set_slow_clock(hz)
 
@@ -141,8 +145,7 @@ class SimBackend:
             self._accept(kind, spikes[:take])
             self._gone = True
             self._wake.set()
-            raise DeviceDisconnected(f"{self.name} disconnected after {self.faults.disconnect_after} input events",
-                                     {"written_before_disconnect": self._written})
+            raise DeviceDisconnected(f"{self.name} disconnected after {self.faults.disconnect_after} input events")
         self._accept(kind, spikes)
 
     def _accept(self, kind: str, spikes: np.ndarray) -> None:
@@ -278,6 +281,11 @@ class SimBackend:
         if self._spin is None:
             self._spin = self._clock is anyio.current_time and not _mock_clock()
         return self._spin
+
+    @property
+    def device_written(self) -> int:
+        """Input events the simulator has taken (those its faults then drop included)."""
+        return self._written
 
     def take_release_lateness(self) -> np.ndarray:
         """Real-time mode: µs by which each released input entered the chip after its timestamp (then clear)."""
