@@ -343,7 +343,7 @@ async def test_samna_open_missing_board():
             pass
 
 
-async def test_readout_values_reach_subscribers_stamped_on_receipt(autojump_clock):
+async def test_readout_values_reach_subscribers_one_per_tick(autojump_clock):
     from speckstream.compiler import ReadoutConfig
 
     c = core(0, 1, 1, 1, 2, weights=[0, 10], thr=10, dests=[(12, 1)])  # fires channel 1 = class 1
@@ -366,5 +366,37 @@ async def test_readout_values_reach_subscribers_stamped_on_receipt(autojump_cloc
     assert ((vals["value"][:1] >> 16) & 0xF).tolist() == [1] and (vals["value"][0] >> 20) & 1 == 1
     assert (vals["value"][:3] & 0xFFFF).tolist() == [2, 0, 0]  # 2 spikes in the first 100 ms window
     assert vals["class"][0] == 1 and vals["valid"][0] and vals["data"][:3].tolist() == [2, 0, 0]  # named fields
-    assert np.all(np.diff(vals["t"].astype(np.int64)) >= 90_000)  # one per 100 ms tick, stamped on receipt
+    assert np.all(np.diff(vals["t"].astype(np.int64)) >= 90_000)  # one per 100 ms tick, stamped with its time
+    assert vals["t"][:3].tolist() == [100_000, 200_000, 300_000]  # the simulator's tick times, not receipt times
 
+
+
+async def test_readout_values_on_the_virtual_clock_carry_their_tick_times():
+    """Reproduced first (issue 21): on the virtual clock every ReadoutValue of a replay carried the same
+    timestamp (its receipt); the simulator knows each tick's time, and the session keeps it."""
+    import warnings
+
+    from speckstream.compiler import ReadoutConfig
+    from speckstream.digits import digits_dataset, digits_net, load_digits_split
+
+    _, _, xte, yte = load_digits_split()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = ss.compile(digits_net(), (1, 8, 8), readout=ReadoutConfig(monitor=True), slow_clock_hz=20)
+    (a, _), (b, _) = digits_dataset(xte[:2], yte[:2])
+    b = b.copy()
+    b["t"] += 100_000
+    ev = np.concatenate([a, b])  # two samples of ~100 ms each, one after the other: ticks at 50, 100, 150 ms
+    async with ss.open_device("sim", clock="virtual") as dev:
+        await dev.apply(cfg)
+        with dev.subscribe("readout", max_batches=1000) as sub:
+            await dev.send(ev)
+            await dev.flush()
+            await anyio.sleep(0.05)
+            got = []
+            while (b := sub.receive_nowait()) is not None:
+                got.append(b[1])
+    t = np.concatenate(got)["t"]
+    want = ss.simulate(cfg, ev, until=int(ev["t"].max()), output="readout")["t"]
+    assert len(t) == 3 and len(set(t.tolist())) == 3  # distinct, one per tick
+    assert t.tolist() == want.tolist()

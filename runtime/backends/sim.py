@@ -2,7 +2,8 @@
 
 It mimics what the runtime must cope with on hardware (docs/chip-notes.md, "Talking to a devkit"): list-in /
 list-out buffers, stopwatch-gated release of timestamped input (``realtime=True``), 32-bit µs output timestamps
-that wrap, untimestamped NeuronValue replies - plus faults on demand for tests (:class:`SimFaults`). On the wall
+that wrap, untimestamped NeuronValue replies, ReadoutValues stamped with their slow-clock tick (on the chip time that
+the simulator knows; a devkit sends them without a time) - plus faults on demand for tests (:class:`SimFaults`). On the wall
 clock it reports how far it runs behind the input timestamps (:attr:`SimBackend.lag_us`).
 
 Virtual mode (default) processes input as soon as it is written, in the virtual time of its timestamps
@@ -44,6 +45,9 @@ class SimFaults:
 
 
 class SimBackend(Backend):
+    #: the simulator knows each slow-clock tick's time: its ReadoutValues carry it (32-bit µs, like spikes)
+    stamps_readout = True
+
     def __init__(self, chip: str = "speck2f", *, realtime: bool = False, faults: SimFaults | None = None,
                  options: SimOptions | None = None, clock=anyio.current_time):
         self.name = f"sim:{chip}"
@@ -176,8 +180,8 @@ class SimBackend(Backend):
         if len(shown) < len(out):
             self.counts["spikes_not_monitored"] = self.counts.get("spikes_not_monitored", 0) + len(out) - len(shown)
         out = shown
-        if len(readout):
-            readout["t"] = 0  # ReadoutValue has no timestamp on the chip: stamped on receipt
+        if len(readout):  # stamped with its tick's chip time (a devkit's carry none: the session stamps those)
+            readout["t"] &= _MASK32
         if len(out) or len(readout) or (raw is not None and len(raw)):
             out = out.copy()
             out["t"] &= _MASK32  # the chip's 32-bit µs stamps leave the device
