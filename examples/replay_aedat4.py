@@ -37,7 +37,7 @@ def main(outdir="out/replay", speed=4.0):
     cfg = ss.compile(residual_net(), input_shape=(2, 34, 34), monitor="all")
 
     async def run():
-        async with ss.open_device("sim", realtime=True) as dev:
+        async with ss.open_device("sim", clock="wall") as dev:
             await dev.apply(cfg)
             return await dev.replay(rec, speed=speed, record=out / "outputs.spk", core=cfg.input_cores[0])
 

@@ -20,7 +20,7 @@ def main(outdir="out/vmem", frames=8):
     polled = []
 
     async def run():
-        async with ss.open_device("sim", realtime=True) as dev:
+        async with ss.open_device("sim", clock="wall") as dev:
             await dev.apply(cfg)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(dev.replay, spikes)  # 300 ms of events in real time

@@ -31,20 +31,8 @@ __all__ = ["open_device", "Session", "SimBackend", "SimFaults", "SamnaBackend", 
            "connect", "BlockingSession", "BlockingSubscription", "RealTimeWarning"]
 
 
-def _clock(clock: str | None, realtime: bool | None) -> str:
-    if clock is not None and clock not in ("wall", "virtual"):
-        raise ValueError(f"clock must be 'wall' (the session's clock, like a devkit) or 'virtual' (chip time follows "
-                         f"input timestamps, as fast as the CPU allows); got {clock!r}")
-    if realtime is not None:  # the older switch: realtime=True is the wall clock
-        want = "wall" if realtime else "virtual"
-        if clock is not None and clock != want:
-            raise ValueError(f"realtime={realtime} contradicts clock={clock!r}")
-        return want
-    return clock or "wall"
-
-
-def make_backend(spec: str = "sim", *, clock: str | None = None, realtime: bool | None = None,
-                 faults: SimFaults | None = None, samna=None, sim_options=None):
+def make_backend(spec: str = "sim", *, clock: str | None = None, faults: SimFaults | None = None, samna=None,
+                 sim_options=None):
     """Backend for a device spec: ``"sim"``, ``"sim:speck2e"``, ``"speck2fmodule:0"``, ``"speckfdevkit"``..."""
     if not isinstance(spec, str):
         raise DeviceNotFound(f"a device spec is a string such as 'sim' or 'speck2fmodule:0', got {spec!r}")
@@ -57,7 +45,7 @@ def make_backend(spec: str = "sim", *, clock: str | None = None, realtime: bool 
             chip = get_chip(rest or "speck2f").name
         except ValueError as e:
             raise DeviceNotFound(str(e)) from None
-        return SimBackend(chip, realtime=_clock(clock, realtime) == "wall", faults=faults, options=sim_options)
+        return SimBackend(chip, clock=clock or "wall", faults=faults, options=sim_options)
     if kind in DEVICE_TYPES or kind in UNSUPPORTED_DEVICES:
         return SamnaBackend(spec, samna=samna)
     raise DeviceNotFound(f"unknown device {spec!r}; use 'sim' (the simulator) or one of "
@@ -65,8 +53,8 @@ def make_backend(spec: str = "sim", *, clock: str | None = None, realtime: bool 
 
 
 @asynccontextmanager
-async def open_device(spec: str = "sim", *, clock: str | None = None, realtime: bool | None = None,
-                      faults: SimFaults | None = None, samna=None, sim_options=None, **session_kwargs):
+async def open_device(spec: str = "sim", *, clock: str | None = None, faults: SimFaults | None = None, samna=None,
+                      sim_options=None, **session_kwargs):
     """Open a device as a :class:`Session` (async context manager under trio or asyncio; the blocking
     equivalent is :func:`connect`).
 
@@ -80,6 +68,6 @@ async def open_device(spec: str = "sim", *, clock: str | None = None, realtime: 
     ``policy`` ("wait" or "drop"), ``read_timeout_s``, ``lag_warn_s`` (the real-time guard: warn once when a
     wall-clock device runs this many seconds behind its input timestamps; None: never; :mod:`.lag`).
     """
-    backend = make_backend(spec, clock=clock, realtime=realtime, faults=faults, samna=samna, sim_options=sim_options)
+    backend = make_backend(spec, clock=clock, faults=faults, samna=samna, sim_options=sim_options)
     async with Session(backend, **session_kwargs) as session:
         yield session

@@ -244,9 +244,6 @@ class Session:
         Each has its own bound (``max_batches``): a slow one loses (and counts) batches instead of stalling."""
         return self._link.subscribe(kind, cores=cores, max_batches=max_batches)
 
-    def unsubscribe(self, sub: Subscription) -> None:
-        sub.close()
-
     async def events(self, kind="spike", *, cores=None, max_batches: int = 256):
         """Yield decoded output batches of ``kind`` with 64-bit session-µs timestamps; with several kinds (or
         "all") ``(kind, array)`` pairs. Ends with the session's error if the device fails or closes."""

@@ -302,7 +302,7 @@ def cmd_vmem(args) -> int:
     frames = []
 
     async def main():
-        async with ss.open_device(args.device, realtime=True) as dev:
+        async with ss.open_device(args.device, clock="wall") as dev:
             await dev.apply(cfg)
             if args.events:
                 await dev.send(codec.read_spikes(args.events, core=cfg.input_cores[0]))

@@ -30,7 +30,7 @@ class SlowSim(SimBackend):
     """A simulator that needs ``cost_s`` of (mock) wall time per event it processes: 2 k events/s at 0.5 ms."""
 
     def __init__(self, clock, cost_s: float):
-        super().__init__(realtime=True)
+        super().__init__(clock="wall")
         self._mock, self._cost_s = clock, cost_s
 
     def _process(self, kind, spikes, until=None):
@@ -52,7 +52,7 @@ async def test_a_simulator_that_cannot_keep_up_warns_once_naming_lag_and_rate(au
 
 
 async def test_a_simulator_that_keeps_up_stays_silent_and_reports_a_small_lag(autojump_clock):
-    async with Session(SimBackend(realtime=True)) as dev:
+    async with Session(SimBackend(clock="wall")) as dev:
         await dev.apply(relay_cfg())
         with warnings.catch_warnings():
             warnings.simplefilter("error", RealTimeWarning)
@@ -75,7 +75,7 @@ async def test_the_threshold_is_a_session_option_and_none_switches_the_warning_o
 
 
 async def test_a_virtual_clock_has_no_lag():
-    async with Session(SimBackend(realtime=False)) as dev:
+    async with Session(SimBackend(clock="virtual")) as dev:
         await dev.apply(relay_cfg())
         await dev.replay(stream(), speed=None)
         assert dev.stats.lag_us is None and dev.stats.lag_max_us is None

@@ -137,7 +137,7 @@ async def test_delayed_replies_are_reported_missing_not_waited_for(autojump_cloc
 async def test_leak_through_the_runtime_realtime_sim(autojump_clock):
     cfg = config(core(0, 1, 2, 2, 1, weights=1, thr=127, low=-127, bias=[-13], vmem=np.full((1, 2, 2), 127)),
                  slow_clock_hz=1.0)
-    async with ss.open_device("sim", realtime=True) as dev:
+    async with ss.open_device("sim", clock="wall") as dev:
         await dev.apply(cfg)
         vals = []
         async for f in dev.poll_vmem(0, every=0.5, count=8):
@@ -150,7 +150,7 @@ async def test_paced_replay_from_a_file_records_outputs(tmp_path, autojump_clock
     sp = rand_spikes(2000, seed=3)
     sp["t"] = np.sort(np.random.default_rng(1).integers(0, 2_000_000, 2000))
     codec.write_spk(tmp_path / "in.spk", sp)
-    async with ss.open_device("sim", realtime=True) as dev:
+    async with ss.open_device("sim", clock="wall") as dev:
         await dev.apply(relay_cfg())
         t0 = anyio.current_time()
         res = await dev.replay(tmp_path / "in.spk", speed=2.0, record=tmp_path / "out.spk")
@@ -349,7 +349,7 @@ async def test_readout_values_reach_subscribers_one_per_tick(autojump_clock):
     c = core(0, 1, 1, 1, 2, weights=[0, 10], thr=10, dests=[(12, 1)])  # fires channel 1 = class 1
     cfg = config(c, slow_clock_hz=10.0)
     cfg.readout = ReadoutConfig(average=1, errata=False, monitor=True)  # ReadoutValue events to the host
-    async with ss.open_device("sim", realtime=True) as dev:
+    async with ss.open_device("sim", clock="wall") as dev:
         await dev.apply(cfg)
         got = []
         with anyio.fail_after(10):

@@ -1,19 +1,20 @@
 """The ``"sim"`` device: the software chip behind the devkit's interface.
 
 It mimics what the runtime must cope with on hardware (docs/chip-notes.md, "Talking to a devkit"): list-in /
-list-out buffers, stopwatch-gated release of timestamped input (``realtime=True``), 32-bit µs output timestamps
+list-out buffers, stopwatch-gated release of timestamped input (``clock="wall"``), 32-bit µs output timestamps
 that wrap, untimestamped NeuronValue replies, ReadoutValues stamped with their slow-clock tick (on the chip time that
 the simulator knows; a devkit sends them without a time) - plus faults on demand for tests (:class:`SimFaults`). On the wall
 clock it reports how far it runs behind the input timestamps (:attr:`SimBackend.lag_us`).
 
-Virtual mode (default) processes input as soon as it is written, in the virtual time of its timestamps
-(as fast as possible). Real-time mode holds each input until the session clock reaches its timestamp and
-lets slow-clock ticks follow the wall clock.
+``clock="virtual"`` (this class's default) processes input as soon as it is written, in the virtual time of its
+timestamps (as fast as possible). ``clock="wall"`` (what ``open_device("sim")`` opens) holds each input until the
+session clock reaches its timestamp and lets slow-clock ticks follow it.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable, Literal
 
 import numpy as np
 import anyio
@@ -27,8 +28,11 @@ from ...sim.readout import host_output
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
 from .base import Backend
 
-__all__ = ['SimFaults', 'SimBackend']
+__all__ = ['Clock', 'SimFaults', 'SimBackend']
 
+#: the simulator's clock: "wall" holds input until the session clock reaches its timestamps, as a devkit does;
+#: "virtual" lets chip time follow the input timestamps, as fast as the CPU allows
+Clock = Literal["wall", "virtual"]
 _MASK32 = 0xFFFFFFFF
 _TIMER_RESOLUTION_S = 0.0011  # epoll timeouts are whole milliseconds, rounded up
 
@@ -48,15 +52,21 @@ class SimBackend(Backend):
     #: the simulator knows each slow-clock tick's time: its ReadoutValues carry it (32-bit µs, like spikes)
     stamps_readout = True
 
-    def __init__(self, chip: str = "speck2f", *, realtime: bool = False, faults: SimFaults | None = None,
-                 options: SimOptions | None = None, clock=anyio.current_time):
+    def __init__(self, chip: str = "speck2f", *, clock: Clock = "virtual", faults: SimFaults | None = None,
+                 options: SimOptions | None = None, time_source: Callable[[], float] = anyio.current_time):
+        """``clock``: "wall" or "virtual" (see the module docstring); ``time_source``: the session clock in seconds
+        (anyio's: wall time, or trio's MockClock in tests)."""
+        if clock not in ("wall", "virtual"):
+            raise ValueError(f"clock must be 'wall' (the session's clock, like a devkit) or 'virtual' (chip time "
+                             f"follows input timestamps, as fast as the CPU allows); got {clock!r}")
+        realtime = clock == "wall"
         self.name = f"sim:{chip}"
         self.chip = chip
         self.realtime = realtime
         self.virtual_clock = not realtime  # chip time follows input timestamps, as fast as the CPU allows
         self.faults = faults or SimFaults()
         self.sim = ChipSimulator(options=options)
-        self._clock = clock
+        self._clock = time_source
         self._t0 = 0.0
         # realtime: (kind "spike" | "dvs", events written but not released, µs when they were written)
         self._pending: deque[tuple[str, np.ndarray, int]] = deque()
