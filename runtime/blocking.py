@@ -19,7 +19,6 @@ KeyboardInterrupt in the caller.
 from __future__ import annotations
 
 import atexit
-import inspect
 import math
 import sys
 import threading
@@ -28,9 +27,12 @@ from typing import Any, Callable, Iterator
 import anyio
 import numpy as np
 
+from ..sim import SimOptions
+from .backends.sim import SimFaults
 from .closed_loop import LoopResult
 from .errors import DeviceClosed, DeviceError
 from .loop_thread import Held, LoopThread
+from .options import Clock, InputKind, OutputKind, Policy, SessionOptions
 from .replay import ReplayResult
 from .session import Session
 from .stats import Accounting, SessionStatistics
@@ -45,8 +47,11 @@ EXIT_FLUSH_S = 5.0
 
 
 def connect(spec: str = "sim", *, async_backend: str = "trio", backend_options: dict | None = None,
-            clock: str | None = None, faults=None, samna=None, sim_options=None,
-            **session_kwargs) -> "BlockingSession":
+            clock: Clock | None = None, faults: SimFaults | None = None, samna=None,
+            sim_options: SimOptions | None = None, batch_size: int = SessionOptions.batch_size,
+            input_queue: int = SessionOptions.input_queue, policy: Policy = SessionOptions.policy,
+            read_timeout_s: float = SessionOptions.read_timeout_s,
+            lag_warn_s: float | None = SessionOptions.lag_warn_s) -> "BlockingSession":
     """Open a device for blocking use: ``with ss.connect("sim") as dev: ...``, or ``dev = ss.connect(...).open()``
     and ``dev.close()`` later (a session never closed is flushed and closed at interpreter exit).
 
@@ -59,15 +64,15 @@ def connect(spec: str = "sim", *, async_backend: str = "trio", backend_options: 
 
     if async_backend not in _BACKENDS:
         raise ValueError(f"async_backend must be one of {_BACKENDS}, got {async_backend!r}")
+    opts = SessionOptions(batch_size=batch_size, input_queue=input_queue, policy=policy,
+                          read_timeout_s=read_timeout_s, lag_warn_s=lag_warn_s)  # checked here, in the caller's thread
     backend = make_backend(spec, clock=clock, faults=faults, samna=samna, sim_options=sim_options)
-    try:
-        inspect.signature(Session).bind(backend, **session_kwargs)
-    except TypeError as e:
-        raise TypeError(f"connect(): {e}; session options: batch_size, input_queue, policy, read_timeout_s, "
-                        "lag_warn_s") from None
-    Session.check_options(**session_kwargs)
-    return BlockingSession(lambda: Session(backend, **session_kwargs), async_backend, backend_options or {},
-                           name=backend.name)
+
+    def make_session() -> Session:
+        return Session(backend, batch_size=opts.batch_size, input_queue=opts.input_queue, policy=opts.policy,
+                       read_timeout_s=opts.read_timeout_s, lag_warn_s=opts.lag_warn_s)
+
+    return BlockingSession(make_session, async_backend, backend_options or {}, name=backend.name)
 
 
 async def _receive_within(sub: Subscription, timeout_s: float | None):
@@ -226,11 +231,11 @@ class BlockingSession:
         """Validate and apply a ChipConfig (or a path to one)."""
         self._call(self._live.apply, config)
 
-    def send(self, events, *, kind: str = "spike", policy: str | None = None) -> int:
+    def send(self, events, *, kind: InputKind = "spike", policy: Policy | None = None) -> int:
         """Queue input events (see :meth:`Session.send`); returns the number accepted."""
         return self._call(lambda: self._live.send(events, kind=kind, policy=policy))
 
-    def send_dvs(self, events, *, policy: str | None = None) -> int:
+    def send_dvs(self, events, *, policy: Policy | None = None) -> int:
         return self.send(events, kind="dvs", policy=policy)
 
     def flush(self, timeout_s: float | None = 10.0) -> None:
@@ -259,14 +264,14 @@ class BlockingSession:
     def write_neurons(self, requests: np.ndarray) -> None:
         self._call(self._live.write_neurons, requests)
 
-    def subscribe(self, kind="spike", *, cores=None, max_batches: int = 256,
+    def subscribe(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None, max_batches: int = 256,
                   timeout_s: float | None = None) -> BlockingSubscription:
         """A subscription (``with dev.subscribe() as sub: for batch in sub``); iteration ends after
         ``timeout_s`` without output (None: when the session closes)."""
         sub = self._call(lambda: self._live.subscribe(kind, cores=cores, max_batches=max_batches))
         return BlockingSubscription(self, sub, timeout_s)
 
-    def events(self, kind="spike", *, cores=None, timeout_s: float | None = 1.0,
+    def events(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None, timeout_s: float | None = 1.0,
                max_batches: int = 256) -> Iterator[Any]:
         """Output batches of ``kind`` (as :meth:`Session.events`) until ``timeout_s`` passes without one
         (default 1 s; None: until the session closes). Batches that arrived before this call are not

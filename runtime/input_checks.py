@@ -3,8 +3,6 @@ input map (or the DVS stage's sensor), time order, and the chip's 32-bit stopwat
 the applied configuration: the session and every use (replay, closed_loop) call the same ones."""
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from ..codec import events as ev
@@ -12,12 +10,10 @@ from ..codec.errors import AddressError
 from ..codec.inputs import check_dvs_events, is_tonic, to_input
 from ..compiler.config import ChipConfig
 from .errors import DeviceError
+from .options import InputKind
 from .timebase import WRAP
 
-__all__ = ["InputKind", "input_shapes", "checked_spikes", "checked_dvs", "prepared", "check_times"]
-
-#: what ``send`` writes: spikes straight into cores, or DvsEvents into the DVS stage
-InputKind = Literal["spike", "dvs"]
+__all__ = ["input_shapes", "checked_spikes", "checked_dvs", "prepared", "check_times"]
 
 
 def input_shapes(cfg: ChipConfig) -> np.ndarray:
@@ -69,7 +65,7 @@ def checked_dvs(cfg: ChipConfig | None, events) -> np.ndarray:
     return events
 
 
-def prepared(cfg: ChipConfig | None, shapes: np.ndarray | None, events, kind: str = "spike"
+def prepared(cfg: ChipConfig | None, shapes: np.ndarray | None, events, kind: InputKind = "spike"
              ) -> tuple[InputKind, np.ndarray]:
     """What ``send`` queues for ``events``: ("spike" | "dvs", checked array). tonic-style x/y/t/p arrays go to
     the input core(s), polarity as channel, or into the DVS stage when the configuration has one."""

@@ -20,18 +20,17 @@ from ..codec.samna_events import DecodedOutput
 from ..compiler.config import ChipConfig
 from .backends.base import Backend
 from .errors import DeviceClosed, DeviceDisconnected, DeviceError
-from .input_checks import InputKind, input_shapes, prepared
+from .input_checks import input_shapes, prepared
 from .ledger import Ledger
+from .options import InputKind, OutputKind, Policy
 from .replies import ReplyMatcher
 from .stats import Accounting
 from .subscriptions import FIELDS, OUTPUT_KINDS, Subscription
 from .timebase import Unwrapper
 
-__all__ = ["DeviceLink", "Policy"]
+__all__ = ["DeviceLink"]
 
 T = TypeVar("T")
-#: what ``send`` does when the input queue is full: wait for room (backpressure), or drop and count
-Policy = Literal["wait", "drop"]
 
 
 class DeviceLink:
@@ -123,11 +122,11 @@ class DeviceLink:
         self._shapes = input_shapes(cfg)
 
     # ------------------------------------------------------------------ input
-    def prepared(self, events, kind: str = "spike") -> tuple[InputKind, np.ndarray]:
+    def prepared(self, events, kind: InputKind = "spike") -> tuple[InputKind, np.ndarray]:
         """What ``send`` queues for ``events`` (see :func:`.input_checks.prepared`)."""
         return prepared(self.config, self._shapes, events, kind)
 
-    async def send(self, events, *, kind: str = "spike", policy: str | None = None) -> int:
+    async def send(self, events, *, kind: InputKind = "spike", policy: Policy | None = None) -> int:
         """See :meth:`Session.send`."""
         self.ensure_usable()
         policy = policy or self.policy
@@ -193,7 +192,8 @@ class DeviceLink:
             for kind in sub.kinds:
                 sub.offer(kind, getattr(out, FIELDS[kind]))
 
-    def subscribe(self, kind: str | tuple[str, ...] = "spike", *, cores=None, max_batches: int = 256) -> Subscription:
+    def subscribe(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None,
+                  max_batches: int = 256) -> Subscription:
         """See :meth:`Session.subscribe`."""
         self.ensure_usable()
         kinds = OUTPUT_KINDS if kind == "all" else ((kind,) if isinstance(kind, str) else tuple(kind))

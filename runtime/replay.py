@@ -20,6 +20,7 @@ from ..codec.spk import EventFileWriter
 from ..codec.inputs import check_on_input, is_camera
 from .errors import DeviceError
 from .link import DeviceLink
+from .options import InputKind, Via
 from .stats import Percentiles, percentiles
 
 __all__ = ["ReplayResult", "pace", "check_order", "check_speed", "resolve_via", "replay"]
@@ -59,7 +60,7 @@ def pace(t_dev_us: np.ndarray, slice_s: float) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if a != b]
 
 
-def resolve_via(link: DeviceLink, source, via: str, core: int | None) -> str:
+def resolve_via(link: DeviceLink, source, via: Via, core: int | None) -> Via:
     """"dvs" (into the configuration's DVS stage) or "core" (spikes straight into cores) for this source."""
     if via not in ("auto", "dvs", "core"):
         raise ValueError(f"via must be 'auto', 'dvs' or 'core', got {via!r}")
@@ -134,7 +135,7 @@ def _writes(t_dev_us: np.ndarray, speed: float | None, slice_s: float, batch: in
 
 async def replay(link: DeviceLink, source, *, speed: float | None = 1.0, record=None, core: int | None = None,
                  lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
-                 via: str = "auto", progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+                 via: Via = "auto", progress: Callable[[int, int], None] | None = None) -> ReplayResult:
     """See :meth:`Session.replay`. Relative timestamps are always kept: with ``speed=None`` the events are
     written as fast as the host can, and a wall-clock device (a devkit, the simulator's default clock) still
     releases each at its timestamp, so the replay lasts as long as the stream; a virtual-clock simulator runs
@@ -143,7 +144,7 @@ async def replay(link: DeviceLink, source, *, speed: float | None = 1.0, record=
     link.ensure_usable()
     if link.config is None:
         raise DeviceError("apply a configuration before replaying")
-    kind = "dvs" if resolve_via(link, source, via, core) == "dvs" else "spike"
+    kind: InputKind = "dvs" if resolve_via(link, source, via, core) == "dvs" else "spike"
     cfg = link.config
     camera = is_camera(source)
     if kind == "spike" and camera and core is None and cfg.input_cores:

@@ -31,6 +31,7 @@ from . import vmem as _vmem
 from .backends.base import Backend
 from .errors import DeviceError
 from .link import DeviceLink
+from .options import InputKind, OutputKind, Policy, SessionOptions, Via
 from .stats import Accounting, SessionStatistics
 from .subscriptions import Subscription
 
@@ -43,41 +44,25 @@ __all__ = ["Session"]
 class Session:
     """An open device. Create with :func:`speckstream.open_device`."""
 
-    def __init__(self, backend: Backend, *, batch_size: int = 65536, input_queue: int = 16, policy: str = "wait",
-                 read_timeout_s: float = 0.005, lag_warn_s: float | None = 0.05):
-        self.check_options(batch_size=batch_size, input_queue=input_queue, policy=policy, lag_warn_s=lag_warn_s)
+    def __init__(self, backend: Backend, *, batch_size: int = SessionOptions.batch_size,
+                 input_queue: int = SessionOptions.input_queue, policy: Policy = SessionOptions.policy,
+                 read_timeout_s: float = SessionOptions.read_timeout_s,
+                 lag_warn_s: float | None = SessionOptions.lag_warn_s):
+        """``backend``: the device (``make_backend``); the options are :class:`~.options.SessionOptions`'."""
+        self.options = SessionOptions(batch_size=batch_size, input_queue=input_queue, policy=policy,
+                                      read_timeout_s=read_timeout_s, lag_warn_s=lag_warn_s)
         self.backend = backend
-        self.read_timeout_s = read_timeout_s
         self._lag = _lag.LagGuard(lag_warn_s)
-        self._link = DeviceLink(backend, batch_size=batch_size, input_queue=input_queue,
-                                policy="drop" if policy == "drop" else "wait", on_fail=self._stop_pumps)
+        self._link = DeviceLink(backend, batch_size=batch_size, input_queue=input_queue, policy=policy,
+                                on_fail=self._stop_pumps)
         self._pump_scopes: list[anyio.CancelScope] = []  # one per pump: cancelling them never touches user code
         self._stopping = False
         self._started = 0.0
-
-    @staticmethod
-    def check_options(*, batch_size: int = 65536, input_queue: int = 16, policy: str = "wait",
-                      read_timeout_s: float = 0.005, lag_warn_s: float | None = 0.05) -> None:
-        """Refuse bad session options (ValueError) before anything is opened."""
-        if policy not in ("wait", "drop"):
-            raise ValueError(f"policy must be 'wait' or 'drop', got {policy!r}")
-        if batch_size < 1 or input_queue < 1:
-            raise ValueError("batch_size and input_queue must be at least 1")
-        if lag_warn_s is not None and not lag_warn_s > 0:
-            raise ValueError(f"lag_warn_s must be a positive number of seconds or None, got {lag_warn_s!r}")
 
     @property
     def config(self) -> ChipConfig | None:
         """The applied configuration (None before :meth:`apply`)."""
         return self._link.config
-
-    @property
-    def batch_size(self) -> int:
-        return self._link.batch_size
-
-    @property
-    def policy(self) -> str:
-        return self._link.policy
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> "Session":
@@ -156,7 +141,7 @@ class Session:
         link = self._link
         try:
             while True:
-                out = await link.call(self.backend.read, self.read_timeout_s, locked=False, mid_stream=True)
+                out = await link.call(self.backend.read, self.options.read_timeout_s, locked=False, mid_stream=True)
                 if out is not None:
                     link.dispatch(out)
                 self._lag.check(self.backend)
@@ -207,7 +192,7 @@ class Session:
         await self._link.call(self.backend.reset_state)
 
     # ------------------------------------------------------------------ input
-    async def send(self, spikes: np.ndarray, *, kind: str = "spike", policy: str | None = None) -> int:
+    async def send(self, spikes: np.ndarray, *, kind: InputKind = "spike", policy: Policy | None = None) -> int:
         """Queue input events for the device; ``t`` in session µs (0 = now).
 
         ``kind="spike"``: SPIKE_DTYPE events straight into cores; a tonic-style (x, y, t, p) array goes to the
@@ -221,7 +206,7 @@ class Session:
         """
         return await self._link.send(spikes, kind=kind, policy=policy)
 
-    async def send_dvs(self, events: np.ndarray, *, policy: str | None = None) -> int:
+    async def send_dvs(self, events: np.ndarray, *, policy: Policy | None = None) -> int:
         """Queue DvsEvents (DVS_EVENT_DTYPE: t, x, y, p on the sensor) for the configuration's DVS stage:
         ``send(events, kind="dvs")``. tonic-style x/y/t/p arrays convert with ``codec.dvs_from_xytp``."""
         return await self.send(events, kind="dvs", policy=policy)
@@ -238,13 +223,15 @@ class Session:
         return self._link.accounting()
 
     # ------------------------------------------------------------------ uses (one module each)
-    def subscribe(self, kind="spike", *, cores=None, max_batches: int = 256) -> Subscription:
+    def subscribe(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None,
+                  max_batches: int = 256) -> Subscription:
         """A subscription to output batches of ``kind`` ("spike", "neuron_value", "readout", "dvs", or "all"),
         optionally of some ``cores`` only: a resource - ``with dev.subscribe(...) as sub: async for b in sub``.
         Each has its own bound (``max_batches``): a slow one loses (and counts) batches instead of stalling."""
         return self._link.subscribe(kind, cores=cores, max_batches=max_batches)
 
-    async def events(self, kind="spike", *, cores=None, max_batches: int = 256):
+    async def events(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None,
+                     max_batches: int = 256):
         """Yield decoded output batches of ``kind`` with 64-bit session-µs timestamps; with several kinds (or
         "all") ``(kind, array)`` pairs. Ends with the session's error if the device fails or closes."""
         with self.subscribe(kind, cores=cores, max_batches=max_batches) as sub:
@@ -271,7 +258,7 @@ class Session:
 
     async def replay(self, source, *, speed: float | None = 1.0, record=None, core: int | None = None,
                      lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
-                     via: str = "auto", progress: Callable[[int, int], None] | None = None) -> _replay.ReplayResult:
+                     via: Via = "auto", progress: Callable[[int, int], None] | None = None) -> _replay.ReplayResult:
         """Stream an event file (``.spk``, ``.npy``, ``.aedat4``, ...) or an array into the device.
 
         ``speed``: 1.0 = real time, 2.0 = twice as fast, None = written as fast as possible. The relative

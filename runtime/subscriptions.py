@@ -7,17 +7,15 @@ DeviceClosed), never with a bare channel exception.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import anyio
 
-__all__ = ["OUTPUT_KINDS", "OutputKind", "FIELDS", "Subscription", "SubscriptionStatistics"]
+__all__ = ["OUTPUT_KINDS", "FIELDS", "Subscription", "SubscriptionStatistics"]
 
 #: the kinds of device output a subscription can take (codec.KINDS names every event dtype, input ones too)
 OUTPUT_KINDS: tuple[str, ...] = ("spike", "neuron_value", "readout", "dvs")
-#: one output kind, or "all" of them
-OutputKind = Literal["spike", "neuron_value", "readout", "dvs", "all"]
 #: output kind -> the field of a decoded batch (codec.samna_events.DecodedOutput) that holds it
 FIELDS = {"spike": "spikes", "neuron_value": "neuron_values", "readout": "readout", "dvs": "dvs"}
 

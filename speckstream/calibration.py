@@ -437,7 +437,9 @@ class _Progress:
     """A rich progress bar over the evaluations of a pass (silent when ``enabled`` is False)."""
 
     def __init__(self, enabled: bool, total: int, objective: str):
-        self.enabled, self.total, self.objective, self.bar, self.task = enabled, total, objective, None, None
+        self.enabled, self.total, self.objective = enabled, total, objective
+        self.bar: Any = None  # a rich Progress once entered (rich is imported only then)
+        self.task: Any = None
 
     def __enter__(self):
         if self.enabled:

@@ -333,6 +333,29 @@ async def test_clock_arguments_are_checked():
             pass
 
 
+@pytest.mark.parametrize("option, match", [
+    ({"batch_size": 0}, "batch_size"), ({"batch_size": 2.5}, "batch_size"), ({"input_queue": True}, "input_queue"),
+    ({"policy": "sometimes"}, "policy"), ({"read_timeout_s": 0}, "read_timeout_s"),
+    ({"read_timeout_s": math.nan}, "read_timeout_s"), ({"lag_warn_s": -1}, "lag_warn_s"),
+])
+async def test_session_options_are_typed_and_checked_before_anything_opens(option, match):
+    from speckstream.runtime import SessionOptions
+
+    with pytest.raises(ValueError, match=match):
+        SessionOptions(**option)
+    with pytest.raises(ValueError, match=match):
+        async with ss.open_device("sim", **option):
+            pass
+    with pytest.raises(ValueError, match=match):
+        ss.connect("sim", **option)
+
+
+async def test_an_unknown_option_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="bach_size"):  # explicit keywords: no **kwargs to swallow a typo
+        async with ss.open_device("sim", bach_size=3):
+            pass
+
+
 async def test_a_blocking_samna_write_is_cancelled_promptly_and_counted_as_the_device_took_it():
     from speckstream.testing import samna_standin
 

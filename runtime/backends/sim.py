@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import anyio
@@ -26,13 +26,11 @@ from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
 from ...sim.readout import host_output
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
+from ..options import Clock
 from .base import Backend
 
-__all__ = ['Clock', 'SimFaults', 'SimBackend']
+__all__ = ['SimFaults', 'SimBackend']
 
-#: the simulator's clock: "wall" holds input until the session clock reaches its timestamps, as a devkit does;
-#: "virtual" lets chip time follow the input timestamps, as fast as the CPU allows
-Clock = Literal["wall", "virtual"]
 _MASK32 = 0xFFFFFFFF
 _TIMER_RESOLUTION_S = 0.0011  # epoll timeouts are whole milliseconds, rounded up
 

@@ -425,26 +425,33 @@ class _Chip:
         self.cond.notify_all()
 
 
-class BasicSourceNode_speck2f_event_input_event:
+class _BufferNode:
+    """A host-side buffer node: usable once an EventFilterGraph has connected it to a device's model."""
+
     def __init__(self):
         self.chip: _Chip | None = None
 
+    def _chip(self) -> _Chip:
+        if self.chip is None:
+            raise RuntimeError(f"{type(self).__name__} is not connected to a device: put it in an "
+                               "EventFilterGraph with the model's nodes (graph.sequential) first")
+        return self.chip
+
+
+class BasicSourceNode_speck2f_event_input_event(_BufferNode):
     def write(self, events):
-        self.chip.write(events)
+        self._chip().write(events)
 
 
-class BasicSinkNode_speck2f_event_output_event:
-    def __init__(self):
-        self.chip: _Chip | None = None
-
+class BasicSinkNode_speck2f_event_output_event(_BufferNode):
     def get_events(self):
-        return self.chip.take(None, 0)
+        return self._chip().take(None, 0)
 
     def get_events_blocking(self, timeout=1000):
-        return self.chip.take(None, timeout)
+        return self._chip().take(None, timeout)
 
     def get_n_events(self, n, timeout=10):
-        return self.chip.take(n, timeout)
+        return self._chip().take(n, timeout)
 
 
 class _Node:  # the model's own source/sink nodes
