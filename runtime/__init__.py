@@ -3,9 +3,10 @@ the same code runs under trio (the default) and asyncio; :func:`connect` is the 
 
     async with speckstream.open_device("sim") as dev:
         await dev.apply(config)
-        await dev.send(spikes)
-        async for batch in dev.events("spike"):
-            ...
+        async with dev.events("spike") as batches:
+            await dev.send(spikes)
+            async for batch in batches:
+                ...
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..sim import SimOptions
 from .backends.base import Backend
 from .backends.samna_backend import DEVICE_TYPES, UNSUPPORTED_DEVICES, SamnaBackend, find_samna
 from .backends.sim import SimBackend, SimFaults
-from .blocking import BlockingSession, BlockingSubscription, connect
+from .blocking import BlockingSession, BlockingSubscription, BlockingVmemFrames, connect
 from .closed_loop import LoopResult
 from .lag import RealTimeWarning
 from .errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
@@ -27,13 +28,13 @@ from .session import Session
 from .stats import Accounting, Percentiles, SessionStatistics
 from .subscriptions import Subscription, SubscriptionStatistics
 from .timebase import Unwrapper
-from .vmem import VmemFrame
+from .vmem import VmemFrame, VmemFrames
 
 __all__ = ["open_device", "Session", "SimBackend", "SimFaults", "SamnaBackend", "find_samna", "DeviceError",
            "DeviceDisconnected", "DeviceClosed", "DeviceNotFound", "SamnaUnavailable", "VmemFrame", "ReplayResult",
            "LoopResult", "Subscription", "SubscriptionStatistics", "Accounting", "SessionStatistics", "Percentiles",
            "Unwrapper", "make_backend", "SessionOptions", "Backend",
-           "connect", "BlockingSession", "BlockingSubscription", "RealTimeWarning"]
+           "connect", "BlockingSession", "BlockingSubscription", "BlockingVmemFrames", "VmemFrames", "RealTimeWarning"]
 
 
 def make_backend(spec: str = "sim", *, clock: Clock | None = None, faults: SimFaults | None = None, samna=None,

@@ -37,9 +37,9 @@ from .replay import ReplayResult
 from .session import Session
 from .stats import Accounting, SessionStatistics
 from .subscriptions import Subscription
-from .vmem import VmemFrame
+from .vmem import VmemFrame, VmemFrames
 
-__all__ = ["BlockingSession", "BlockingSubscription", "connect", "EXIT_FLUSH_S"]
+__all__ = ["BlockingSession", "BlockingSubscription", "BlockingVmemFrames", "connect", "EXIT_FLUSH_S"]
 
 _BACKENDS = ("trio", "asyncio")
 #: at interpreter exit, how long an unclosed session may take to write what it accepted, then to close
@@ -120,6 +120,37 @@ class BlockingSubscription:
             self._owner._call_if_open(self._sub.close)
 
     def __enter__(self) -> "BlockingSubscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BlockingVmemFrames:
+    """The frames of a ``poll_vmem`` call read from a plain thread: ``receive()`` or ``for frame in frames``;
+    ``close()`` (or leaving ``with``) ends them."""
+
+    def __init__(self, owner: "BlockingSession", frames: VmemFrames):
+        self._owner, self._frames = owner, frames
+
+    def receive(self) -> VmemFrame | None:
+        """The next frame, or None once ``count`` frames were read or the frames were closed."""
+        async def receive():
+            try:
+                return await self._frames.receive()
+            except anyio.EndOfStream:
+                return None
+
+        return self._owner._call(receive)
+
+    def __iter__(self) -> Iterator[VmemFrame]:
+        while (frame := self.receive()) is not None:
+            yield frame
+
+    def close(self) -> None:
+        self._owner._call_if_open(self._frames.close)
+
+    def __enter__(self) -> "BlockingVmemFrames":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -281,22 +312,12 @@ class BlockingSession:
         return iter(self.subscribe(kind, cores=cores, max_batches=max_batches, timeout_s=timeout_s))
 
     def poll_vmem(self, core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
-                  count: int | None = None) -> Iterator[VmemFrame]:
-        """:class:`VmemFrame` of ``core`` every ``every`` seconds (see :meth:`Session.poll_vmem`)."""
-        agen = self._call(lambda: self._live.poll_vmem(core, every=every, neurons=neurons, layout=layout,
-                                                         count=count))
-
-        async def step():
-            try:
-                return await agen.__anext__()
-            except StopAsyncIteration:
-                return None
-
-        try:
-            while (frame := self._call(step)) is not None:
-                yield frame
-        finally:
-            self._call_if_open(agen.aclose)
+                  count: int | None = None) -> "BlockingVmemFrames":
+        """:class:`VmemFrame` of ``core`` every ``every`` seconds (see :meth:`Session.poll_vmem`), checked at the
+        call: ``with dev.poll_vmem(core, count=10) as frames: for frame in frames``."""
+        frames = self._call(lambda: self._live.poll_vmem(core, every=every, neurons=neurons, layout=layout,
+                                                           count=count))
+        return BlockingVmemFrames(self, frames)
 
     def replay(self, source, **kwargs) -> ReplayResult:
         """Stream an event file or array into the device (keywords of :meth:`Session.replay`)."""

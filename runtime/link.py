@@ -11,6 +11,7 @@ registry that every output batch is dispatched to.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Awaitable, Callable, Literal, TypeVar
 
 import numpy as np
@@ -45,7 +46,9 @@ class DeviceLink:
         self.lock = anyio.Lock()  # serialises device calls from the pumps and the user
         self.books = Ledger()
         self.replies = ReplyMatcher()
-        self.subscribers: list[Subscription] = []
+        # weakly held: a subscription its reader dropped unclosed is no longer fed (insertion-ordered by number)
+        self._subscribers: weakref.WeakValueDictionary[int, Subscription] = weakref.WeakValueDictionary()
+        self._next_sub = 0
         self.config: ChipConfig | None = None
         self.epoch = 0.0  # loop time at which the device's stopwatch was last reset
         self.state: Literal["new", "open", "closed"] = "new"
@@ -200,14 +203,21 @@ class DeviceLink:
         for k in kinds:
             if k not in OUTPUT_KINDS:
                 raise ValueError(f"unknown output kind {k!r}; choose from {OUTPUT_KINDS} or 'all'")
+        key = self._next_sub
+        self._next_sub += 1
+
+        def unsubscribe(_: Subscription) -> None:
+            self._subscribers.pop(key, None)
+
         sub = Subscription(frozenset(kinds), None if cores is None else frozenset(np.atleast_1d(cores).tolist()),
-                           max_batches, raise_if_ended=self.ensure_usable, on_close=self._unsubscribe)
-        self.subscribers.append(sub)
+                           max_batches, raise_if_ended=self.ensure_usable, on_close=unsubscribe)
+        self._subscribers[key] = sub
         return sub
 
-    def _unsubscribe(self, sub: Subscription) -> None:
-        if sub in self.subscribers:
-            self.subscribers.remove(sub)
+    @property
+    def subscribers(self) -> list[Subscription]:
+        """The open subscriptions, oldest first."""
+        return list(self._subscribers.values())
 
     def end_subscriptions(self) -> None:
         for s in self.subscribers:

@@ -226,17 +226,18 @@ class Session:
     def subscribe(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None,
                   max_batches: int = 256) -> Subscription:
         """A subscription to output batches of ``kind`` ("spike", "neuron_value", "readout", "dvs", or "all"),
-        optionally of some ``cores`` only: a resource - ``with dev.subscribe(...) as sub: async for b in sub``.
-        Each has its own bound (``max_batches``): a slow one loses (and counts) batches instead of stalling."""
+        optionally of some ``cores`` only: a resource - ``async with dev.subscribe(...) as sub: async for b in
+        sub`` (or ``with``), with ``receive()`` / ``receive_nowait()`` for ``(kind, batch)`` pairs. Each has its
+        own bound (``max_batches``): a slow one loses (and counts) batches instead of stalling."""
         return self._link.subscribe(kind, cores=cores, max_batches=max_batches)
 
-    async def events(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None,
-                     max_batches: int = 256):
-        """Yield decoded output batches of ``kind`` with 64-bit session-µs timestamps; with several kinds (or
-        "all") ``(kind, array)`` pairs. Ends with the session's error if the device fails or closes."""
-        with self.subscribe(kind, cores=cores, max_batches=max_batches) as sub:
-            async for item in sub:
-                yield item
+    def events(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None,
+               max_batches: int = 256) -> Subscription:
+        """The stream of decoded output batches of ``kind`` with 64-bit session-µs timestamps (with several kinds,
+        or "all", ``(kind, array)`` pairs) as a resource: ``async with dev.events("spike") as batches: async for
+        b in batches``. It is :meth:`subscribe`'s subscription, made for iterating; it ends with the session's
+        error if the device fails or closes."""
+        return self.subscribe(kind, cores=cores, max_batches=max_batches)
 
     async def read_neurons(self, requests: np.ndarray, *, timeout_s: float = 0.5) -> np.ndarray:
         """Send ReadNeuronValue requests and collect their replies (NEURON_VALUE_DTYPE, stamped on receipt, in
@@ -250,10 +251,12 @@ class Session:
         await _vmem.write_neurons(self._link, requests)
 
     def poll_vmem(self, core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
-                  count: int | None = None):
-        """Yield a :class:`VmemFrame` of ``core`` every ``every`` seconds (``neurons``: None for the whole
-        core as a dense [C, H, W] image, or ``(c, x, y)`` arrays); missing replies are reported, never
-        waited for beyond the period, and a late reply is never handed out as a fresh one."""
+                  count: int | None = None) -> _vmem.VmemFrames:
+        """A :class:`VmemFrame` of ``core`` every ``every`` seconds, as a resource: ``async with
+        dev.poll_vmem(core, every=0.05) as frames: async for frame in frames`` (``neurons``: None for the whole
+        core as a dense [C, H, W] image, or ``(c, x, y)`` arrays; ``count`` frames, or until closed). Checked at
+        the call; missing replies are reported, never waited for beyond the period, and a late reply is never
+        handed out as a fresh one."""
         return _vmem.poll_vmem(self._link, core, every=every, neurons=neurons, layout=layout, count=count)
 
     async def replay(self, source, *, speed: float | None = 1.0, record=None, core: int | None = None,

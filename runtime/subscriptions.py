@@ -1,8 +1,11 @@
-"""Output subscriptions: a resource per consumer (close it, or use ``with``), fed by the dispatcher.
+"""Output subscriptions: a resource per consumer (``async with`` or ``with``, or ``close()``), fed by the
+dispatcher - a resource rather than a generator, as trio's memory channels are: its end is explicit, not left to
+the garbage collector.
 
 A slow subscriber loses (and counts) batches instead of stalling the device drain. When the session fails
 or closes, a subscription's iteration ends with the session's error (DeviceDisconnected, DeviceError,
-DeviceClosed), never with a bare channel exception.
+DeviceClosed), never with a bare channel exception. The session holds its subscriptions weakly: one that its
+reader dropped without closing (a ``break`` out of ``async for b in dev.events()``) stops being fed.
 """
 from __future__ import annotations
 
@@ -75,10 +78,10 @@ class Subscription:
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return None
 
-    def __aiter__(self):
+    def __aiter__(self) -> "Subscription":
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> np.ndarray | tuple[str, np.ndarray]:
         try:
             kind, arr = await self.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -92,10 +95,19 @@ class Subscription:
             self._on_close(self)
             self._send.close()
 
+    async def aclose(self) -> None:
+        self.close()
+
     def __enter__(self) -> "Subscription":
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Subscription":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
         self.close()
 
     def statistics(self) -> SubscriptionStatistics:

@@ -7,8 +7,6 @@ never mix and a late reply is never handed out as a fresh one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncIterator
-
 import numpy as np
 import anyio
 
@@ -19,7 +17,7 @@ from ..compiler.config import ChipConfig
 from .errors import DeviceError
 from .link import DeviceLink
 
-__all__ = ["VmemFrame", "checked_requests", "read_neurons", "poll_vmem"]
+__all__ = ["VmemFrame", "VmemFrames", "read_neurons", "write_neurons", "poll_vmem"]
 
 
 @dataclass
@@ -79,9 +77,9 @@ async def read_neurons(link: DeviceLink, requests: np.ndarray, *, timeout_s: flo
 
 
 def poll_vmem(link: DeviceLink, core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
-              count: int | None = None) -> AsyncIterator[VmemFrame]:
+              count: int | None = None) -> VmemFrames:
     """Check everything now (a core the configuration lacks raises AddressError at the call, not at the first
-    frame); the frames come from the returned async iterator."""
+    frame); the frames come from the returned :class:`VmemFrames`."""
     link.ensure_usable()  # and everything else now, not at the first frame
     config = link.config
     if config is None:
@@ -97,19 +95,57 @@ def poll_vmem(link: DeviceLink, core: int, *, every: float = 0.1, neurons=None, 
     else:
         c, x, y = neurons
         req = _neurons.read_requests(int(core), c, x, y, shape, layout=layout)
-    return _frames(link, int(core), shape, req, every, layout, count, whole=neurons is None)
+    return VmemFrames(link, int(core), shape, req, every=every, layout=layout, count=count, whole=neurons is None)
 
 
-async def _frames(link: DeviceLink, core: int, shape, req: np.ndarray, every: float, layout: str,
-                  count: int | None, whole: bool) -> AsyncIterator[VmemFrame]:
-    k = 0
-    next_t = anyio.current_time()
-    while count is None or k < count:
+class VmemFrames:
+    """The frames of one ``poll_vmem`` call: a resource, not a generator (whose clean-up would run whenever the
+    garbage collector gets to it) - ``async with dev.poll_vmem(core) as frames: async for frame in frames``, or
+    ``await frames.receive()`` per frame (``anyio.EndOfStream`` after ``count`` frames or once closed)."""
+
+    def __init__(self, link: DeviceLink, core: int, shape, requests: np.ndarray, *, every: float, layout: str,
+                 count: int | None, whole: bool):
+        self.core, self.every, self.count = core, every, count
+        self._link, self._shape, self._req, self._layout, self._whole = link, shape, requests, layout, whole
+        self._k = 0
+        self._next_t = 0.0
+        self._closed = False
+
+    async def receive(self) -> VmemFrame:
+        """The next frame, ``every`` seconds after the previous one was due (at once when the reader is late)."""
+        if self._closed or (self.count is not None and self._k >= self.count):
+            raise anyio.EndOfStream
+        if self._k == 0:
+            self._next_t = anyio.current_time()
+        else:
+            await anyio.sleep_until(max(self._next_t, anyio.current_time()))
+        link, req = self._link, self._req
         t_us = link.now_us()
-        vals = await read_neurons(link, req, timeout_s=every * 0.9 if every > 0 else 0.1)
-        states = _neurons.decode_neuron_values(vals, shape, layout=layout, drop_invalid=True)
-        image = _neurons.states_to_image(states, shape) if whole else None
-        yield VmemFrame(t_us, core, image, states, len(req), len(req) - len(states))
-        k += 1
-        next_t += every
-        await anyio.sleep_until(max(next_t, anyio.current_time()))
+        vals = await read_neurons(link, req, timeout_s=self.every * 0.9 if self.every > 0 else 0.1)
+        states = _neurons.decode_neuron_values(vals, self._shape, layout=self._layout, drop_invalid=True)
+        image = _neurons.states_to_image(states, self._shape) if self._whole else None
+        self._k += 1
+        self._next_t += self.every
+        return VmemFrame(t_us, self.core, image, states, len(req), len(req) - len(states))
+
+    def close(self) -> None:
+        """No more frames; idempotent."""
+        self._closed = True
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __aiter__(self) -> "VmemFrames":
+        return self
+
+    async def __anext__(self) -> VmemFrame:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> "VmemFrames":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()

@@ -306,11 +306,12 @@ def cmd_vmem(args) -> int:
             await dev.apply(cfg)
             if args.events:
                 await dev.send(codec.read_spikes(args.events, core=cfg.input_cores[0]))
-            async for f in dev.poll_vmem(args.core, every=1.0 / args.rate, count=args.count):
-                frames.append(f)
-                img = f.image
-                console.print(f"t={f.t_us / 1e6:8.3f} s  core {f.core}  vmem min {img.min():6d}  max {img.max():6d}  "
-                              f"mean {img.mean():9.2f}  missing {f.missing}")
+            async with dev.poll_vmem(args.core, every=1.0 / args.rate, count=args.count) as polled:
+                async for f in polled:
+                    frames.append(f)
+                    img = f.image
+                    console.print(f"t={f.t_us / 1e6:8.3f} s  core {f.core}  vmem min {img.min():6d}  "
+                                  f"max {img.max():6d}  mean {img.mean():9.2f}  missing {f.missing}")
 
     anyio.run(main, backend="trio")
     if args.output:

@@ -147,6 +147,9 @@ def test_blocking_vmem_replay_and_closed_loop():
         dev.apply(cfg)
         frames = list(dev.poll_vmem(0, every=0.01, count=3))
         assert [f.image.shape for f in frames] == [(2, 8, 8)] * 3 and all(f.missing == 0 for f in frames)
+        with dev.poll_vmem(0, every=0.01) as polled:  # a resource: receive() per frame, None once closed
+            assert polled.receive() is not None
+        assert polled.receive() is None
         res = dev.replay(spikes(400), speed=None)
         assert res.events_in == 400 and res.events_out == 400
         calls = []

@@ -122,6 +122,28 @@ async def test_poll_vmem_frames_on_the_mock_clock(autojump_clock):
         assert img[0, 0, 1] == 6 and img[1, 0, 1] == -4 and img[0, 3, 2] == 3 and img.sum() == 6 - 4 + 3 - 2
 
 
+async def test_poll_vmem_and_events_are_resources_closed_by_async_with(autojump_clock):
+    """Streams are resources, not generators: leaving ``async with`` ends them at once (no garbage collector
+    involved), and a stream dropped unclosed stops being fed."""
+    cfg = config(core(0, 1, 4, 4, 2, weights=[3, -2], thr=1000, low=-1000))
+    async with ss.open_device("sim") as dev:
+        await dev.apply(cfg)
+        async with dev.poll_vmem(0, every=0.1) as frames:  # no count: until closed
+            got = [await frames.receive(), await frames.receive()]
+            async for f in frames:
+                got.append(f)
+                if len(got) == 4:
+                    break
+        with pytest.raises(anyio.EndOfStream):
+            await frames.receive()  # closed with the block
+        assert len(got) == 4 and np.allclose(np.diff([f.t_us for f in got]), 100_000, atol=1)
+        async with dev.events("spike") as batches:
+            assert len(dev.stats.subscriptions) == 1
+        assert dev.stats.subscriptions == () and batches.closed
+        dev.events("spike")  # dropped unclosed (as a loop left by break drops it): no longer fed or listed
+        assert dev.stats.subscriptions == ()
+
+
 async def test_delayed_replies_are_reported_missing_not_waited_for(autojump_clock):
     faults = SimFaults(reply_delay_s=0.5)
     async with ss.open_device("sim", faults=faults) as dev:

@@ -25,11 +25,12 @@ def relay_config():
 async def collect(dev, n: int, kind: str = "spike", timeout: float = 5.0) -> np.ndarray:
     """Output events of ``kind`` from a session until ``n`` have arrived or ``timeout`` s have passed."""
     got: list[np.ndarray] = []
-    with anyio.move_on_after(timeout):
-        async for b in dev.events(kind):
-            got.append(b)
-            if sum(map(len, got)) >= n:
-                break
+    async with dev.events(kind) as batches:
+        with anyio.move_on_after(timeout):
+            async for b in batches:
+                got.append(b)
+                if sum(map(len, got)) >= n:
+                    break
     return np.concatenate(got) if got else np.empty(0, ev.DVS_EVENT_DTYPE if kind == "dvs" else ev.SPIKE_DTYPE)
 
 
