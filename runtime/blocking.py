@@ -32,7 +32,7 @@ from .backends.sim import SimFaults
 from .closed_loop import LoopResult
 from .errors import DeviceClosed, DeviceError
 from .loop_thread import Held, LoopThread
-from .options import Clock, InputKind, OutputKind, Policy, SessionOptions
+from .options import Clock, InputKind, OutputKind, Policy, SessionOptions, Via
 from .replay import ReplayResult
 from .session import Session
 from .stats import Accounting, SessionStatistics
@@ -319,14 +319,21 @@ class BlockingSession:
                                                            count=count))
         return BlockingVmemFrames(self, frames)
 
-    def replay(self, source, **kwargs) -> ReplayResult:
-        """Stream an event file or array into the device (keywords of :meth:`Session.replay`)."""
-        return self._call(lambda: self._live.replay(source, **kwargs))
+    def replay(self, source, *, speed: float | None = 1.0, record=None, core: int | None = None,
+               lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
+               via: Via = "auto", progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+        """Stream an event file or array into the device (:meth:`Session.replay`; ``progress`` runs on the
+        runtime's loop thread)."""
+        return self._call(lambda: self._live.replay(source, speed=speed, record=record, core=core, lead_s=lead_s,
+                                                    slice_s=slice_s, t_offset_us=t_offset_us, sort=sort, via=via,
+                                                    progress=progress))
 
-    def closed_loop(self, callback: Callable[[np.ndarray], np.ndarray | None], initial: np.ndarray,
-                    **kwargs) -> LoopResult:
+    def closed_loop(self, callback: Callable[[np.ndarray], np.ndarray | None], initial: np.ndarray, *,
+                    iterations: int | None = None, duration_s: float | None = None, timeout_s: float = 0.1,
+                    cores=None) -> LoopResult:
         """:meth:`Session.closed_loop`; ``callback`` runs on the runtime's loop thread."""
-        return self._call(lambda: self._live.closed_loop(callback, initial, **kwargs))
+        return self._call(lambda: self._live.closed_loop(callback, initial, iterations=iterations,
+                                                         duration_s=duration_s, timeout_s=timeout_s, cores=cores))
 
 
 # ------------------------------------------------------------------ sessions still open at interpreter exit
