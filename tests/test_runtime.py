@@ -4,6 +4,8 @@ import threading
 import numpy as np
 import pytest
 import anyio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import speckstream as ss
 from speckstream import codec
@@ -86,6 +88,30 @@ async def test_output_timestamps_are_unwrapped_past_32_bits(autojump_clock):
             await anyio.sleep(0)
             await dev.backend.write_spikes(sp)  # bypass the 32-bit input check to test unwrapping only
         assert task_out["o"]["t"].tolist() == [2 ** 32 - 10, 2 ** 32 + 5, 2 ** 32 + 2 ** 31 + 7]
+
+
+def test_pace_splits_a_stream_into_slices_without_a_clock():
+    """The pure step of replay: which events go in which write. Slice k holds the events in
+    [t0 + k * slice, t0 + (k + 1) * slice): 0, 1000, 4999 | 5000 | (empty 10 ms .. 15 ms skipped) 15000, 15001."""
+    from speckstream.runtime.replay import pace
+
+    t = np.array([0, 1000, 4999, 5000, 15000, 15001], np.float64)
+    assert pace(t, 0.005) == [(0, 3), (3, 4), (4, 6)]
+    assert pace(np.empty(0), 0.005) == []
+    assert pace(t + 123, 0.005) == [(0, 3), (3, 4), (4, 6)]  # slices start at the first event
+
+
+@given(st.lists(st.integers(0, 10**7), max_size=300), st.floats(1e-4, 0.1))
+@settings(max_examples=200, deadline=None)
+def test_pace_partitions_every_stream_into_slices_shorter_than_the_slice(times, slice_s):
+    from speckstream.runtime.replay import pace
+
+    t = np.sort(np.array(times, np.float64))
+    writes = pace(t, slice_s)
+    assert [a for a, _ in writes[:1]] == ([0] if len(t) else [])
+    assert all(b0 == a1 for (_, b0), (a1, _) in zip(writes, writes[1:]))  # consecutive, nothing lost or doubled
+    assert (writes[-1][1] if writes else 0) == len(t)
+    assert all(b > a and t[b - 1] - t[a] < slice_s * 1e6 for a, b in writes)
 
 
 def test_unwrapper():
