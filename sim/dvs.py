@@ -1,11 +1,12 @@
 """The DVS pre-processing stage as CHIP.md 5.2 orders it: polarity select / merge -> pooling (x and y
 independently) -> crop (ROI) -> mirror / diagonal mirror; then one copy per destination core, and a copy
-to the host (layer 13) when the stage is monitored."""
+to the host (the DVS layer's id, :data:`DVS_LAYER`) when the stage is monitored."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE
+from ..compiler.chips import get_chip
 from ..compiler.config import DVSConfig
 
 __all__ = ["DVS_LAYER", "dvs_stage", "dvs_to_spikes", "dvs_to_spikes_numpy"]
@@ -15,7 +16,8 @@ try:
 except ImportError:  # extension not built (SPECKSTREAM_NO_EXT=1): the numpy stage
     _dvs_spikes = None  # type: ignore[assignment]
 
-DVS_LAYER = 13  # the DVS layer's id on the event bus (monitored DVS events carry it)
+#: the DVS layer's id on the event bus (monitored DVS events carry it): the chip table's, the same on every chip
+DVS_LAYER = get_chip("speck2f").dvs_id
 
 
 def dvs_stage(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
