@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -76,4 +76,4 @@ class SessionStatistics:
     lag_us: int | None  #: wall-clock simulator: µs the latest input waited past its timestamp (None: the device cannot tell)
     lag_max_us: int | None  #: the largest ``lag_us`` since the device opened (None: the device cannot tell)
     subscriptions: tuple[SubscriptionStatistics, ...]  #: one record per open subscription
-    device: Mapping[str, int]  #: the backend's own counters (names differ by device: printed, not computed with)
+    device: Mapping[str, Any]  #: the backend's own counters (names differ by device: printed, not computed with)
