@@ -179,7 +179,7 @@ def engine_bound_row(cfg, events: np.ndarray, bound96: float) -> dict:
     the widening int8->int16 add over 96-wide rows (most of this network's rows: 32 channels x 3 columns)."""
     from speckstream.sim import ChipSimulator
     from speckstream.sim.dvs import dvs_to_spikes
-    from speckstream.sim.inputs import to_input
+    from speckstream.codec.inputs import to_input
 
     spikes = dvs_to_spikes(to_input(cfg, events)[1], cfg.dvs)
     sims = []

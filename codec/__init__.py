@@ -11,7 +11,8 @@ from .errors import AddressError, CodecError, CorruptChunkWarning, EventFileErro
 from .events import (DVS_EVENT_DTYPE, INPUT_SPIKE_DTYPE, KINDS, NEURON_STATE_DTYPE, NEURON_VALUE_DTYPE,
                      OUTPUT_SPIKE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE, TONIC_DTYPE, XYTP_DTYPE,
                      WRITE_REQUEST_DTYPE, as_events, decode_readout_fields, empty, spikes)
-from .files import EventFileReader, EventFileWriter, iter_spikes, read_spikes, write_spk
+from .files import iter_spikes, read_spikes
+from .spk import EventFileReader, EventFileWriter, write_spk
 from .layout import AddressLayout
 from .neurons import (decode_neuron_values, read_requests, read_requests_for_core, vmem_image,
                       write_requests)

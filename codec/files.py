@@ -1,347 +1,119 @@
-"""Event files: the streaming msgpack recording format (``.spk``) and readers for .npy / AEDAT4 / EVT.
+"""Event files of every supported format read as chip input spikes: one table from file suffix to reader
+(as tonic's io), so that what a format holds - chip spikes or a camera's x/y/t/p events - is said once.
 
-``.spk`` layout - a valid msgpack stream of objects:
-
-1. header map ``{"format": "speckstream-events", "version": 1, "kinds": {kind: numpy descr},
-   "meta": {...}}``;
-2. any number of chunks, each a 4-array ``[kind: str, n: uint64, crc32: uint32, payload: bin32]`` where
-   the payload is ``n`` little-endian records of that kind's dtype.
-
-Chunks are framed by hand with fixed-width msgpack headers so that the payload is written straight from
-the array and read straight into one (msgpack's own ``packb`` copies and runs at ~0.3 GB/s here). A file
-can be appended to while recording; a reader stops at a truncated last chunk, warns, and keeps the intact
-chunks. Nothing is ever unpickled; header sizes and chunk sizes are bounded.
+``.spk`` is speckstream's own recording format (:mod:`.spk`); the other readers live beside their formats:
+:mod:`.fixed_records` (``.dat``, ``.bin``, numpy) and :mod:`.isolated` (AEDAT4 and EVT decoders, run in a
+child process so that a corrupt file cannot abort Python).
 """
 from __future__ import annotations
 
 import importlib.util
-import os
-import struct
-import warnings
-import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import Callable, Iterator
 
-import msgpack
 import numpy as np
 
 from .convert import from_xytp, spikes_from_array
-from .errors import CorruptChunkWarning, EventFileError, TruncatedFileWarning
-from .events import KINDS, SPIKE_DTYPE
+from .errors import EventFileError
+from .events import SPIKE_DTYPE
 from .fixed_records import FIXED_RECORD_READERS, dat_header
 from .isolated import iter_isolated
+from .spk import DEFAULT_CHUNK_EVENTS, EventFileReader
 
-__all__ = ['count_spikes', 'npy_events_problem', 'FORMAT_NAME', 'FORMAT_VERSION', 'MAX_HEADER_BYTES', 'MAX_CHUNK_BYTES', 'DEFAULT_CHUNK_EVENTS',
-           'kind_of', 'EventFileWriter', 'EventFileReader', 'iter_spikes', 'read_spikes',
-           'write_spk']
+__all__ = ['Reader', 'READERS', 'reader_for', 'count_spikes', 'npy_events_problem', 'iter_spikes', 'read_spikes']
 
-FORMAT_NAME = "speckstream-events"
-FORMAT_VERSION = 1
-MAX_HEADER_BYTES = 1 << 20  # 1 MiB of header (meta) at most
-MAX_CHUNK_BYTES = 1 << 28  # 256 MiB per chunk at most
-DEFAULT_CHUNK_EVENTS = 1 << 20
-
-_DTYPE_TO_KIND = {dt: k for k, dt in KINDS.items()}
-_U64 = struct.Struct(">BQ")
-_U32 = struct.Struct(">BI")
+#: the keywords every reader passes on to the converters (core, t_offset, channel_from_polarity)
+_Conv = dict
+_Chunks = Callable[[Path, _Conv, int, str], Iterator[np.ndarray]]
 
 
-def kind_of(arr: np.ndarray) -> str:
-    """The event kind of an array, from its dtype."""
-    try:
-        return _DTYPE_TO_KIND[arr.dtype]
-    except KeyError:
-        raise TypeError(
-            f"dtype {arr.dtype} is not an event dtype; use speckstream.codec.events.as_events first"
-        ) from None
+@dataclass(frozen=True)
+class Reader:
+    """How one file format becomes chunks of SPIKE_DTYPE input spikes."""
+
+    #: the file suffix, lower case, with its dot
+    suffix: str
+    #: True: a camera's x/y/t/p events (mapped to a core, polarity as channel); False: chip spikes with their
+    #: own cores; None: decided by the file's content (``.npy`` holds either)
+    camera: bool | None
+    #: ``chunks(path, conv, chunk_events, on_error)`` -> SPIKE_DTYPE arrays
+    chunks: _Chunks
+    #: how many spikes the file holds without decoding it, when the format says (None: it must be decoded)
+    count: Callable[[Path], int] | None = None
+    #: the optional decoder package the format needs, and the pip requirement that installs it
+    needs: tuple[str, str] | None = None
 
 
-def _descr(dtype: np.dtype) -> list:
-    return [list(d) for d in np.lib.format.dtype_to_descr(dtype)]
+def _spk_chunks(path: Path, conv: _Conv, chunk_events: int, on_error: str) -> Iterator[np.ndarray]:
+    with EventFileReader(path, on_error=on_error) as r:
+        yield from (arr for _, arr in r.chunks("spike"))
 
 
-def _header_crc(header: dict) -> int:
-    """crc32 of the header's canonical msgpack bytes (without the crc field itself)."""
-    return zlib.crc32(msgpack.packb({k: v for k, v in header.items() if k != "header_crc32"}, use_bin_type=True))
+def _spk_count(path: Path) -> int:
+    with EventFileReader(path) as r:
+        r.scan()
+        return r.counts.get("spike", 0)
 
 
-def _chunk_prefix(kind: str, n: int, crc: int, nbytes: int) -> bytes:
-    k = kind.encode()
-    if len(k) > 31:
-        raise ValueError(f"kind name {kind!r} too long")
-    return (bytes([0x94, 0xA0 | len(k)]) + k + _U64.pack(0xCF, n) + _U32.pack(0xCE, crc)
-            + _U32.pack(0xC6, nbytes))
-
-
-class EventFileWriter:
-    """Append-only writer of ``.spk`` recordings. Use as a context manager.
-
-    ``mode="a"`` appends to an existing recording (its header must match), cutting off a truncated last
-    chunk first. Each :meth:`append` writes whole chunks; :meth:`flush` pushes them to the OS.
-    """
-
-    def __init__(self, path, *, meta: dict | None = None, mode: str = "w",
-                 chunk_events: int = DEFAULT_CHUNK_EVENTS, checksum: bool = True):
-        self.path = Path(path)
-        if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) or chunk_events < 1:
-            raise ValueError(f"chunk_events must be a positive integer, got {chunk_events!r}")
-        self.chunk_events = int(chunk_events)
-        self.checksum = checksum
-        self.counts: dict[str, int] = {}
-        if mode not in ("w", "a"):
-            raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
-        header = None
-        if not (mode == "a" and self.path.exists() and self.path.stat().st_size > 0):
-            # everything that can fail is checked before the file is created
-            header = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
-                      "kinds": {k: _descr(dt) for k, dt in KINDS.items()}, "meta": dict(meta or {})}
-            try:
-                header["header_crc32"] = _header_crc(header)
-                blob = msgpack.packb(header, use_bin_type=True)
-            except (TypeError, ValueError, OverflowError) as e:
-                raise ValueError(f"meta cannot be stored in an event file (msgpack types only): {e}") from None
-            if len(blob) > MAX_HEADER_BYTES:
-                raise ValueError(f"metadata too large ({len(blob)} bytes > {MAX_HEADER_BYTES})")
-        if mode == "a" and self.path.exists() and self.path.stat().st_size > 0:
-            reader = EventFileReader(self.path)
-            end = reader.scan()
-            self.meta = reader.meta
-            self.counts = dict(reader.counts)
-            self._f = open(self.path, "r+b")
-            self._f.truncate(end)
-            self._f.seek(end)
-        else:
-            self.meta = dict(meta or {})
-            self._f = open(self.path, "wb")  # type: ignore[assignment]
-            self._f.write(blob)
-
-    def append(self, events: np.ndarray, kind: str | None = None) -> None:
-        """Append an event array (any length; split into chunks of ``chunk_events``)."""
-        events = np.asarray(events)
-        if events.ndim != 1:
-            raise ValueError(f"event arrays are 1-D; got shape {events.shape}")
-        kind = kind or kind_of(events)
-        if kind not in KINDS or events.dtype != KINDS[kind]:
-            raise TypeError(f"array of dtype {events.dtype} is not of kind {kind!r}")
-        events = np.ascontiguousarray(events)
-        for start in range(0, events.shape[0], self.chunk_events):
-            part = events[start:start + self.chunk_events]
-            buf = memoryview(part).cast("B")  # type: ignore[arg-type]
-            crc = zlib.crc32(buf) if self.checksum else 0
-            self._f.write(_chunk_prefix(kind, part.shape[0], crc, buf.nbytes))
-            self._f.write(buf)
-        self.counts[kind] = self.counts.get(kind, 0) + events.shape[0]
-
-    def flush(self) -> None:
-        self._f.flush()
-
-    def close(self) -> None:
-        if not self._f.closed:
-            self._f.close()
-
-    def __enter__(self) -> "EventFileWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class EventFileReader:
-    """Lazy, chunked reader of ``.spk`` recordings.
-
-    >>> with EventFileReader("rec.spk") as r:          # doctest: +SKIP
-    ...     for kind, arr in r.chunks(): ...
-    ...     spikes = r.read("spike")
-    """
-
-    def __init__(self, path, *, max_chunk_bytes: int = MAX_CHUNK_BYTES, on_error: str = "raise"):
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.path = Path(path)
-        self.max_chunk_bytes = max_chunk_bytes
-        self.on_error = on_error
-        self._f = open(self.path, "rb")
-        self.truncated = False
-        self.truncated_at: int | None = None
-        self.counts: dict[str, int] = {}
-        self.skipped: list[tuple[int, str, int]] = []  # (byte offset, kind, events) of chunks lost to corruption
+def _npy_chunks(path: Path, conv: _Conv, chunk_events: int, on_error: str) -> Iterator[np.ndarray]:
+    arr = _load_npy(path)
+    for s in range(0, arr.shape[0], chunk_events):
+        part = np.array(arr[s:s + chunk_events])
         try:
-            self._read_header()
-        except BaseException:
-            self._f.close()
-            raise
+            yield spikes_from_array(part, **conv)
+        except (ValueError, TypeError) as e:
+            raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
 
-    def _fail(self, msg: str) -> NoReturn:
-        raise EventFileError(f"{self.path}: {msg}")
 
-    def _read_header(self) -> None:
-        head = self._f.read(MAX_HEADER_BYTES)
-        if not head:
-            self._fail("empty file, not a speckstream event file")
-        up = msgpack.Unpacker(max_buffer_size=MAX_HEADER_BYTES, raw=False, strict_map_key=True,
-                              max_bin_len=0, max_ext_len=0)
-        up.feed(head)
+def _fixed_record_chunks(path: Path, conv: _Conv, chunk_events: int, on_error: str) -> Iterator[np.ndarray]:
+    raw = FIXED_RECORD_READERS[path.suffix.lower()](path)
+    for s in range(0, max(len(raw), 1), chunk_events):
+        part = raw[s:s + chunk_events]
         try:
-            header = up.unpack()
-        except msgpack.OutOfData:
-            self._fail("header is cut short or larger than 1 MiB")
-        except Exception as e:  # msgpack raises several types on garbage
-            self._fail(f"not a speckstream event file (header does not decode: {type(e).__name__}: {e})")
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-            self._fail("not a speckstream event file (missing format marker)")
-        if header.get("version") != FORMAT_VERSION:
-            self._fail(f"format version {header.get('version')} is not supported (this reader: {FORMAT_VERSION})")
-        crc = header.pop("header_crc32", None)
-        if crc is not None and crc != _header_crc(header):
-            self._fail("header fails its checksum: the file is corrupt")
-        meta = header.get("meta")
-        self.meta = meta if isinstance(meta, dict) else {}
-        kinds = header.get("kinds")
-        if not isinstance(kinds, dict):
-            self._fail(f"header 'kinds' is a {type(kinds).__name__}, not a map of kind -> dtype")
-        self.dtypes: dict[str, np.dtype] = {}
-        for kind, descr in kinds.items():
-            try:
-                dt = np.lib.format.descr_to_dtype([tuple(d) for d in descr])
-            except Exception as e:
-                self._fail(f"kind {kind!r} has an invalid dtype description: {e}")
-            if kind in KINDS and dt != KINDS[kind]:  # same size is not the same record: names and offsets count
-                self._fail(f"kind {kind!r} is declared as {dt} in this file, not this reader's {KINDS[kind]}: "
-                           "written by another program or version, refused rather than misread")
-            if dt.hasobject or dt.itemsize == 0:
-                self._fail(f"kind {kind!r} declares object fields or a zero-size record, refused")
-            self.dtypes[kind] = KINDS.get(kind, dt)
-        self.data_start = up.tell()
-
-    def _iter_raw(self, want: set[str] | None, dest: np.ndarray | None = None
-                  ) -> Iterator[tuple[str, int, np.ndarray | None]]:
-        """Walk the chunks. With ``dest`` (one array of the single wanted kind), payloads are read straight
-        into consecutive slices of it (no per-chunk allocation, no concatenation)."""
-        f = self._f
-        filled = 0
-        pos = self.data_start
-        while True:
-            f.seek(pos)  # each walk keeps its own position: interleaved readers never steal chunks
-            b = f.read(2)
-            if not b:
-                return
-            if len(b) < 2 or b[0] != 0x94 or (b[1] & 0xE0) != 0xA0:
-                if len(b) < 2:
-                    self._truncate(pos)
-                    return
-                self._fail(f"corrupt chunk header at byte {pos}")
-            klen = b[1] & 0x1F
-            rest = f.read(klen + 9 + 5 + 5)
-            if len(rest) < klen + 19:
-                self._truncate(pos)
-                return
-            kind = rest[:klen].decode("utf-8", "replace")
-            t1, n = _U64.unpack_from(rest, klen)
-            t2, crc = _U32.unpack_from(rest, klen + 9)
-            t3, nbytes = _U32.unpack_from(rest, klen + 14)
-            if (t1, t2, t3) != (0xCF, 0xCE, 0xC6):
-                self._fail(f"corrupt chunk header at byte {pos}")
-            dt = self.dtypes.get(kind)
-            if dt is None:  # _fail raises
-                self._fail(f"chunk at byte {pos} has unknown kind {kind!r}")
-            if nbytes != n * dt.itemsize or nbytes > self.max_chunk_bytes or n > self.max_chunk_bytes:
-                self._fail(f"chunk at byte {pos}: {n} {kind} events do not match {nbytes} payload bytes "
-                           f"(or exceed the {self.max_chunk_bytes}-byte chunk limit)")
-            if f.tell() + nbytes > self._size():  # payload cut short: the last chunk is truncated
-                self._truncate(pos)
-                return
-            end = f.tell() + nbytes
-            if want is not None and kind not in want:
-                self.counts[kind] = self.counts.get(kind, 0) + n
-                pos = end
-                yield kind, n, None
-                continue
-            if dest is not None:
-                if filled + n > len(dest):
-                    self._fail(f"chunk at byte {pos} holds more events than the file's headers announced")
-                arr = dest[filled:filled + n]
-                filled += n
-            else:
-                arr = np.empty(n, dtype=dt)
-            got = f.readinto(memoryview(arr).cast("B")) if n else 0  # type: ignore[arg-type]
-            if got < nbytes:
-                self._truncate(pos)
-                return
-            if crc and zlib.crc32(memoryview(arr).cast("B")) != crc:  # type: ignore[arg-type]
-                if self.on_error == "raise":
-                    self._fail(f"chunk at byte {pos} ({n} {kind} events) fails its checksum: data corrupt "
-                               "(on_error='skip' keeps the intact chunks)")
-                self.skipped.append((pos, kind, n))
-                if dest is not None:
-                    filled -= n
-                pos = end
-                continue
-            self.counts[kind] = self.counts.get(kind, 0) + n
-            pos = end
-            yield kind, n, arr
-
-    def _size(self) -> int:
-        return os.fstat(self._f.fileno()).st_size
-
-    def _truncate(self, pos: int) -> None:
-        self.truncated = True
-        self.truncated_at = pos
-        warnings.warn(
-            f"{self.path}: last chunk truncated at byte {pos}; the intact chunks before it were kept",
-            TruncatedFileWarning, stacklevel=4,
-        )
-
-    def chunks(self, kinds=None) -> Iterator[tuple[str, np.ndarray]]:
-        """Yield ``(kind, array)`` per chunk in file order; ``kinds`` restricts to those kinds."""
-        self.counts = {}
-        self.skipped = []
-        want = None if kinds is None else ({kinds} if isinstance(kinds, str) else set(kinds))
-        for kind, _, arr in self._iter_raw(want):
-            if arr is not None:
-                yield kind, arr
-        self._report_skipped()
-
-    def read(self, kind: str = "spike") -> np.ndarray:
-        """All events of one kind in one array (a header scan sizes it; payloads are read into it)."""
-        self.scan()
-        dt = self.dtypes.get(kind, KINDS.get(kind))
-        if dt is None:
-            return np.empty(0, dtype=KINDS.get(kind, KINDS["spike"]))
-        out = np.empty(self.counts.get(kind, 0), dtype=dt)
-        self.counts = {}
-        self.skipped = []
-        filled = 0
-        for _, n, _ in self._iter_raw({kind}, dest=out):  # payloads land in ``out`` directly
-            filled += n
-        self._report_skipped()
-        return out[:filled]
-
-    def _report_skipped(self) -> None:
-        if self.skipped:
-            lost = sum(n for _, _, n in self.skipped)
-            where = ", ".join(str(p) for p, _, _ in self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else "")
-            warnings.warn(f"{self.path}: skipped {len(self.skipped)} corrupt chunk(s), {lost} events lost (at bytes "
-                          f"{where}); every intact chunk was kept", CorruptChunkWarning, stacklevel=3)
-
-    def scan(self) -> int:
-        """Walk all chunk headers (no payload reads); fills ``counts``; returns the end of the last intact chunk."""
-        self.counts = {}
-        for _ in self._iter_raw(set()):
-            pass
-        return self.truncated_at if self.truncated_at is not None else self._size()
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self) -> "EventFileReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+            yield from_xytp(part, **conv)
+        except (ValueError, TypeError) as e:
+            raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
 
 
-# -------------------------------------------------------------------------------------------------
-# Generic input readers: anything -> chunks of spike arrays
+def _isolated_chunks(path: Path, conv: _Conv, chunk_events: int, on_error: str) -> Iterator[np.ndarray]:
+    suffix = path.suffix.lower()
+    n = 0
+    for raw in iter_isolated(path, "aedat4" if suffix == ".aedat4" else suffix.lstrip(".")):
+        try:
+            yield from_xytp(raw, **conv)
+        except (ValueError, TypeError) as e:
+            raise EventFileError(f"{path}: events {n}..{n + len(raw) - 1}: {e}") from e
+        n += len(raw)
+
+
+def _dat_count(path: Path) -> int:
+    return (path.stat().st_size - dat_header(path)[2]) // 8
+
+
+_FAERY = ("faery", "'speckstream[evt]'")
+
+#: suffix -> reader, in the order the error for an unknown suffix lists them
+READERS: dict[str, Reader] = {r.suffix: r for r in (
+    Reader(".spk", False, _spk_chunks, _spk_count),
+    Reader(".npy", None, _npy_chunks, lambda p: int(_load_npy(p).shape[0])),
+    Reader(".aedat4", True, _isolated_chunks, needs=("aedat", "aedat")),
+    Reader(".dat", True, _fixed_record_chunks, _dat_count),
+    Reader(".bin", True, _fixed_record_chunks),
+    Reader(".raw", True, _isolated_chunks, needs=_FAERY),
+    Reader(".es", True, _isolated_chunks, needs=_FAERY),
+    Reader(".csv", True, _isolated_chunks, needs=_FAERY),
+)}
+
+
+def reader_for(path) -> Reader:
+    """The reader of ``path``'s format (EventFileError for a suffix no reader takes)."""
+    path = Path(path)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise EventFileError(f"{path}: unknown event file type {path.suffix.lower()!r} "
+                             "(supported: .spk, .npy, .aedat4, .dat, .bin (N-MNIST), .raw, .es, .csv)")
+    return reader
 
 
 def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = DEFAULT_CHUNK_EVENTS,
@@ -360,42 +132,12 @@ def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = D
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"event file not found: {path}")
-    suffix = path.suffix.lower()
-    conv: dict = dict(core=core, t_offset=t_offset, channel_from_polarity=channel_from_polarity)
-    if suffix == ".spk":
-        with EventFileReader(path, on_error=on_error) as r:
-            yield from (arr for _, arr in r.chunks("spike"))
-    elif suffix == ".npy":
-        arr = _load_npy(path)
-        for s in range(0, arr.shape[0], chunk_events):
-            part = np.array(arr[s:s + chunk_events])
-            try:
-                yield spikes_from_array(part, **conv)
-            except (ValueError, TypeError) as e:
-                raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
-    elif suffix in FIXED_RECORD_READERS:
-        raw = FIXED_RECORD_READERS[suffix](path)
-        for s in range(0, max(len(raw), 1), chunk_events):
-            part = raw[s:s + chunk_events]
-            try:
-                yield from_xytp(part, **conv)
-            except (ValueError, TypeError) as e:
-                raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
-    elif suffix in (".aedat4", ".raw", ".es", ".csv"):
-        module = "aedat" if suffix == ".aedat4" else "faery"
-        if importlib.util.find_spec(module) is None:
-            raise ImportError(f"reading {suffix} files needs the '{module}' package: "
-                              f"pip install {'aedat' if module == 'aedat' else chr(39) + 'speckstream[evt]' + chr(39)}")
-        n = 0
-        for raw in iter_isolated(path, "aedat4" if suffix == ".aedat4" else suffix.lstrip(".")):
-            try:
-                yield from_xytp(raw, **conv)
-            except (ValueError, TypeError) as e:
-                raise EventFileError(f"{path}: events {n}..{n + len(raw) - 1}: {e}") from e
-            n += len(raw)
-    else:
-        raise EventFileError(f"{path}: unknown event file type {suffix!r} "
-                             "(supported: .spk, .npy, .aedat4, .dat, .bin (N-MNIST), .raw, .es, .csv)")
+    reader = reader_for(path)
+    if reader.needs is not None and importlib.util.find_spec(reader.needs[0]) is None:
+        raise ImportError(f"reading {reader.suffix} files needs the '{reader.needs[0]}' package: "
+                          f"pip install {reader.needs[1]}")
+    conv: _Conv = dict(core=core, t_offset=t_offset, channel_from_polarity=channel_from_polarity)
+    yield from reader.chunks(path, conv, chunk_events, on_error)
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -421,28 +163,14 @@ def npy_events_problem(arr: np.ndarray) -> str | None:
 
 def count_spikes(path) -> int | None:
     """How many input spikes a file holds, when that is known without decoding it: a ``.spk`` file's chunk
-    headers, a ``.npy`` array's shape; None for formats that must be decoded to be counted."""
+    headers, a ``.npy`` array's shape, a ``.dat`` file's size; None for formats that must be decoded to be
+    counted."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".spk":
-        with EventFileReader(path) as r:
-            r.scan()
-            return r.counts.get("spike", 0)
-    if suffix == ".npy":
-        return int(_load_npy(path).shape[0])
-    if suffix == ".dat":
-        return (path.stat().st_size - dat_header(path)[2]) // 8
-    return None
+    reader = READERS.get(path.suffix.lower())
+    return reader.count(path) if reader is not None and reader.count is not None else None
 
 
 def read_spikes(path, **kwargs) -> np.ndarray:
     """All input spikes of an event file as one SPIKE_DTYPE array (see :func:`iter_spikes`)."""
     parts = list(iter_spikes(path, **kwargs))
     return np.concatenate(parts) if parts else np.empty(0, dtype=SPIKE_DTYPE)
-
-
-def write_spk(path, *arrays: np.ndarray, meta: dict | None = None) -> None:
-    """Write arrays (of any event kinds) to a new ``.spk`` recording in one call."""
-    with EventFileWriter(path, meta=meta) as w:
-        for a in arrays:
-            w.append(a)

@@ -55,9 +55,10 @@ def main(outdir="out/closed_loop", iterations=400):
 
     res = trio.run(run)
     print(f"cart position after {res.iterations} steps: {cart.x:.3f} (target {cart.target})")
-    print(f"round trip µs over {res.latency_us['n']} steps with output:",
-          {k: round(v, 1) for k, v in res.latency_us.items() if k != "n"}, f"({res.timeouts} silent steps)")
-    print("response µs:  ", {k: round(v, 1) for k, v in res.response_us.items() if k != "n"})
+    lat, resp = res.latency_us, res.response_us
+    print(f"round trip µs over {lat.n} steps with output: p50 {lat.p50:.1f}, p90 {lat.p90:.1f}, p99 {lat.p99:.1f}, "
+          f"max {lat.max:.1f} ({res.timeouts} silent steps)")
+    print(f"response µs:   p50 {resp.p50:.1f}, p90 {resp.p90:.1f}, p99 {resp.p99:.1f}, max {resp.max:.1f}")
     path = latency_histogram(res.samples_us, Path(outdir) / "latency.png")
     print("plot:", path)
     return cart, res

@@ -34,9 +34,10 @@ def main(outdir="out/leak"):
           f"floor {cc.threshold_low}, initial vmem {cc.initial_vmem.ravel().tolist()}")
 
     async def run():
-        async with ss.open_device("sim", realtime=True) as dev:
+        async with ss.open_device("sim", clock="wall") as dev:
             await dev.apply(cfg)
-            return [(f.t_us, int(f.image[0, 0, 0])) async for f in dev.poll_vmem(cc.core, every=0.5, count=44)]
+            async with dev.poll_vmem(cc.core, every=0.5, count=44) as frames:
+                return [(f.t_us, int(f.image[0, 0, 0])) async for f in frames]
 
     trace = trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
     t, v = np.array(trace).T

@@ -37,13 +37,13 @@ def main(outdir="out/replay", speed=4.0):
     cfg = ss.compile(residual_net(), input_shape=(2, 34, 34), monitor="all")
 
     async def run():
-        async with ss.open_device("sim", realtime=True) as dev:
+        async with ss.open_device("sim", clock="wall") as dev:
             await dev.apply(cfg)
             return await dev.replay(rec, speed=speed, record=out / "outputs.spk", core=cfg.input_cores[0])
 
     res = trio.run(run)
     print(f"replayed {res.events_in:,} events at {speed}x in {res.duration_s:.2f} s; "
-          f"{res.events_out:,} output spikes; release error p99 {res.release_error_us.get('p99', 0):.0f} µs")
+          f"{res.events_out:,} output spikes; release error p99 {res.release_error_us.p99:.0f} µs")
     with codec.EventFileReader(out / "outputs.spk") as r:
         r.scan()
         print("recording:", out / "outputs.spk", r.counts, "meta", r.meta)

@@ -20,12 +20,13 @@ def main(outdir="out/vmem", frames=8):
     polled = []
 
     async def run():
-        async with ss.open_device("sim", realtime=True) as dev:
+        async with ss.open_device("sim", clock="wall") as dev:
             await dev.apply(cfg)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(dev.replay, spikes)  # 300 ms of events in real time
-                async for f in dev.poll_vmem(core, every=0.04, count=frames):
-                    polled.append(f)  # render afterwards: plotting inside the loop would stall trio
+                async with dev.poll_vmem(core, every=0.04, count=frames) as frames_in:
+                    async for f in frames_in:
+                        polled.append(f)  # render afterwards: plotting inside the loop would stall trio
 
     trio.run(run)
     lim = max(int(abs(f.image).max()) for f in polled) or 1  # one scale for every frame, from the data

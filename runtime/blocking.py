@@ -19,7 +19,6 @@ KeyboardInterrupt in the caller.
 from __future__ import annotations
 
 import atexit
-import inspect
 import math
 import sys
 import threading
@@ -28,15 +27,19 @@ from typing import Any, Callable, Iterator
 import anyio
 import numpy as np
 
+from ..sim import SimOptions
+from .backends.sim import SimFaults
 from .closed_loop import LoopResult
 from .errors import DeviceClosed, DeviceError
 from .loop_thread import Held, LoopThread
+from .options import Clock, InputKind, OutputKind, Policy, SessionOptions, Via
 from .replay import ReplayResult
 from .session import Session
+from .stats import Accounting, SessionStatistics
 from .subscriptions import Subscription
-from .vmem import VmemFrame
+from .vmem import VmemFrame, VmemFrames
 
-__all__ = ["BlockingSession", "BlockingSubscription", "connect", "EXIT_FLUSH_S"]
+__all__ = ["BlockingSession", "BlockingSubscription", "BlockingVmemFrames", "connect", "EXIT_FLUSH_S"]
 
 _BACKENDS = ("trio", "asyncio")
 #: at interpreter exit, how long an unclosed session may take to write what it accepted, then to close
@@ -44,8 +47,11 @@ EXIT_FLUSH_S = 5.0
 
 
 def connect(spec: str = "sim", *, async_backend: str = "trio", backend_options: dict | None = None,
-            clock: str | None = None, faults=None, samna=None, sim_options=None,
-            **session_kwargs) -> "BlockingSession":
+            clock: Clock | None = None, faults: SimFaults | None = None, samna=None,
+            sim_options: SimOptions | None = None, batch_size: int = SessionOptions.batch_size,
+            input_queue: int = SessionOptions.input_queue, policy: Policy = SessionOptions.policy,
+            read_timeout_s: float = SessionOptions.read_timeout_s,
+            lag_warn_s: float | None = SessionOptions.lag_warn_s) -> "BlockingSession":
     """Open a device for blocking use: ``with ss.connect("sim") as dev: ...``, or ``dev = ss.connect(...).open()``
     and ``dev.close()`` later (a session never closed is flushed and closed at interpreter exit).
 
@@ -58,15 +64,15 @@ def connect(spec: str = "sim", *, async_backend: str = "trio", backend_options: 
 
     if async_backend not in _BACKENDS:
         raise ValueError(f"async_backend must be one of {_BACKENDS}, got {async_backend!r}")
+    opts = SessionOptions(batch_size=batch_size, input_queue=input_queue, policy=policy,
+                          read_timeout_s=read_timeout_s, lag_warn_s=lag_warn_s)  # checked here, in the caller's thread
     backend = make_backend(spec, clock=clock, faults=faults, samna=samna, sim_options=sim_options)
-    try:
-        inspect.signature(Session).bind(backend, **session_kwargs)
-    except TypeError as e:
-        raise TypeError(f"connect(): {e}; session options: batch_size, input_queue, policy, read_timeout_s, "
-                        "lag_warn_s") from None
-    Session.check_options(**session_kwargs)
-    return BlockingSession(lambda: Session(backend, **session_kwargs), async_backend, backend_options or {},
-                           name=backend.name)
+
+    def make_session() -> Session:
+        return Session(backend, batch_size=opts.batch_size, input_queue=opts.input_queue, policy=opts.policy,
+                       read_timeout_s=opts.read_timeout_s, lag_warn_s=opts.lag_warn_s)
+
+    return BlockingSession(make_session, async_backend, backend_options or {}, name=backend.name)
 
 
 async def _receive_within(sub: Subscription, timeout_s: float | None):
@@ -114,6 +120,37 @@ class BlockingSubscription:
             self._owner._call_if_open(self._sub.close)
 
     def __enter__(self) -> "BlockingSubscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BlockingVmemFrames:
+    """The frames of a ``poll_vmem`` call read from a plain thread: ``receive()`` or ``for frame in frames``;
+    ``close()`` (or leaving ``with``) ends them."""
+
+    def __init__(self, owner: "BlockingSession", frames: VmemFrames):
+        self._owner, self._frames = owner, frames
+
+    def receive(self) -> VmemFrame | None:
+        """The next frame, or None once ``count`` frames were read or the frames were closed."""
+        async def receive():
+            try:
+                return await self._frames.receive()
+            except anyio.EndOfStream:
+                return None
+
+        return self._owner._call(receive)
+
+    def __iter__(self) -> Iterator[VmemFrame]:
+        while (frame := self.receive()) is not None:
+            yield frame
+
+    def close(self) -> None:
+        self._owner._call_if_open(self._frames.close)
+
+    def __enter__(self) -> "BlockingVmemFrames":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -188,7 +225,7 @@ class BlockingSession:
 
     def _call(self, fn: Callable, *args):
         if self._loop is None:
-            self._live._raise_if_unusable()  # the session's error, or DeviceClosed
+            self._live.ensure_usable()  # the session's error, or DeviceClosed
             raise DeviceClosed("the blocking session is closed")
         return self._loop.call(fn, *args)
 
@@ -209,14 +246,12 @@ class BlockingSession:
         return self.session.config if self.session is not None else None
 
     @property
-    def counts(self) -> dict:
-        return dict(self.session.counts) if self.session is not None else {}
-
-    @property
-    def stats(self) -> dict:
+    def stats(self) -> SessionStatistics:
+        """:attr:`Session.stats`."""
         return self._call(lambda: self._live.stats)
 
-    def accounting(self) -> dict:
+    def accounting(self) -> Accounting:
+        """:meth:`Session.accounting`."""
         return self._call(self._live.accounting)
 
     def now_us(self) -> int:
@@ -227,11 +262,11 @@ class BlockingSession:
         """Validate and apply a ChipConfig (or a path to one)."""
         self._call(self._live.apply, config)
 
-    def send(self, events, *, kind: str = "spike", policy: str | None = None) -> int:
+    def send(self, events, *, kind: InputKind = "spike", policy: Policy | None = None) -> int:
         """Queue input events (see :meth:`Session.send`); returns the number accepted."""
         return self._call(lambda: self._live.send(events, kind=kind, policy=policy))
 
-    def send_dvs(self, events, *, policy: str | None = None) -> int:
+    def send_dvs(self, events, *, policy: Policy | None = None) -> int:
         return self.send(events, kind="dvs", policy=policy)
 
     def flush(self, timeout_s: float | None = 10.0) -> None:
@@ -241,7 +276,7 @@ class BlockingSession:
                 await self._live.flush()
             if scope.cancelled_caught:
                 raise TimeoutError(f"flush: queued input was not all written to {self.name} within {timeout_s} s "
-                                   f"({self._live.accounting().get('pending', 0)} events still queued)")
+                                   f"({self._live.accounting().pending} events still queued)")
 
         self._call(flush)
 
@@ -260,14 +295,14 @@ class BlockingSession:
     def write_neurons(self, requests: np.ndarray) -> None:
         self._call(self._live.write_neurons, requests)
 
-    def subscribe(self, kind="spike", *, cores=None, max_batches: int = 256,
+    def subscribe(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None, max_batches: int = 256,
                   timeout_s: float | None = None) -> BlockingSubscription:
         """A subscription (``with dev.subscribe() as sub: for batch in sub``); iteration ends after
         ``timeout_s`` without output (None: when the session closes)."""
         sub = self._call(lambda: self._live.subscribe(kind, cores=cores, max_batches=max_batches))
         return BlockingSubscription(self, sub, timeout_s)
 
-    def events(self, kind="spike", *, cores=None, timeout_s: float | None = 1.0,
+    def events(self, kind: OutputKind | tuple[OutputKind, ...] = "spike", *, cores=None, timeout_s: float | None = 1.0,
                max_batches: int = 256) -> Iterator[Any]:
         """Output batches of ``kind`` (as :meth:`Session.events`) until ``timeout_s`` passes without one
         (default 1 s; None: until the session closes). Batches that arrived before this call are not
@@ -277,31 +312,28 @@ class BlockingSession:
         return iter(self.subscribe(kind, cores=cores, max_batches=max_batches, timeout_s=timeout_s))
 
     def poll_vmem(self, core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
-                  count: int | None = None) -> Iterator[VmemFrame]:
-        """:class:`VmemFrame` of ``core`` every ``every`` seconds (see :meth:`Session.poll_vmem`)."""
-        agen = self._call(lambda: self._live.poll_vmem(core, every=every, neurons=neurons, layout=layout,
-                                                         count=count))
+                  count: int | None = None) -> "BlockingVmemFrames":
+        """:class:`VmemFrame` of ``core`` every ``every`` seconds (see :meth:`Session.poll_vmem`), checked at the
+        call: ``with dev.poll_vmem(core, count=10) as frames: for frame in frames``."""
+        frames = self._call(lambda: self._live.poll_vmem(core, every=every, neurons=neurons, layout=layout,
+                                                           count=count))
+        return BlockingVmemFrames(self, frames)
 
-        async def step():
-            try:
-                return await agen.__anext__()
-            except StopAsyncIteration:
-                return None
+    def replay(self, source, *, speed: float | None = 1.0, record=None, core: int | None = None,
+               lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
+               via: Via = "auto", progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+        """Stream an event file or array into the device (:meth:`Session.replay`; ``progress`` runs on the
+        runtime's loop thread)."""
+        return self._call(lambda: self._live.replay(source, speed=speed, record=record, core=core, lead_s=lead_s,
+                                                    slice_s=slice_s, t_offset_us=t_offset_us, sort=sort, via=via,
+                                                    progress=progress))
 
-        try:
-            while (frame := self._call(step)) is not None:
-                yield frame
-        finally:
-            self._call_if_open(agen.aclose)
-
-    def replay(self, source, **kwargs) -> ReplayResult:
-        """Stream an event file or array into the device (keywords of :meth:`Session.replay`)."""
-        return self._call(lambda: self._live.replay(source, **kwargs))
-
-    def closed_loop(self, callback: Callable[[np.ndarray], np.ndarray | None], initial: np.ndarray,
-                    **kwargs) -> LoopResult:
+    def closed_loop(self, callback: Callable[[np.ndarray], np.ndarray | None], initial: np.ndarray, *,
+                    iterations: int | None = None, duration_s: float | None = None, timeout_s: float = 0.1,
+                    cores=None) -> LoopResult:
         """:meth:`Session.closed_loop`; ``callback`` runs on the runtime's loop thread."""
-        return self._call(lambda: self._live.closed_loop(callback, initial, **kwargs))
+        return self._call(lambda: self._live.closed_loop(callback, initial, iterations=iterations,
+                                                         duration_s=duration_s, timeout_s=timeout_s, cores=cores))
 
 
 # ------------------------------------------------------------------ sessions still open at interpreter exit

@@ -2,7 +2,12 @@
 ``speckstream.SpeckstreamError``)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import SpeckstreamError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .stats import Accounting
 
 __all__ = ["DeviceError", "DeviceNotFound", "SamnaUnavailable", "DeviceDisconnected", "DeviceClosed"]
 
@@ -20,17 +25,14 @@ class SamnaUnavailable(DeviceNotFound):
 
 
 class DeviceDisconnected(DeviceError):
-    """The device vanished mid-stream ("it broke"). ``accounting`` says what happened to every accepted event:
-    ``accepted == written + not_written`` and ``offered == accepted + dropped_by_policy``."""
+    """The device vanished ("it broke"). ``accounting`` (a session's error; None from a backend) says what
+    happened to every accepted event: ``accepted == written + not_written`` and ``offered == accepted +
+    dropped_by_policy``."""
 
-    def __init__(self, message: str, accounting: dict | None = None):
-        self.accounting = accounting or {}
-        super().__init__(message + (f" [{_fmt(self.accounting)}]" if accounting else ""))
+    def __init__(self, message: str, accounting: Accounting | None = None):
+        self.accounting = accounting
+        super().__init__(message + (f" [{accounting}]" if accounting is not None else ""))
 
 
 class DeviceClosed(DeviceError):
     """The session was closed ("you closed it"); open a new one."""
-
-
-def _fmt(d: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in d.items())

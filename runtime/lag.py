@@ -7,7 +7,8 @@ paced replay used to report only as a large release-error percentile afterwards.
 input enters the chip (``lag_us``: the most recent release, ``lag_max_us``: the worst); the session puts both in
 its statistics and warns once, naming the lag and the input rate, when the lag passes ``lag_warn_s``.
 
-A backend that cannot tell (a devkit: its FPGA does not report it) has no ``lag_us``; the statistics then say None.
+A backend that cannot tell (a devkit: its FPGA does not report it) keeps the Backend default ``lag_us = None``; the
+statistics then say None.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import warnings
 import anyio
 
 from ..errors import SpeckstreamWarning
+from .backends.base import Backend
 
 __all__ = ["RealTimeWarning", "LagGuard"]
 
@@ -45,8 +47,8 @@ class LagGuard:
             return 0.0
         return self._written / max(anyio.current_time() - self._first_write, 1e-6)
 
-    def check(self, backend) -> None:
-        lag = getattr(backend, "lag_us", None)
+    def check(self, backend: Backend) -> None:
+        lag = backend.lag_us
         if lag is None or self.warned or self.warn_after_us is None or lag <= self.warn_after_us:
             return
         self.warned = True
@@ -54,9 +56,5 @@ class LagGuard:
             f"{backend.name} runs {lag / 1e3:,.1f} ms behind the input timestamps at an input rate of "
             f"{self.input_rate():,.0f} events/s: it cannot process input in real time, so events enter the chip "
             "late and outputs come late. Lower the rate (replay speed, fewer events), or use clock='virtual' to "
-            "run as fast as the CPU allows with the timestamps kept (session.stats['lag_us'] follows the lag)",
+            "run as fast as the CPU allows with the timestamps kept (session.stats.lag_us follows the lag)",
             RealTimeWarning, stacklevel=2)
-
-    @staticmethod
-    def stats(backend) -> dict:
-        return {"lag_us": getattr(backend, "lag_us", None), "lag_max_us": getattr(backend, "lag_max_us", None)}

@@ -1,42 +1,48 @@
 """Replaying a recording (or an array) into a device, paced by its timestamps, optionally recording outputs.
 
-:func:`pace` is the pure part (which events go in which write, and when); :func:`replay` drives a session
-with it. Everything the caller can get wrong (speed, event order, addresses, the source) is checked before
-the first event is written.
+Three steps, each on its own: :func:`pace` is the pure part (which events go in which write, and when); :func:`plan`
+decides what the source is and how it goes in (DVS stage or core, checked chunks); :func:`stream` writes it through
+the session's link, paced. :func:`replay` runs them, recording the outputs meanwhile. Everything the caller can get
+wrong (speed, event order, addresses, the source) is checked before the first event is written.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import anyio
 
 from ..codec import events as ev
 from ..codec.convert import spikes_from_array, warn_if_short
-from ..codec.files import EventFileWriter, count_spikes, iter_spikes
-from ..sim.inputs import check_on_input
+from ..codec.files import count_spikes, iter_spikes
+from ..codec.spk import EventFileWriter
+from ..codec.inputs import check_on_input, is_camera
+from ..compiler.config import ChipConfig
 from .errors import DeviceError
-from .stats import percentiles
+from .link import DeviceLink
+from .options import InputKind, Via
+from .stats import Percentiles, percentiles
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .session import Session
-
-__all__ = ["ReplayResult", "pace", "check_order", "check_speed", "resolve_via", "replay"]
+__all__ = ["ReplayResult", "ReplayPlan", "pace", "plan", "stream", "replay"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReplayResult:
-    events_in: int
-    events_out: int
-    duration_s: float
-    input_rate: float  # input events / s (wall clock)
-    pacing_error_us: dict = field(default_factory=dict)  # p50/p99/max µs a slice reached the device late
-    release_error_us: dict = field(default_factory=dict)  # simulator: µs each event entered the chip late
-    dropped: dict = field(default_factory=dict)
-    record: str | None = None
+    """What a replay did."""
+
+    events_in: int  #: input events written
+    events_out: int  #: output spikes received meanwhile
+    duration_s: float  #: from the first write to the last output (session clock)
+    input_rate: float  #: input events / s (session clock)
+    #: µs each paced slice reached the device queue after its time (n = 0: not paced, ``speed=None``)
+    pacing_error_us: Percentiles = field(default_factory=lambda: percentiles([]))
+    #: µs each event entered the chip after its timestamp, where the device reports it (a wall-clock simulator)
+    release_error_us: Percentiles = field(default_factory=lambda: percentiles([]))
+    dropped_by_policy: int = 0  #: input events dropped by ``policy="drop"`` during the replay
+    dropped_by_subscriptions: int = 0  #: output events lost by subscriptions too slow to take them
+    record: str | None = None  #: the recording's path, if outputs were recorded
 
 
 def check_order(t: np.ndarray, *, start: int = 0, last: int | None = None) -> None:
@@ -56,35 +62,18 @@ def pace(t_dev_us: np.ndarray, slice_s: float) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if a != b]
 
 
-CAMERA_SUFFIXES = (".aedat4", ".raw", ".dat", ".es", ".csv")
-
-
-def _is_camera(source) -> bool:
-    """A camera recording (x/y/t/p events on a sensor) rather than chip input spikes (core/c/x/y/t)."""
-    if isinstance(source, np.ndarray):
-        return not ev.has_spike_fields(source.dtype)
-    suffix = Path(source).suffix.lower()
-    if suffix == ".npy":
-        try:
-            arr = np.load(source, mmap_mode="r", allow_pickle=False)
-        except Exception:
-            return False  # the reader names what is wrong with the file
-        return not ev.has_spike_fields(arr.dtype)
-    return suffix in CAMERA_SUFFIXES
-
-
-def resolve_via(session: "Session", source, via: str, core: int | None) -> str:
+def resolve_via(cfg: ChipConfig, source, via: Via, core: int | None) -> Via:
     """"dvs" (into the configuration's DVS stage) or "core" (spikes straight into cores) for this source."""
     if via not in ("auto", "dvs", "core"):
         raise ValueError(f"via must be 'auto', 'dvs' or 'core', got {via!r}")
-    has_dvs = session.config is not None and session.config.dvs is not None
+    has_dvs = cfg.dvs is not None
     if via == "dvs":
         if not has_dvs:
             raise DeviceError("via='dvs' needs a configuration with a DVS stage (compile with dvs=True)")
         if core is not None:
             raise ValueError("core= names the core that spikes go to; DVS events go through the DVS stage (via='dvs')")
         return "dvs"
-    if via == "auto" and has_dvs and core is None and _is_camera(source):
+    if via == "auto" and has_dvs and core is None and is_camera(source):
         return "dvs"
     return "core"
 
@@ -146,20 +135,21 @@ def _writes(t_dev_us: np.ndarray, speed: float | None, slice_s: float, batch: in
     return [(a, min(a + batch, len(t_dev_us))) for a in range(0, len(t_dev_us), batch)]
 
 
-async def replay(session: "Session", source, *, speed: float | None = 1.0, record=None, core: int | None = None,
-                 lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
-                 via: str = "auto", progress: Callable[[int, int], None] | None = None) -> ReplayResult:
-    """See :meth:`Session.replay`. Relative timestamps are always kept: with ``speed=None`` the events are
-    written as fast as the host can, and a wall-clock device (a devkit, the simulator's default clock) still
-    releases each at its timestamp, so the replay lasts as long as the stream; a virtual-clock simulator runs
-    as fast as the CPU allows."""
-    check_speed(speed)
-    session._check()
-    if session.config is None:
-        raise DeviceError("apply a configuration before replaying")
-    kind = "dvs" if resolve_via(session, source, via, core) == "dvs" else "spike"
-    cfg = session.config
-    camera = _is_camera(source)
+@dataclass
+class ReplayPlan:
+    """What a replay will write, decided (and checked) before the first write. The chunks are read lazily."""
+
+    kind: InputKind  #: "dvs" (through the configuration's DVS stage) or "spike" (straight into cores)
+    chunks: Iterator[np.ndarray]  #: the events, in time order, checked chunk by chunk as they are read
+    total: int  #: how many events (0 when the format must be decoded to be counted)
+    camera: bool  #: a camera recording (x/y/t/p), not chip spikes
+
+
+def plan(cfg: ChipConfig, source, *, core: int | None = None, sort: bool = False, via: Via = "auto") -> ReplayPlan:
+    """How ``source`` (an event file or array) goes into a device with configuration ``cfg``: through the DVS
+    stage or into which core, read in checked chunks. Raises before anything is written."""
+    kind: InputKind = "dvs" if resolve_via(cfg, source, via, core) == "dvs" else "spike"
+    camera = is_camera(source)
     if kind == "spike" and camera and core is None and cfg.input_cores:
         core = cfg.input_cores[0]  # a camera's events go to the input; chip spikes keep their own cores
     chunks, total = _chunks(source, core, sort)
@@ -167,70 +157,111 @@ async def replay(session: "Session", source, *, speed: float | None = 1.0, recor
         chunks = map(_as_dvs, chunks)
     elif camera:  # each chunk, before it is written: off the input map names the tonic transform that fixes it
         chunks = _checked_on_input(chunks, cfg, core)
-    virtual = getattr(session.backend, "virtual_clock", False)
-    sub = session.subscribe("all", max_batches=1 << 16) if record else None
-    writer = None
-    out_before, dropped_before = session.counts["out_spikes"], session.counts["dropped_policy"]
-    take_release = getattr(session.backend, "take_release_lateness", None)
-    if take_release:
-        take_release()  # start a fresh record
-    lateness: list[float] = []
-    n_in = 0
+    return ReplayPlan(kind, chunks, total, camera)
+
+
+@dataclass
+class _Streamed:
+    """What :func:`stream` wrote."""
+
+    n_in: int = 0
+    lateness_us: list[float] = field(default_factory=list)  # per paced slice: how late it reached the queue
+    t_first: int | None = None  # the source's first and last timestamps (µs)
+    t_last: int | None = None
+    last_release: float | None = None  # loop time at which a wall-clock device releases the last event
+
+
+async def stream(link: DeviceLink, p: ReplayPlan, *, speed: float | None, lead_s: float, slice_s: float,
+                 t_offset_us: int, on_write: Callable[[int], None]) -> _Streamed:
+    """Write the plan's events with their relative timestamps kept, from ``t_offset_us`` after now: paced slices
+    of ``slice_s`` written ``lead_s`` ahead of their time (``speed`` given), else batches as fast as the queue
+    takes them. ``on_write(events_written)`` after each write."""
+    out = _Streamed()
+    base_us = link.now_us() + t_offset_us
+    for chunk in p.chunks:
+        if not len(chunk):
+            continue
+        if out.t_first is None:
+            out.t_first = int(chunk["t"][0])
+        out.t_last = int(chunk["t"][-1])
+        chunk = chunk.copy()
+        t_dev = base_us + (chunk["t"].astype(np.float64) - out.t_first) / (speed or 1.0)
+        chunk["t"] = t_dev.astype(np.uint64)
+        for a, b in _writes(t_dev, speed, slice_s, link.batch_size):
+            release = link.epoch + int(chunk["t"][a]) / 1e6
+            if speed is not None:
+                await anyio.sleep_until(release - lead_s)
+            await link.send(chunk[a:b], kind=p.kind)
+            if speed is not None:  # how late the slice reached the device queue (early is fine)
+                out.lateness_us.append(max(0.0, (anyio.current_time() - release) * 1e6))
+            out.n_in += b - a
+            on_write(out.n_in)
+        if not link.backend.virtual_clock:  # the device releases the last event at its timestamp
+            out.last_release = link.epoch + int(chunk["t"][-1]) / 1e6
+    return out
+
+
+class _Recorder:
+    """Every output of the session into a ``.spk`` file while the replay runs; closed with what it holds."""
+
+    def __init__(self, link: DeviceLink, path, meta: dict):
+        self.sub = link.subscribe("all", max_batches=1 << 16)
+        try:
+            self.writer = EventFileWriter(path, meta=meta)
+        except BaseException:
+            self.sub.close()
+            raise
+
+    def drain(self) -> None:
+        while (got := self.sub.receive_nowait()) is not None:
+            self.writer.append(got[1], got[0])
+
+    def close(self) -> None:
+        self.sub.close()
+        self.drain()
+        self.writer.close()
+
+
+async def replay(link: DeviceLink, source, *, speed: float | None = 1.0, record=None, core: int | None = None,
+                 lead_s: float = 0.05, slice_s: float = 0.005, t_offset_us: int = 1000, sort: bool = False,
+                 via: Via = "auto", progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """See :meth:`Session.replay`: :func:`plan`, then :func:`stream`, recording the outputs meanwhile."""
+    check_speed(speed)
+    link.ensure_usable()
+    if link.config is None:
+        raise DeviceError("apply a configuration before replaying")
+    p = plan(link.config, source, core=core, sort=sort, via=via)
+    out_before, dropped_before = link.books.out_spikes, link.books.dropped_by_policy
+    link.backend.take_release_lateness()  # start a fresh record
+    recorder = _Recorder(link, record, {"source": "array" if isinstance(source, np.ndarray) else str(source),
+                                        "speed": speed}) if record else None
+
+    def on_write(n: int) -> None:
+        if recorder is not None:
+            recorder.drain()
+        if progress:
+            progress(n, p.total)
+
     try:
-        if record:
-            writer = EventFileWriter(record, meta={"source": "array" if isinstance(source, np.ndarray)
-                                                   else str(source), "speed": speed})
         t_start = anyio.current_time()
-        base_us = session.now_us() + t_offset_us
-        t_first = t_last = None
-        last_release = None
-        for chunk in chunks:
-            if not len(chunk):
-                continue
-            if t_first is None:
-                t_first = int(chunk["t"][0])
-            t_last = int(chunk["t"][-1])
-            chunk = chunk.copy()
-            t_dev = base_us + (chunk["t"].astype(np.float64) - t_first) / (speed or 1.0)
-            chunk["t"] = t_dev.astype(np.uint64)
-            for a, b in _writes(t_dev, speed, slice_s, session.batch_size):
-                release = session._epoch + int(chunk["t"][a]) / 1e6
-                if speed is not None:
-                    await anyio.sleep_until(release - lead_s)
-                await session.send(chunk[a:b], kind=kind)
-                if speed is not None:  # how late the slice reached the device queue (early is fine)
-                    lateness.append(max(0.0, (anyio.current_time() - release) * 1e6))
-                n_in += b - a
-                _drain(sub, writer)
-                if progress:
-                    progress(n_in, total)
-            if not virtual:  # the device releases the last event at its timestamp
-                last_release = session._epoch + int(chunk["t"][-1]) / 1e6
-        if camera and t_first is not None and t_last is not None:
-            warn_if_short(np.array([t_first, t_last]), n=n_in, stacklevel=3)
-        await session.flush()
-        if last_release is not None:
-            await anyio.sleep_until(last_release)
-        await session._quiesce()
+        done = await stream(link, p, speed=speed, lead_s=lead_s, slice_s=slice_s, t_offset_us=t_offset_us,
+                            on_write=on_write)
+        if p.camera and done.t_first is not None and done.t_last is not None:
+            warn_if_short(np.array([done.t_first, done.t_last]), n=done.n_in, stacklevel=3)
+        await link.flush()
+        if done.last_release is not None:
+            await anyio.sleep_until(done.last_release)
+        await link.quiesce()
         duration = anyio.current_time() - t_start
     finally:
-        if sub is not None:
-            sub.close()
-            _drain(sub, writer)
-        if writer is not None:
-            writer.close()  # with what was recorded, on every exit path
+        if recorder is not None:
+            recorder.close()  # with what was recorded, on every exit path
+    released = link.backend.take_release_lateness()
     return ReplayResult(
-        events_in=int(n_in), events_out=int(session.counts["out_spikes"] - out_before), duration_s=float(duration),
-        input_rate=float(n_in / duration) if duration > 0 else math.inf,
-        pacing_error_us=percentiles(lateness) if lateness else {},
-        release_error_us=percentiles(take_release()) if take_release and not virtual else {},
-        dropped={"policy": session.counts["dropped_policy"] - dropped_before,
-                 "subscriptions": sum(s.dropped_events for s in session._subs)},
+        events_in=int(done.n_in), events_out=int(link.books.out_spikes - out_before), duration_s=float(duration),
+        input_rate=float(done.n_in / duration) if duration > 0 else math.inf,
+        pacing_error_us=percentiles(done.lateness_us),
+        release_error_us=percentiles(released if released is not None and not link.backend.virtual_clock else []),
+        dropped_by_policy=link.books.dropped_by_policy - dropped_before,
+        dropped_by_subscriptions=sum(s.dropped_events for s in link.subscribers),
         record=str(record) if record else None)
-
-
-def _drain(sub, writer) -> None:
-    if sub is None or writer is None:
-        return
-    while (got := sub.receive_nowait()) is not None:
-        writer.append(got[1], got[0])

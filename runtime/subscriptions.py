@@ -1,23 +1,25 @@
-"""Output subscriptions: a resource per consumer (close it, or use ``with``), fed by the dispatcher.
+"""Output subscriptions: a resource per consumer (``async with`` or ``with``, or ``close()``), fed by the
+dispatcher - a resource rather than a generator, as trio's memory channels are: its end is explicit, not left to
+the garbage collector.
 
 A slow subscriber loses (and counts) batches instead of stalling the device drain. When the session fails
 or closes, a subscription's iteration ends with the session's error (DeviceDisconnected, DeviceError,
-DeviceClosed), never with a bare channel exception.
+DeviceClosed), never with a bare channel exception. The session holds its subscriptions weakly: one that its
+reader dropped without closing (a ``break`` out of ``async for b in dev.events()``) stops being fed.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import numpy as np
 import anyio
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .session import Session
+__all__ = ["OUTPUT_KINDS", "FIELDS", "Subscription", "SubscriptionStatistics"]
 
-__all__ = ["KINDS", "FIELDS", "Subscription", "SubscriptionStatistics"]
-
-KINDS = ("spike", "neuron_value", "readout", "dvs")
+#: the kinds of device output a subscription can take (codec.KINDS names every event dtype, input ones too)
+OUTPUT_KINDS: tuple[str, ...] = ("spike", "neuron_value", "readout", "dvs")
+#: output kind -> the field of a decoded batch (codec.samna_events.DecodedOutput) that holds it
 FIELDS = {"spike": "spikes", "neuron_value": "neuron_values", "readout": "readout", "dvs": "dvs"}
 
 
@@ -32,8 +34,10 @@ class SubscriptionStatistics:
 class Subscription:
     """One consumer of output batches. ``async for batch in sub`` (single kind) or ``(kind, batch)``."""
 
-    def __init__(self, session: "Session", kinds: frozenset, cores: frozenset | None, max_batches: int):
-        self._session = session
+    def __init__(self, kinds: frozenset, cores: frozenset | None, max_batches: int, *,
+                 raise_if_ended: Callable[[], None], on_close: Callable[["Subscription"], None]):
+        # the session's two hooks: its error (or DeviceClosed) once it has ended, and removal from its registry
+        self._raise_if_ended, self._on_close = raise_if_ended, on_close
         self.kinds, self.cores = kinds, cores
         self._send, self._recv = anyio.create_memory_object_stream[tuple](max_batches)
         self.dropped_batches = self.dropped_events = 0
@@ -63,7 +67,7 @@ class Subscription:
         try:
             return await self._recv.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
-            self._session._raise_if_unusable()
+            self._raise_if_ended()
             raise
 
     def receive_nowait(self) -> tuple[str, np.ndarray] | None:
@@ -74,10 +78,10 @@ class Subscription:
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return None
 
-    def __aiter__(self):
+    def __aiter__(self) -> "Subscription":
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> np.ndarray | tuple[str, np.ndarray]:
         try:
             kind, arr = await self.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -88,13 +92,22 @@ class Subscription:
         """Stop receiving; idempotent."""
         if not self.closed:
             self.closed = True
-            self._session._unsubscribe(self)
+            self._on_close(self)
             self._send.close()
+
+    async def aclose(self) -> None:
+        self.close()
 
     def __enter__(self) -> "Subscription":
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Subscription":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
         self.close()
 
     def statistics(self) -> SubscriptionStatistics:

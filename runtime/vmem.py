@@ -1,27 +1,23 @@
 """Membrane potentials: ReadNeuronValue requests and the NeuronValue replies that answer them.
 
-The chip's replies carry no request id and no timestamp, only (core, address). Each ``read_neurons`` call
-holds a ticket for the (core, address) pairs it asked for, and a reply fills the oldest ticket still waiting
-for its pair. A ticket that timed out stays registered (abandoned) so that its late replies are consumed
-and thrown away instead of being handed to the next poll as fresh values; abandoned tickets expire after
-``expire_s``. Two concurrent polls of different cores never see each other's replies.
+The chip's replies carry no request id and no timestamp, only (core, address): the link's reply matcher
+(:mod:`.replies`) hands each ``read_neurons`` call the replies to its own requests, so that concurrent polls
+never mix and a late reply is never handed out as a fresh one.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator
-
 import numpy as np
 import anyio
 
 from ..codec import events as ev
 from ..codec import neurons as _neurons
 from ..codec.errors import AddressError
+from ..compiler.config import ChipConfig
+from .errors import DeviceError
+from .link import DeviceLink
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .session import Session
-
-__all__ = ["VmemFrame", "ReplyMatcher", "read_neurons", "poll_vmem"]
+__all__ = ["VmemFrame", "VmemFrames", "read_neurons", "write_neurons", "poll_vmem"]
 
 
 @dataclass
@@ -36,147 +32,120 @@ class VmemFrame:
     missing: int
 
 
-class _Ticket:
-    def __init__(self, keys: np.ndarray, born: float):
-        self.order = np.argsort(keys, kind="stable")
-        self.keys = keys[self.order]
-        self.filled = np.zeros(len(keys), bool)
-        self.values = np.zeros(len(keys), ev.NEURON_VALUE_DTYPE)
-        self.done = anyio.Event()
-        self.abandoned = False
-        self.born = born
-
-    def take(self, keys: np.ndarray, replies: np.ndarray) -> np.ndarray:
-        """Fill from ``replies`` (keys ``keys``); return the mask of replies taken."""
-        if len(self.keys) == 0 or len(keys) == 0:
-            return np.zeros(len(keys), bool)
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        hit = (self.keys[pos] == keys) & ~self.filled[pos]
-        # one reply per slot: keep the first of duplicates within this batch
-        first = np.zeros(len(keys), bool)
-        if hit.any():
-            _, idx = np.unique(pos[hit], return_index=True)
-            first[np.flatnonzero(hit)[idx]] = True
-        self.filled[pos[first]] = True
-        self.values[pos[first]] = replies[first]
-        if self.filled.all():
-            self.done.set()
-        return first
-
-
-def _keys(core, address) -> np.ndarray:
-    return (np.asarray(core, np.uint64) << np.uint64(32)) | np.asarray(address, np.uint64)
-
-
-class ReplyMatcher:
-    """Routes NeuronValue replies to the read_neurons calls that asked for them (see the module docstring)."""
-
-    def __init__(self, expire_s: float = 2.0):
-        self.tickets: list[_Ticket] = []
-        self.expire_s = expire_s
-        self.stale_dropped = 0  # late replies of timed-out requests, thrown away
-        self.unsolicited = 0  # replies nobody asked for
-
-    def open(self, requests: np.ndarray) -> _Ticket:
-        t = _Ticket(_keys(requests["core"], requests["address"]), anyio.current_time())
-        self.tickets.append(t)
-        return t
-
-    def abandon(self, t: _Ticket) -> None:
-        t.abandoned = True
-        if t.filled.all() and t in self.tickets:
-            self.tickets.remove(t)
-
-    def deliver(self, replies: np.ndarray) -> None:
-        now = anyio.current_time()
-        self.tickets = [t for t in self.tickets if not (t.abandoned and now - t.born > self.expire_s)]
-        keys = _keys(replies["core"], replies["address"])
-        rest = np.ones(len(keys), bool)
-        for t in list(self.tickets):
-            if not rest.any():
-                break
-            idx = np.flatnonzero(rest)
-            took = t.take(keys[idx], replies[idx])
-            rest[idx[took]] = False
-            if t.abandoned:
-                self.stale_dropped += int(took.sum())
-            if t.filled.all():
-                self.tickets.remove(t)
-        self.unsolicited += int(rest.sum())
-
-
-def checked_requests(session: "Session", requests, kind: str) -> np.ndarray:
+def checked_requests(config: ChipConfig | None, requests, kind: str) -> np.ndarray:
     """ReadNeuronValue ("read") / WriteNeuronValue ("write") requests as their dtype, every value range-checked
     (a vmem of 40000 is refused, never wrapped) and every core one the applied configuration has."""
     requests = ev.as_events(np.atleast_1d(np.asarray(requests)), kind)
     if requests.ndim != 1:
         raise ValueError(f"neuron requests are a 1-D array, got shape {requests.shape}")
-    if session.config is None:
-        from .errors import DeviceError
-
+    if config is None:
         raise DeviceError("apply a configuration before reading or writing neurons")
     if len(requests):
         cores = np.unique(requests["core"])
-        missing = [int(c) for c in cores if int(c) not in session.config.cores]
+        missing = [int(c) for c in cores if int(c) not in config.cores]
         if missing:
             i = int(np.flatnonzero(requests["core"] == missing[0])[0])
             raise AddressError(f"request {i} is for core {missing[0]}, which the applied configuration does not "
-                               f"use (cores: {sorted(session.config.cores)}); nothing was sent")
+                               f"use (cores: {sorted(config.cores)}); nothing was sent")
     return requests
 
 
-async def read_neurons(session: "Session", requests: np.ndarray, *, timeout_s: float = 0.5) -> np.ndarray:
+async def write_neurons(link: DeviceLink, requests: np.ndarray) -> None:
+    """Send WriteNeuronValue requests, checked whole first (see :meth:`Session.write_neurons`)."""
+    link.ensure_usable()
+    requests = checked_requests(link.config, requests, "write")
+    await link.call(link.backend.write_neurons, requests)
+
+
+async def read_neurons(link: DeviceLink, requests: np.ndarray, *, timeout_s: float = 0.5) -> np.ndarray:
     """Send ReadNeuronValue requests and return the replies received within ``timeout_s``
     (NEURON_VALUE_DTYPE, stamped on receipt); missing replies are absent from the result."""
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-    session._check()
-    requests = checked_requests(session, requests, "read")
-    ticket = session._replies.open(requests)
+    link.ensure_usable()
+    requests = checked_requests(link.config, requests, "read")
+    ticket = link.replies.open(requests)
     try:
-        async with session._lock:
-            await session.backend.write_reads(requests)
+        await link.call(link.backend.write_reads, requests)
         with anyio.move_on_after(timeout_s):
             await ticket.done.wait()
     finally:
-        session._replies.abandon(ticket)
-    session._raise_if_unusable()
+        link.replies.abandon(ticket)
+    link.ensure_usable()
     got = ticket.values[ticket.filled]
     return got[np.argsort(ticket.order[ticket.filled], kind="stable")]  # request order
 
 
-def poll_vmem(session: "Session", core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
-              count: int | None = None) -> AsyncIterator[VmemFrame]:
+def poll_vmem(link: DeviceLink, core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
+              count: int | None = None) -> VmemFrames:
     """Check everything now (a core the configuration lacks raises AddressError at the call, not at the first
-    frame); the frames come from the returned async iterator."""
-    if session.config is None:
-        from .errors import DeviceError
-
+    frame); the frames come from the returned :class:`VmemFrames`."""
+    link.ensure_usable()  # and everything else now, not at the first frame
+    config = link.config
+    if config is None:
         raise DeviceError("apply a configuration before polling vmem")
     if not every >= 0:
         raise ValueError(f"every must be >= 0 seconds, got {every}")
-    if isinstance(core, bool) or not isinstance(core, (int, np.integer)) or int(core) not in session.config.cores:
+    if isinstance(core, bool) or not isinstance(core, (int, np.integer)) or int(core) not in config.cores:
         raise AddressError(f"poll_vmem: core {core!r} is not a core of the applied configuration "
-                           f"(cores: {sorted(session.config.cores)})")
-    shape = session.config.core(int(core)).output_shape
+                           f"(cores: {sorted(config.cores)})")
+    shape = config.core(int(core)).output_shape
     if neurons is None:
         req = _neurons.read_requests_for_core(int(core), shape, layout=layout)
     else:
         c, x, y = neurons
         req = _neurons.read_requests(int(core), c, x, y, shape, layout=layout)
-    return _frames(session, int(core), shape, req, every, layout, count, whole=neurons is None)
+    return VmemFrames(link, int(core), shape, req, every=every, layout=layout, count=count, whole=neurons is None)
 
 
-async def _frames(session: "Session", core: int, shape, req: np.ndarray, every: float, layout: str,
-                  count: int | None, whole: bool) -> AsyncIterator[VmemFrame]:
-    k = 0
-    next_t = anyio.current_time()
-    while count is None or k < count:
-        t_us = session.now_us()
-        vals = await read_neurons(session, req, timeout_s=every * 0.9 if every > 0 else 0.1)
-        states = _neurons.decode_neuron_values(vals, shape, layout=layout, drop_invalid=True)
-        image = _neurons.states_to_image(states, shape) if whole else None
-        yield VmemFrame(t_us, core, image, states, len(req), len(req) - len(states))
-        k += 1
-        next_t += every
-        await anyio.sleep_until(max(next_t, anyio.current_time()))
+class VmemFrames:
+    """The frames of one ``poll_vmem`` call: a resource, not a generator (whose clean-up would run whenever the
+    garbage collector gets to it) - ``async with dev.poll_vmem(core) as frames: async for frame in frames``, or
+    ``await frames.receive()`` per frame (``anyio.EndOfStream`` after ``count`` frames or once closed)."""
+
+    def __init__(self, link: DeviceLink, core: int, shape, requests: np.ndarray, *, every: float, layout: str,
+                 count: int | None, whole: bool):
+        self.core, self.every, self.count = core, every, count
+        self._link, self._shape, self._req, self._layout, self._whole = link, shape, requests, layout, whole
+        self._k = 0
+        self._next_t = 0.0
+        self._closed = False
+
+    async def receive(self) -> VmemFrame:
+        """The next frame, ``every`` seconds after the previous one was due (at once when the reader is late)."""
+        if self._closed or (self.count is not None and self._k >= self.count):
+            raise anyio.EndOfStream
+        if self._k == 0:
+            self._next_t = anyio.current_time()
+        else:
+            await anyio.sleep_until(max(self._next_t, anyio.current_time()))
+        link, req = self._link, self._req
+        t_us = link.now_us()
+        vals = await read_neurons(link, req, timeout_s=self.every * 0.9 if self.every > 0 else 0.1)
+        states = _neurons.decode_neuron_values(vals, self._shape, layout=self._layout, drop_invalid=True)
+        image = _neurons.states_to_image(states, self._shape) if self._whole else None
+        self._k += 1
+        self._next_t += self.every
+        return VmemFrame(t_us, self.core, image, states, len(req), len(req) - len(states))
+
+    def close(self) -> None:
+        """No more frames; idempotent."""
+        self._closed = True
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __aiter__(self) -> "VmemFrames":
+        return self
+
+    async def __anext__(self) -> VmemFrame:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> "VmemFrames":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()

@@ -27,10 +27,11 @@ from ..codec.addresses import decode
 from ..codec.errors import AddressError
 from ..codec.events import (DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READ_REQUEST_DTYPE, READOUT_DTYPE, SPIKE_DTYPE,
                            WRITE_REQUEST_DTYPE)
+from ..codec.inputs import check_dvs_events
 from ..compiler.chips import get_chip
 from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
-from .dvs import check_dvs_events, dvs_stage, dvs_to_spikes
+from .dvs import dvs_stage, dvs_to_spikes
 from .readout import ReadoutModel
 from .pipeline import Pipeline
 from .reference import ReferenceEngine

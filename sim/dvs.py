@@ -1,40 +1,23 @@
 """The DVS pre-processing stage as CHIP.md 5.2 orders it: polarity select / merge -> pooling (x and y
 independently) -> crop (ROI) -> mirror / diagonal mirror; then one copy per destination core, and a copy
-to the host (layer 13) when the stage is monitored."""
+to the host (the DVS layer's id, :data:`DVS_LAYER`) when the stage is monitored."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..codec.errors import AddressError
 from ..codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE
+from ..compiler.chips import get_chip
 from ..compiler.config import DVSConfig
 
-__all__ = ["DVS_LAYER", "check_dvs_events", "dvs_stage", "dvs_to_spikes", "dvs_to_spikes_numpy"]
+__all__ = ["DVS_LAYER", "dvs_stage", "dvs_to_spikes", "dvs_to_spikes_numpy"]
 
 try:
     from ._ccore import dvs_spikes as _dvs_spikes
 except ImportError:  # extension not built (SPECKSTREAM_NO_EXT=1): the numpy stage
     _dvs_spikes = None  # type: ignore[assignment]
 
-DVS_LAYER = 13  # the DVS layer's id on the event bus (monitored DVS events carry it)
-
-
-def check_dvs_events(events: np.ndarray, dvs: DVSConfig, *, where: str = "", after: str = "") -> np.ndarray:
-    """DvsEvents as DVS_EVENT_DTYPE, refusing coordinates off the sensor (naming the first one; ``where``
-    follows its index in the message, ``after`` ends it)."""
-    ev = np.asarray(events, dtype=DVS_EVENT_DTYPE)
-    H0, W0 = dvs.input_size
-    bad = (ev["x"] >= W0) | (ev["y"] >= H0) | (ev["p"] > 1)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        fix = ("a DVS event's polarity is 0 or 1 (tonic.transforms.MergePolarities() merges more)"
-               if ev["p"][i] > 1 else
-               f"a bigger recording must be cropped or downsampled to the chip's sensor first, with tonic's "
-               f"transforms: tonic.transforms.CenterCrop(sensor_size, size=({W0}, {H0})) or "
-               f"tonic.transforms.Downsample(sensor_size=sensor_size, target_size=({W0}, {H0}))")
-        raise AddressError(f"DVS event {i}{where} (x={ev['x'][i]}, y={ev['y'][i]}, p={ev['p'][i]}) is off the "
-                           f"{H0}x{W0} (H x W) sensor of the DVS stage: {fix}{after}")
-    return ev
+#: the DVS layer's id on the event bus (monitored DVS events carry it): the chip table's, the same on every chip
+DVS_LAYER = get_chip("speck2f").dvs_id
 
 
 def dvs_stage(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:

@@ -154,7 +154,7 @@ class ReferenceEngine:
             cc = self.cfg.cores.get(core)
             if cc is None or not (c < cc.input_shape[0] and y < cc.input_shape[1] and x < cc.input_shape[2]):
                 return now, next_tick, i
-            queue = deque()
+            queue: deque = deque()
             self._convolve(now, core, c, x, y, queue)
             self._drain(now, queue)
         while tick_period and next_tick <= until:

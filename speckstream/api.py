@@ -28,9 +28,9 @@ from .compiler.config import ChipConfig, load_config
 from .errors import SpeckstreamError
 from .sim import ChipSimulator, SimOptions
 from .comparison import CompareReport, LayerComparison, compare
+from .codec.inputs import to_input
 from .energy import EnergyModel
 from .profiling import Activity, activity, duration_of, monitor_all, synops_per_event
-from .sim.inputs import to_input
 
 __all__ = ["simulate", "evaluate", "EvalResult", "compare", "CompareReport", "LayerComparison", "to_input"]
 

@@ -188,7 +188,7 @@ def spike_count_agreement(chip: np.ndarray, model: np.ndarray) -> float:
 def _float_counts(model, cfg: ChipConfig, samples) -> list[dict[int, np.ndarray]]:
     """The torch model time-stepped in 1 ms bins on each sample: its spike counts per core's spiking layer."""
     from .comparison import _core_inputs, _float_torch, _model_input
-    from .sim.inputs import to_input
+    from .codec.inputs import to_input
 
     out = []
     for events, _ in samples:
@@ -475,7 +475,9 @@ class _Progress:
     """A rich progress bar over the evaluations of a pass (silent when ``enabled`` is False)."""
 
     def __init__(self, enabled: bool, total: int, objective: str):
-        self.enabled, self.total, self.objective, self.bar, self.task = enabled, total, objective, None, None
+        self.enabled, self.total, self.objective = enabled, total, objective
+        self.bar: Any = None  # a rich Progress once entered (rich is imported only then)
+        self.task: Any = None
 
     def __enter__(self):
         if self.enabled:

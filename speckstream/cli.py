@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ['UsageError', 'load_factory', 'cmd_compile', 'cmd_run', 'cmd_vmem', 'cmd_inspect', 'cmd_bench',
-           'cmd_demo', 'build_parser', 'main']
+__all__ = ['UsageError', 'build_parser', 'main']
 
 
 class UsageError(Exception):
@@ -156,6 +155,7 @@ def cmd_profile(args) -> int:
 
     import speckstream as ss
     from speckstream.codec import read_spikes, to_xytp
+    from speckstream.codec.inputs import is_camera
     from speckstream.energy import EnergyModel
 
     cfg = ss.load_config(args.config)
@@ -165,7 +165,7 @@ def cmd_profile(args) -> int:
     else:
         core = args.core if args.core is not None else (cfg.input_cores[0] if cfg.input_cores else 0)
         events = read_spikes(path, core=core)  # camera files land on the input core, .spk keeps its cores
-        if cfg.dvs is not None and path.suffix.lower() != ".spk":
+        if cfg.dvs is not None and is_camera(path):
             events = to_xytp(events)  # a camera recording goes through the DVS stage
     energy = EnergyModel.load(args.energy) if args.energy else None
     with warnings.catch_warnings(record=True) as caught:
@@ -272,14 +272,14 @@ def cmd_run(args) -> int:
 
     res, stats = anyio.run(main, backend="trio")
     rows = {"input events": res.events_in, "output spikes": res.events_out, "duration (s)": res.duration_s,
-            "input rate (events/s)": res.input_rate, "dropped (policy)": res.dropped["policy"],
-            "device drops": stats["device"].get("device_dropped", 0), "unknown events": stats["unknown"]}
+            "input rate (events/s)": res.input_rate, "dropped (policy)": res.dropped_by_policy,
+            "device drops": stats.device.get("device_dropped", 0), "unknown events": stats.unknown_events}
     for k in ("p50", "p99", "max"):  # only a wall-clock replay has release errors (virtual time has none: NaN)
-        v = res.release_error_us.get(k)
-        if v is not None and np.isfinite(v):
+        v = getattr(res.release_error_us, k)
+        if np.isfinite(v):
             rows[f"release error {k} (µs)"] = v
-    if stats.get("lag_max_us") is not None:  # the real-time guard: how far the device ran behind the timestamps
-        rows["real-time lag, worst (µs)"] = float(stats["lag_max_us"])
+    if stats.lag_max_us is not None:  # the real-time guard: how far the device ran behind the timestamps
+        rows["real-time lag, worst (µs)"] = float(stats.lag_max_us)
     if res.record:
         rows["recording"] = res.record
     console.print(_stats_table(f"run on {args.device}", rows))
@@ -301,15 +301,16 @@ def cmd_vmem(args) -> int:
     frames = []
 
     async def main():
-        async with ss.open_device(args.device, realtime=True) as dev:
+        async with ss.open_device(args.device, clock="wall") as dev:
             await dev.apply(cfg)
             if args.events:
                 await dev.send(codec.read_spikes(args.events, core=cfg.input_cores[0]))
-            async for f in dev.poll_vmem(args.core, every=1.0 / args.rate, count=args.count):
-                frames.append(f)
-                img = f.image
-                console.print(f"t={f.t_us / 1e6:8.3f} s  core {f.core}  vmem min {img.min():6d}  max {img.max():6d}  "
-                              f"mean {img.mean():9.2f}  missing {f.missing}")
+            async with dev.poll_vmem(args.core, every=1.0 / args.rate, count=args.count) as polled:
+                async for f in polled:
+                    frames.append(f)
+                    img = f.image
+                    console.print(f"t={f.t_us / 1e6:8.3f} s  core {f.core}  vmem min {img.min():6d}  "
+                                  f"max {img.max():6d}  mean {img.mean():9.2f}  missing {f.missing}")
 
     anyio.run(main, backend="trio")
     if args.output:
@@ -424,14 +425,7 @@ def cmd_hwcheck(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="speckstream", description="Compile SNNs for Speck / DYNAP-CNN chips and "
-                                "stream events through them (simulator or devkit).")
-    from speckstream import __version__
-
-    p.add_argument("--version", action="version", version=f"speckstream {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _compile_parser(sub) -> None:
     c = sub.add_parser("compile", help="model -> chip configuration + summary")
     c.add_argument("model", help="MODULE:FACTORY or path/to/file.py:FACTORY returning a torch.nn.Module, or a "
                    "path to a .nir file")
@@ -453,9 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="save as .json or .msgpack")
     c.set_defaults(fn=cmd_compile)
 
-    _calibrate_parser(sub)
-    _profile_parser(sub)
 
+def _run_parser(sub) -> None:
     r = sub.add_parser("run", help="replay an event file through a compiled config on a device")
     r.add_argument("config", help="ChipConfig (.json / .msgpack)")
     r.add_argument("events", help="event file: .spk, .npy, .aedat4, .dat, N-MNIST .bin (.raw/.es/.csv with faery)")
@@ -467,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="record outputs to a .spk file")
     r.set_defaults(fn=cmd_run)
 
+
+def _vmem_parser(sub) -> None:
     v = sub.add_parser("vmem", help="stream membrane potentials of a core")
     v.add_argument("config", help="ChipConfig (.json / .msgpack)")
     v.add_argument("--core", type=int, required=True, help="the core whose neurons to read")
@@ -477,16 +472,22 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", help="save frames to .npz")
     v.set_defaults(fn=cmd_vmem)
 
+
+def _inspect_parser(sub) -> None:
     i = sub.add_parser("inspect", help="an event file's header, counts per core/channel and time span, or a compiled "
                        "configuration's core table (.json / .msgpack)")
     i.add_argument("file", help="event file (.spk, .npy, .aedat4, ...) or configuration (.json / .msgpack)")
     i.set_defaults(fn=cmd_inspect)
 
+
+def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="run the benchmark suites in bench/")
     b.add_argument("suites", nargs="*", help="codec, compile, sim, runtime (default: all)")
     b.add_argument("--quick", action="store_true", help="smaller sizes: seconds instead of minutes (smoke runs)")
     b.set_defaults(fn=cmd_bench)
 
+
+def _demo_parser(sub) -> None:
     d = sub.add_parser("demo", help="the main job: a trained digits SNN, float (sinabs) vs the simulated chip")
     d.add_argument("--samples", type=int, default=None, help="held-out digits to classify (default: all 359)")
     d.add_argument("--out", default="demo_out", help="folder for the plots (confusion, raster, vmem)")
@@ -494,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", help="save the compiled configuration")
     d.set_defaults(fn=cmd_demo, record=None)
 
+
+def _hwcheck_parser(sub) -> None:
     h = sub.add_parser("hwcheck", help="check the simulator's inferred chip behaviours on a devkit, side by side "
                        "(simulator half only without samna); writes a JSON report")
     h.add_argument("device", nargs="?", default="speck2fmodule:0",
@@ -504,6 +507,22 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--leak-hz", type=float, default=1.0, help="slow clock of the leak trace (default 1 Hz, as "
                    "in sinabs' leak tutorial)")
     h.set_defaults(fn=cmd_hwcheck)
+
+
+#: one parser function per command, in the order ``--help`` lists them
+COMMANDS = (_compile_parser, _calibrate_parser, _profile_parser, _run_parser, _vmem_parser, _inspect_parser,
+            _bench_parser, _demo_parser, _hwcheck_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="speckstream", description="Compile SNNs for Speck / DYNAP-CNN chips and "
+                                "stream events through them (simulator or devkit).")
+    from speckstream import __version__
+
+    p.add_argument("--version", action="version", version=f"speckstream {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return p
 
 

@@ -31,7 +31,7 @@ from .compiler.config import ChipConfig, load_config
 from .sim import ChipSimulator
 from .sim.dvs import dvs_stage, dvs_to_spikes
 from .errors import SpeckstreamError
-from .sim.inputs import to_input
+from .codec.inputs import to_input
 
 __all__ = ["compare", "CompareReport", "LayerComparison", "CompareError"]
 

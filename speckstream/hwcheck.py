@@ -35,18 +35,31 @@ import anyio
 
 from .codec import events as ev
 from .codec import neurons
-from .compiler.config import CoreConfig
-from .testing.configs import config as _config
-from .testing.configs import core
+from .compiler.chips import get_chip
+from .compiler.config import ChipConfig, CoreConfig, Destination
 
 __all__ = ["CHECKS", "CheckResult", "HwcheckReport", "run_hwcheck", "hwcheck"]
 
 
 def _core(core_id: int, cin: int, h: int, w: int, cout: int, weights, *, thr: int = 127, low: int = -127,
-          dests=(), **kw) -> CoreConfig:
-    """A monitored 1x1-kernel core (testing.configs.core; leak on with a non-zero bias) with the checks'
-    defaults: threshold 127, floor -127; ``dests`` are core ids."""
-    return core(core_id, cin, h, w, cout, weights=weights, thr=thr, low=low, dests=[(d,) for d in dests], **kw)
+          dests=(), bias=None, vmem=None) -> CoreConfig:
+    """A monitored core of 1x1 kernels ``weights`` [cout, cin] (leak on with a non-zero bias), threshold 127 and
+    floor -127 unless said; ``dests``: core ids it sends to."""
+    w8 = np.asarray(weights, np.int8).reshape(cout, cin, 1, 1)
+    b = np.zeros(cout, np.int16) if bias is None else np.asarray(bias, np.int16)
+    v = np.zeros((cout, h, w), np.int16) if vmem is None else np.asarray(vmem, np.int16)
+    return CoreConfig(core=core_id, input_shape=(cin, h, w), output_shape=(cout, h, w), kernel_size=1,
+                      stride=(1, 1), padding=(0, 0), weights=w8, biases=b, threshold_high=thr, threshold_low=low,
+                      initial_vmem=v, return_to_zero=False, leak_enable=bool(np.any(b)), monitor=True,
+                      destinations=[Destination(d) for d in dests])
+
+
+def _config(dev, *cores: CoreConfig, inputs: list[int] | None = None, slow_clock_hz: float | None = None
+            ) -> ChipConfig:
+    """The cores as a configuration for ``dev``'s chip, fed at ``inputs`` (default: the first core)."""
+    return ChipConfig(chip=dev.backend.chip, cores={c.core: c for c in cores},
+                      input_cores=inputs if inputs is not None else [cores[0].core], slow_clock_hz=slow_clock_hz,
+                      layer_order=[c.core for c in cores])
 
 
 async def _spikes_after(dev, events: np.ndarray, wait_s: float) -> np.ndarray:
@@ -63,7 +76,7 @@ async def _spikes_after(dev, events: np.ndarray, wait_s: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ checks
 async def leak_trace(dev, *, leak_hz: float = 1.0, reads: int = 4) -> dict:
-    cfg = _config(_core(0, 1, 2, 2, 1, [127], bias=[-13], vmem=np.full((1, 2, 2), 127)),
+    cfg = _config(dev, _core(0, 1, 2, 2, 1, [127], bias=[-13], vmem=np.full((1, 2, 2), 127)),
                   slow_clock_hz=leak_hz)
     await dev.apply(cfg)
     req = np.zeros(4, ev.READ_REQUEST_DTYPE)
@@ -79,14 +92,15 @@ async def leak_trace(dev, *, leak_hz: float = 1.0, reads: int = 4) -> dict:
 
 
 async def one_spike_per_core(dev) -> dict:
-    cores = [_core(c, 1, 1, 1, 1, [127]) for c in range(9)]
-    await dev.apply(_config(*cores, inputs=list(range(9))))
-    out = await _spikes_after(dev, ev.spikes(t=np.arange(9) * 1000, core=np.arange(9)), 0.3)
-    return {"spikes_per_core": [int(np.sum(out["core"] == c)) for c in range(9)]}
+    n = get_chip(dev.backend.chip).n_cores
+    cores = [_core(c, 1, 1, 1, 1, [127]) for c in range(n)]
+    await dev.apply(_config(dev, *cores, inputs=list(range(n))))
+    out = await _spikes_after(dev, ev.spikes(t=np.arange(n) * 1000, core=np.arange(n)), 0.3)
+    return {"spikes_per_core": [int(np.sum(out["core"] == c)) for c in range(n)]}
 
 
 async def leak_fires(dev, *, leak_hz: float = 10.0) -> dict:
-    cfg = _config(_core(0, 1, 1, 1, 1, [0], bias=[13], vmem=[[[120]]]), slow_clock_hz=leak_hz)
+    cfg = _config(dev, _core(0, 1, 1, 1, 1, [0], bias=[13], vmem=[[[120]]]), slow_clock_hz=leak_hz)
     with dev.subscribe("spike") as sub:
         await dev.apply(cfg)
         await anyio.sleep(1.5 / leak_hz)
@@ -97,7 +111,7 @@ async def leak_fires(dev, *, leak_hz: float = 10.0) -> dict:
 
 
 async def saturation(dev) -> dict:
-    await dev.apply(_config(_core(0, 1, 1, 1, 1, [127], thr=1)))
+    await dev.apply(_config(dev, _core(0, 1, 1, 1, 1, [127], thr=1)))
     n = 300
     out = await _spikes_after(dev, ev.spikes(t=np.arange(n) * 20, core=0), 0.3)
     v = await dev.read_neurons(neurons.read_requests(0, [0], [0], [0], (1, 1, 1)), timeout_s=0.5)
@@ -105,7 +119,7 @@ async def saturation(dev) -> dict:
 
 
 async def floor_clamp(dev) -> dict:
-    await dev.apply(_config(_core(0, 1, 1, 1, 1, [-128])))
+    await dev.apply(_config(dev, _core(0, 1, 1, 1, 1, [-128])))
     await _spikes_after(dev, ev.spikes(t=0, core=0), 0.1)
     v = await dev.read_neurons(neurons.read_requests(0, [0], [0], [0], (1, 1, 1)), timeout_s=0.5)
     return {"vmem": [int(x) for x in v["vmem"]]}
@@ -122,7 +136,7 @@ def _address_vmem() -> np.ndarray:
 
 async def address_layout(dev) -> dict:
     C, H, W = ADDRESS_SHAPE
-    await dev.apply(_config(_core(0, 1, H, W, C, np.zeros(C), vmem=_address_vmem(), thr=1000, low=-1000)))
+    await dev.apply(_config(dev, _core(0, 1, H, W, C, np.zeros(C), vmem=_address_vmem(), thr=1000, low=-1000)))
     c, y, x = (a.ravel() for a in np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij"))
     req = neurons.read_requests(0, c, x, y, ADDRESS_SHAPE, layout="packed")
     vals = await dev.read_neurons(req, timeout_s=0.5)
@@ -131,7 +145,7 @@ async def address_layout(dev) -> dict:
 
 
 async def cascade_order(dev) -> dict:
-    cfg = _config(_core(0, 1, 1, 1, 1, [127], dests=(1, 2)), _core(1, 1, 1, 1, 1, [127], dests=(3,)),
+    cfg = _config(dev, _core(0, 1, 1, 1, 1, [127], dests=(1, 2)), _core(1, 1, 1, 1, 1, [127], dests=(3,)),
                   _core(2, 1, 1, 1, 1, [127]), _core(3, 1, 1, 1, 1, [127]))
     await dev.apply(cfg)
     out = await _spikes_after(dev, ev.spikes(t=0, core=0), 0.3)
@@ -156,7 +170,7 @@ CHECKS = [
           "sinabs' leak tutorial (docs/speck/notebooks/leak_neuron.ipynb): 101, 88, 75... one -13 step per second "
           "at 1 Hz",
           ("steps", "equal_across_addresses")),  # the first value depends on how long deploying took
-    Check("one_spike_per_core", one_spike_per_core, lambda o: o["spikes_per_core"] == [1] * 9,
+    Check("one_spike_per_core", one_spike_per_core, lambda o: set(o["spikes_per_core"]) == {1},
           "one input event fires a neuron at most once (sinabs tests/test_dynapcnn/test_single_neuron_hardware.py; "
           "Speck Dev Kit Datasheet)"),
     Check("leak_fires", leak_fires, lambda o: None,
@@ -226,9 +240,11 @@ async def run_hwcheck(device: str = "speck2fmodule:0", *, samna=None, checks: li
     """Run the checks on the simulator and (when samna is usable or a stand-in is given) on ``device``."""
     from . import __version__
     from .runtime import open_device
-    from .runtime.backends.samna_backend import find_samna
+    from .runtime.backends.samna_backend import DEVICE_TYPES, find_samna
 
     chip_ok, why = (True, None) if samna is not None else find_samna()
+    # the simulator half runs the device's chip (its configurations are built for the chip they run on)
+    sim = "sim:" + DEVICE_TYPES.get(device.partition(":")[0].lower(), ("", "speck2f"))[1]
     names = [c.name for c in CHECKS]
     unknown = sorted(set(checks or []) - set(names))
     if unknown:
@@ -244,7 +260,7 @@ async def run_hwcheck(device: str = "speck2fmodule:0", *, samna=None, checks: li
         if progress:
             progress(check.name)
         try:
-            res.simulator = await _observe(lambda: open_device("sim", clock="wall"), check, kw, timeout_s)
+            res.simulator = await _observe(lambda: open_device(sim, clock="wall"), check, kw, timeout_s)
             if chip_ok:
                 res.chip = await _observe(lambda: open_device(device, samna=samna), check, kw, timeout_s)
         except Exception as e:  # one failing check must not hide the others: reported, with its type

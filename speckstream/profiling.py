@@ -22,7 +22,7 @@ from .energy import EnergyModel
 from .errors import SpeckstreamError, SpeckstreamWarning
 from .sim import ChipSimulator, SimOptions
 from .sim.dvs import dvs_to_spikes
-from .sim.inputs import to_input
+from .codec.inputs import to_input
 
 __all__ = ["profile", "Profile", "CoreProfile", "BandwidthWarning", "ProfileError", "WINDOWS_US",
            "synops_per_event", "delivered_events", "activity", "Activity", "CoreActivity", "monitor_all", "duration_of"]

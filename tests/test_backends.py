@@ -9,7 +9,7 @@ pytestmark = pytest.mark.anyio  # every async test on trio and asyncio (tests/co
 
 
 async def test_the_simulator_backend_meets_the_contract():
-    await check_backend(lambda: SimBackend(realtime=False), vanish=lambda b: b.vanish())
+    await check_backend(lambda: SimBackend(clock="virtual"), vanish=lambda b: b.vanish())
 
 
 async def test_the_samna_backend_over_the_stand_in_meets_the_contract():

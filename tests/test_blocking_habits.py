@@ -127,7 +127,8 @@ UNCLOSED = """
     from speckstream.testing.configs import config, core
 
     def report():  # registered before speckstream's own exit hook, so it runs after it (atexit is LIFO)
-        print("closed at exit:", dev.counts["accepted"], dev.counts["written"], flush=True)
+        acc = dev.session.accounting()  # the closed session's books (the blocking calls refuse after close)
+        print("closed at exit:", acc.accepted, acc.written, flush=True)
 
     atexit.register(report)
     dev = ss.connect("sim", clock="virtual", batch_size=100).open()

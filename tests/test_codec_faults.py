@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from speckstream import codec
 from speckstream.codec.errors import AddressError, CorruptChunkWarning, EventFileError, TruncatedFileWarning
-from speckstream.codec.files import EventFileReader, EventFileWriter
+from speckstream.codec.spk import EventFileReader, EventFileWriter
 
 from test_codec_files import write_aedat4
 
@@ -64,7 +64,7 @@ def test_bad_headers_are_event_file_errors(tmp_path):
     with pytest.raises(EventFileError, match="not a map"):
         codec.read_spikes(tmp_path / "k.spk")
     # a zero-size custom kind with a chunk claiming 2^62 events: refused at once, not a hang
-    from speckstream.codec.files import _chunk_prefix
+    from speckstream.codec.spk import _chunk_prefix
 
     _raw_file(tmp_path / "z.spk", {**base, "kinds": {"blob": [["a", "|V0"]]}}, _chunk_prefix("blob", 1 << 62, 0, 0))
     with pytest.raises(EventFileError):

@@ -213,7 +213,7 @@ async def test_dvs_sends_are_checked_before_anything_is_queued():
             await dev.send_dvs(bad)
         with pytest.raises(ValueError, match="kind"):
             await dev.send(dvs_events(2), kind="camera")
-        assert dev.counts["accepted"] == 0
+        assert dev.stats.accepted == 0
 
 
 async def test_replay_of_a_camera_recording_goes_through_the_dvs_stage(tmp_path):

@@ -64,7 +64,7 @@ def test_asyncio_errors_are_the_same_plain_errors():
     with pytest.raises(DeviceDisconnected) as e:
         asyncio.run(main())
     acc = e.value.accounting
-    assert acc["accepted"] == 200 and acc["written"] + acc["not_written"] == 200
+    assert acc.accepted == 200 and acc.written + acc.not_written == 200
 
 
 # ------------------------------------------------------------------ blocking facade
@@ -83,7 +83,7 @@ def test_blocking_facade_round_trip_and_no_thread_left_behind(loop):
                     break
         out = np.concatenate(got)
         assert len(out) == 1000 and np.array_equal(out["c"], spikes(1000)["c"])
-        assert dev.counts["written"] == 1000 and dev.accounting()["accepted"] == 1000
+        assert dev.stats.written == 1000 and dev.accounting().accepted == 1000
         assert dev.now_us() >= 0
     assert _threads() == before  # the loop's thread is joined on exit
     with pytest.raises(DeviceClosed):
@@ -114,7 +114,7 @@ def test_blocking_errors_are_raised_plainly_in_the_callers_thread():
         dev.apply(relay_cfg())
         with pytest.raises(AddressError, match="nothing of this send was queued"):
             dev.send(codec.spikes(t=0, core=0, c=[0], x=[8], y=[0]))
-        assert dev.counts["accepted"] == 0
+        assert dev.stats.accepted == 0
 
 
 def test_blocking_disconnect_mid_stream_raises_disconnected_with_accounting():
@@ -125,8 +125,8 @@ def test_blocking_disconnect_mid_stream_raises_disconnected_with_accounting():
             dev.send(spikes(1000))
             dev.flush()
     acc = e.value.accounting  # send() itself may meet the disconnect: what it had accepted is accounted for
-    assert acc["written"] == 300 and acc["accepted"] == acc["written"] + acc["not_written"]
-    assert 300 < acc["accepted"] <= 1000 and acc["accepted"] % 100 == 0  # whole batches
+    assert acc.written == 300 and acc.accepted == acc.written + acc.not_written
+    assert 300 < acc.accepted <= 1000 and acc.accepted % 100 == 0  # whole batches
     assert _threads() == before
 
 
@@ -147,6 +147,9 @@ def test_blocking_vmem_replay_and_closed_loop():
         dev.apply(cfg)
         frames = list(dev.poll_vmem(0, every=0.01, count=3))
         assert [f.image.shape for f in frames] == [(2, 8, 8)] * 3 and all(f.missing == 0 for f in frames)
+        with dev.poll_vmem(0, every=0.01) as polled:  # a resource: receive() per frame, None once closed
+            assert polled.receive() is not None
+        assert polled.receive() is None
         res = dev.replay(spikes(400), speed=None)
         assert res.events_in == 400 and res.events_out == 400
         calls = []

@@ -28,7 +28,7 @@ def test_residual_example(tmp_path):
 def test_closed_loop_example(tmp_path):
     cart, res = load("closed_loop").main(tmp_path, iterations=300)
     assert abs(cart.x - cart.target) < 0.1  # the controller brought the cart to its target
-    assert res.latency_us["n"] + res.timeouts == 300 and res.latency_us["p99"] < 5000
+    assert res.latency_us.n + res.timeouts == 300 and res.latency_us.p99 < 5000
     assert (tmp_path / "latency.png").exists()
 
 

@@ -46,3 +46,26 @@ def test_a_chip_that_behaves_differently_is_reported():
     assert verdicts == {"leak_fires": "differs", "floor_clamp": "pass"}
     assert not report.ok
     assert report.results[0].chip["fired"] is True and report.results[0].simulator["fired"] is False
+
+
+
+def test_the_checks_build_their_configurations_for_the_devices_chip(monkeypatch):
+    """A speck2e board's checks run speck2e configurations (a devkit refuses another chip's), on as many cores as
+    that chip's table says; without samna the simulator half runs as that chip."""
+    from speckstream.compiler.chips import get_chip
+
+    monkeypatch.delenv("SPECKSTREAM_SAMNA", raising=False)
+    chips = []
+    real = hw._config
+    monkeypatch.setattr(hw, "_config", lambda dev, *a, **k: chips.append(dev.backend.chip) or real(dev, *a, **k))
+    report = hw.hwcheck("speck2edevkit:0", checks=["one_spike_per_core"])
+    assert not report.chip_ran and report.results[0].verdict == "as documented", report.table()
+    assert report.results[0].simulator["spikes_per_core"] == [1] * get_chip("speck2e").n_cores
+    assert chips == ["speck2e"]
+
+
+def test_hwcheck_does_not_import_the_test_helpers():
+    r = subprocess.run([sys.executable, "-c", "import sys, speckstream.hwcheck; "
+                        "assert not [m for m in sys.modules if m.startswith('speckstream.testing')], 'imported'"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

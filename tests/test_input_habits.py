@@ -79,7 +79,7 @@ async def test_send_and_replay_refuse_seconds_and_queue_nothing():
             await dev.send(in_seconds(camera()))
         with pytest.raises(CodecError, match="microseconds"):
             await dev.replay(in_seconds(camera()), speed=None)
-        assert dev.counts["offered"] == 0
+        assert dev.stats.offered == 0
 
 
 def test_a_whole_stream_shorter_than_a_millisecond_is_warned_about():

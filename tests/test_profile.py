@@ -108,7 +108,7 @@ def test_profile_of_sinabs_gesture_net_on_a_real_dvs_clip_matches_the_engine_and
         cfg = ss.compile(sm.gesture_snn(), sm.GESTURE_INPUT, dvs=True)
     clip = streams.dvs128_clip()
     p = ss.profile(cfg, clip)
-    from speckstream.sim.inputs import to_input
+    from speckstream.codec.inputs import to_input
 
     sim = ChipSimulator(cfg)
     sim.feed_dvs(to_input(cfg, clip)[1])

@@ -30,7 +30,7 @@ class SlowSim(SimBackend):
     """A simulator that needs ``cost_s`` of (mock) wall time per event it processes: 2 k events/s at 0.5 ms."""
 
     def __init__(self, clock, cost_s: float):
-        super().__init__(realtime=True)
+        super().__init__(clock="wall")
         self._mock, self._cost_s = clock, cost_s
 
     def _process(self, kind, spikes, until=None):
@@ -47,12 +47,12 @@ async def test_a_simulator_that_cannot_keep_up_warns_once_naming_lag_and_rate(au
     assert len(caught) == 1  # once per session, not once per batch
     msg = str(caught[0].message)
     assert "ms behind the input timestamps" in msg and "events/s" in msg and "clock='virtual'" in msg
-    assert stats["lag_max_us"] > 100_000  # 2000 events at 0.5 ms each, arriving over 0.2 s: ~0.8 s behind
-    assert stats["lag_us"] is not None and res.events_in == 2000
+    assert stats.lag_max_us > 100_000  # 2000 events at 0.5 ms each, arriving over 0.2 s: ~0.8 s behind
+    assert stats.lag_us is not None and res.events_in == 2000
 
 
 async def test_a_simulator_that_keeps_up_stays_silent_and_reports_a_small_lag(autojump_clock):
-    async with Session(SimBackend(realtime=True)) as dev:
+    async with Session(SimBackend(clock="wall")) as dev:
         await dev.apply(relay_cfg())
         with warnings.catch_warnings():
             warnings.simplefilter("error", RealTimeWarning)
@@ -60,7 +60,7 @@ async def test_a_simulator_that_keeps_up_stays_silent_and_reports_a_small_lag(au
             await dev.send(codec.spikes(t=0, core=0, c=0, x=1, y=1))  # t = 0: "now", late by design: not lag
             await dev.flush()
         stats = dev.stats
-    assert 0 <= stats["lag_max_us"] < 1000
+    assert 0 <= stats.lag_max_us < 1000
 
 
 async def test_the_threshold_is_a_session_option_and_none_switches_the_warning_off(autojump_clock):
@@ -69,16 +69,16 @@ async def test_the_threshold_is_a_session_option_and_none_switches_the_warning_o
         with warnings.catch_warnings():
             warnings.simplefilter("error", RealTimeWarning)
             await dev.replay(stream(), speed=1.0)
-        assert dev.stats["lag_max_us"] > 100_000  # still measured
+        assert dev.stats.lag_max_us > 100_000  # still measured
     with pytest.raises(ValueError, match="lag_warn_s"):
         Session(SimBackend(), lag_warn_s=0)
 
 
 async def test_a_virtual_clock_has_no_lag():
-    async with Session(SimBackend(realtime=False)) as dev:
+    async with Session(SimBackend(clock="virtual")) as dev:
         await dev.apply(relay_cfg())
         await dev.replay(stream(), speed=None)
-        assert dev.stats["lag_us"] is None and dev.stats["lag_max_us"] is None
+        assert dev.stats.lag_us is None and dev.stats.lag_max_us is None
 
 
 def test_the_runtime_benchmark_reports_the_lag():

@@ -4,6 +4,8 @@ import threading
 import numpy as np
 import pytest
 import anyio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import speckstream as ss
 from speckstream import codec
@@ -44,7 +46,7 @@ async def test_send_and_receive_every_event_in_batches():
         out = result["out"]
         assert len(out) == len(sp)
         assert np.array_equal(out["c"], sp["c"]) and np.array_equal(out["x"], sp["x"])
-        assert dev.stats["written"] == len(sp) and dev.stats["accepted"] == len(sp)
+        assert dev.stats.written == len(sp) and dev.stats.accepted == len(sp)
 
 
 async def test_several_subscribers_and_a_slow_one_does_not_stall_the_drain():
@@ -60,7 +62,7 @@ async def test_several_subscribers_and_a_slow_one_does_not_stall_the_drain():
             got += len(item[1])
         assert got == 5000
         assert slow.dropped_events > 0 and slow.dropped_events + 200 >= 5000 - 200
-        stats = dev.stats["subscriptions"]
+        stats = dev.stats.subscriptions
         assert any(s.dropped_events > 0 for s in stats)
 
 
@@ -69,7 +71,7 @@ async def test_drop_policy_counts_instead_of_waiting():
         await dev.apply(relay_cfg())
         accepted = await dev.send(rand_spikes(1000))  # no checkpoint: the queue holds one batch
         assert accepted < 1000
-        assert dev.stats["dropped_policy"] == 1000 - accepted
+        assert dev.stats.dropped_by_policy == 1000 - accepted
 
 
 async def test_output_timestamps_are_unwrapped_past_32_bits(autojump_clock):
@@ -86,6 +88,30 @@ async def test_output_timestamps_are_unwrapped_past_32_bits(autojump_clock):
             await anyio.sleep(0)
             await dev.backend.write_spikes(sp)  # bypass the 32-bit input check to test unwrapping only
         assert task_out["o"]["t"].tolist() == [2 ** 32 - 10, 2 ** 32 + 5, 2 ** 32 + 2 ** 31 + 7]
+
+
+def test_pace_splits_a_stream_into_slices_without_a_clock():
+    """The pure step of replay: which events go in which write. Slice k holds the events in
+    [t0 + k * slice, t0 + (k + 1) * slice): 0, 1000, 4999 | 5000 | (empty 10 ms .. 15 ms skipped) 15000, 15001."""
+    from speckstream.runtime.replay import pace
+
+    t = np.array([0, 1000, 4999, 5000, 15000, 15001], np.float64)
+    assert pace(t, 0.005) == [(0, 3), (3, 4), (4, 6)]
+    assert pace(np.empty(0), 0.005) == []
+    assert pace(t + 123, 0.005) == [(0, 3), (3, 4), (4, 6)]  # slices start at the first event
+
+
+@given(st.lists(st.integers(0, 10**7), max_size=300), st.floats(1e-4, 0.1))
+@settings(max_examples=200, deadline=None)
+def test_pace_partitions_every_stream_into_slices_shorter_than_the_slice(times, slice_s):
+    from speckstream.runtime.replay import pace
+
+    t = np.sort(np.array(times, np.float64))
+    writes = pace(t, slice_s)
+    assert [a for a, _ in writes[:1]] == ([0] if len(t) else [])
+    assert all(b0 == a1 for (_, b0), (a1, _) in zip(writes, writes[1:]))  # consecutive, nothing lost or doubled
+    assert (writes[-1][1] if writes else 0) == len(t)
+    assert all(b > a and t[b - 1] - t[a] < slice_s * 1e6 for a, b in writes)
 
 
 def test_unwrapper():
@@ -122,6 +148,28 @@ async def test_poll_vmem_frames_on_the_mock_clock(autojump_clock):
         assert img[0, 0, 1] == 6 and img[1, 0, 1] == -4 and img[0, 3, 2] == 3 and img.sum() == 6 - 4 + 3 - 2
 
 
+async def test_poll_vmem_and_events_are_resources_closed_by_async_with(autojump_clock):
+    """Streams are resources, not generators: leaving ``async with`` ends them at once (no garbage collector
+    involved), and a stream dropped unclosed stops being fed."""
+    cfg = config(core(0, 1, 4, 4, 2, weights=[3, -2], thr=1000, low=-1000))
+    async with ss.open_device("sim") as dev:
+        await dev.apply(cfg)
+        async with dev.poll_vmem(0, every=0.1) as frames:  # no count: until closed
+            got = [await frames.receive(), await frames.receive()]
+            async for f in frames:
+                got.append(f)
+                if len(got) == 4:
+                    break
+        with pytest.raises(anyio.EndOfStream):
+            await frames.receive()  # closed with the block
+        assert len(got) == 4 and np.allclose(np.diff([f.t_us for f in got]), 100_000, atol=1)
+        async with dev.events("spike") as batches:
+            assert len(dev.stats.subscriptions) == 1
+        assert dev.stats.subscriptions == () and batches.closed
+        dev.events("spike")  # dropped unclosed (as a loop left by break drops it): no longer fed or listed
+        assert dev.stats.subscriptions == ()
+
+
 async def test_delayed_replies_are_reported_missing_not_waited_for(autojump_clock):
     faults = SimFaults(reply_delay_s=0.5)
     async with ss.open_device("sim", faults=faults) as dev:
@@ -137,7 +185,7 @@ async def test_delayed_replies_are_reported_missing_not_waited_for(autojump_cloc
 async def test_leak_through_the_runtime_realtime_sim(autojump_clock):
     cfg = config(core(0, 1, 2, 2, 1, weights=1, thr=127, low=-127, bias=[-13], vmem=np.full((1, 2, 2), 127)),
                  slow_clock_hz=1.0)
-    async with ss.open_device("sim", realtime=True) as dev:
+    async with ss.open_device("sim", clock="wall") as dev:
         await dev.apply(cfg)
         vals = []
         async for f in dev.poll_vmem(0, every=0.5, count=8):
@@ -150,14 +198,14 @@ async def test_paced_replay_from_a_file_records_outputs(tmp_path, autojump_clock
     sp = rand_spikes(2000, seed=3)
     sp["t"] = np.sort(np.random.default_rng(1).integers(0, 2_000_000, 2000))
     codec.write_spk(tmp_path / "in.spk", sp)
-    async with ss.open_device("sim", realtime=True) as dev:
+    async with ss.open_device("sim", clock="wall") as dev:
         await dev.apply(relay_cfg())
         t0 = anyio.current_time()
         res = await dev.replay(tmp_path / "in.spk", speed=2.0, record=tmp_path / "out.spk")
         elapsed = anyio.current_time() - t0
     assert res.events_in == 2000 and res.events_out == 2000
     assert 0.95 < elapsed < 1.3  # 2 s of events at 2x
-    assert res.pacing_error_us["p99"] < 1000
+    assert res.pacing_error_us.p99 < 1000
     with codec.EventFileReader(tmp_path / "out.spk") as r:
         out = r.read("spike")
     assert len(out) == 2000
@@ -186,7 +234,7 @@ async def test_closed_loop_measures_latency(autojump_clock):
 
         res = await dev.closed_loop(controller, codec.spikes(t=0, core=0, x=0, y=0), iterations=50)
     assert res.iterations == 50 and res.timeouts == 0 and all(n == 1 for n in seen)
-    assert res.latency_us["n"] == 50
+    assert res.latency_us.n == 50
 
 
 async def test_closed_loop_calls_back_on_silence():
@@ -207,8 +255,8 @@ async def test_device_drops_are_counted():
         await dev.apply(relay_cfg())
         await dev.send(rand_spikes(10_000))
         await dev.flush()
-        dropped = dev.stats["device"]["device_dropped"]
-        assert 2500 < dropped < 3500 and dev.stats["device"]["released"] == 10_000 - dropped
+        dropped = dev.stats.device["device_dropped"]
+        assert 2500 < dropped < 3500 and dev.stats.device["released"] == 10_000 - dropped
 
 
 async def test_disconnect_mid_stream_raises_and_accounts_for_every_event():
@@ -219,8 +267,8 @@ async def test_disconnect_mid_stream_raises_and_accounts_for_every_event():
                 await dev.send(rand_spikes(1000))
             await dev.flush()
     acc = e.value.accounting
-    assert acc["written"] == 4500
-    assert acc["accepted"] == acc["written"] + acc["not_written"] + acc["dropped_by_policy"]
+    assert acc.written == 4500
+    assert acc.accepted == acc.written + acc.not_written + acc.dropped_by_policy
     assert "disconnected mid-stream" in str(e.value)
 
 
@@ -315,7 +363,7 @@ async def test_samna_backend_against_the_stand_in():
         # an output class speckstream does not know is counted, not fatal
         handle.chip.inject([samna_standin.DropNotice()])
         await anyio.sleep(0.05)
-        assert dev.stats["unknown"] == 1
+        assert dev.stats.unknown_events == 1
         cfg_v = config(core(0, 2, 8, 8, 2, weights=[10, 0, 0, 10], thr=10, vmem=np.full((2, 8, 8), 5)))
         await dev.apply(cfg_v)
         assert handle.chip.config.cnn_layers[0].neurons_initial_value[0][0][0] == 5
@@ -343,13 +391,13 @@ async def test_samna_open_missing_board():
             pass
 
 
-async def test_readout_values_reach_subscribers_stamped_on_receipt(autojump_clock):
+async def test_readout_values_reach_subscribers_one_per_tick(autojump_clock):
     from speckstream.compiler import ReadoutConfig
 
     c = core(0, 1, 1, 1, 2, weights=[0, 10], thr=10, dests=[(12, 1)])  # fires channel 1 = class 1
     cfg = config(c, slow_clock_hz=10.0)
     cfg.readout = ReadoutConfig(average=1, errata=False, monitor=True)  # ReadoutValue events to the host
-    async with ss.open_device("sim", realtime=True) as dev:
+    async with ss.open_device("sim", clock="wall") as dev:
         await dev.apply(cfg)
         got = []
         with anyio.fail_after(10):
@@ -366,4 +414,37 @@ async def test_readout_values_reach_subscribers_stamped_on_receipt(autojump_cloc
     assert ((vals["value"][:1] >> 16) & 0xF).tolist() == [1] and (vals["value"][0] >> 20) & 1 == 1
     assert (vals["value"][:3] & 0xFFFF).tolist() == [2, 0, 0]  # 2 spikes in the first 100 ms window
     assert vals["class"][0] == 1 and vals["valid"][0] and vals["data"][:3].tolist() == [2, 0, 0]  # named fields
-    assert np.all(np.diff(vals["t"].astype(np.int64)) >= 90_000)  # one per 100 ms tick, stamped on receipt
+    assert np.all(np.diff(vals["t"].astype(np.int64)) >= 90_000)  # one per 100 ms tick, stamped with its time
+    assert vals["t"][:3].tolist() == [100_000, 200_000, 300_000]  # the simulator's tick times, not receipt times
+
+
+
+async def test_readout_values_on_the_virtual_clock_carry_their_tick_times():
+    """Reproduced first (issue 21): on the virtual clock every ReadoutValue of a replay carried the same
+    timestamp (its receipt); the simulator knows each tick's time, and the session keeps it."""
+    import warnings
+
+    from speckstream.compiler import ReadoutConfig
+    from speckstream.digits import digits_dataset, digits_net, load_digits_split
+
+    _, _, xte, yte = load_digits_split()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = ss.compile(digits_net(), (1, 8, 8), readout=ReadoutConfig(monitor=True), slow_clock_hz=20)
+    (a, _), (b, _) = digits_dataset(xte[:2], yte[:2])
+    b = b.copy()
+    b["t"] += 100_000
+    ev = np.concatenate([a, b])  # two samples of ~100 ms each, one after the other: ticks at 50, 100, 150 ms
+    async with ss.open_device("sim", clock="virtual") as dev:
+        await dev.apply(cfg)
+        with dev.subscribe("readout", max_batches=1000) as sub:
+            await dev.send(ev)
+            await dev.flush()
+            await anyio.sleep(0.05)
+            got = []
+            while (b := sub.receive_nowait()) is not None:
+                got.append(b[1])
+    t = np.concatenate(got)["t"]
+    want = ss.simulate(cfg, ev, until=int(ev["t"].max()), output="readout")["t"]
+    assert len(t) == 3 and len(set(t.tolist())) == 3  # distinct, one per tick
+    assert t.tolist() == want.tolist()

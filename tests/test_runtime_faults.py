@@ -62,7 +62,7 @@ async def test_one_out_of_order_timestamp_is_named_not_a_hang(autojump_clock):
                 await dev.replay(sp, speed=1.0)
             with pytest.raises(CodecError, match="event 1 "):
                 await dev.replay(sp[::-1].copy(), speed=1.0)
-        assert dev.counts["accepted"] == 0  # nothing was sent
+        assert dev.stats.accepted == 0  # nothing was sent
         res = await dev.replay(sp, speed=1.0, sort=True)
         assert res.events_in == 100
         with pytest.raises(ValueError, match="spike 57 of this send"):
@@ -72,7 +72,7 @@ async def test_one_out_of_order_timestamp_is_named_not_a_hang(autojump_clock):
 async def test_realtime_simulator_gets_ordered_input_only(autojump_clock):
     sp = spikes(20)
     sp["t"][5] = 0
-    async with ss.open_device("sim", realtime=True) as dev:
+    async with ss.open_device("sim", clock="wall") as dev:
         await dev.apply(relay_cfg())
         with pytest.raises(ValueError, match="spike 5 of this send"):
             await dev.send(sp)
@@ -101,7 +101,7 @@ async def test_an_off_map_event_in_a_large_send_names_its_index_in_the_send():
         await dev.apply(relay_cfg())
         with pytest.raises(AddressError, match="spike 123456 of this send .*input map \\(2, 16, 16\\)"):
             await dev.send(sp)
-        assert dev.counts["accepted"] == 0
+        assert dev.stats.accepted == 0
         await dev.send(spikes(100))  # the session is still usable
         await dev.flush()
 
@@ -112,7 +112,7 @@ async def test_disconnect_during_replay_raises_disconnected_with_accounting():
             await dev.apply(relay_cfg())
             await dev.replay(spikes(2000), speed=None)
     acc = e.value.accounting
-    assert acc["written"] == 500 and acc["accepted"] == acc["written"] + acc["not_written"]
+    assert acc.written == 500 and acc.accepted == acc.written + acc.not_written
 
 
 async def test_disconnect_during_closed_loop_raises_disconnected():
@@ -149,13 +149,50 @@ async def test_a_users_producer_and_consumer_see_only_the_disconnect():
     assert got and all(isinstance(e, DeviceDisconnected) for e in got), got  # no Cancelled escapes
 
 
+CALLS_ON_A_VANISHED_DEVICE = {
+    "read_neurons": lambda dev: dev.read_neurons(codec.read_requests_for_core(0, (2, 16, 16))),
+    "write_neurons": lambda dev: dev.write_neurons(codec.write_requests(0, [0], [0], [0], [5], (2, 16, 16))),
+    "apply": lambda dev: dev.apply(relay_cfg()),
+    "reset_state": lambda dev: dev.reset_state(),
+    "slow_clock": lambda dev: dev.slow_clock(10.0),
+    "send_and_flush": lambda dev: _send_and_flush(dev),
+    "poll_vmem": lambda dev: _consume(dev.poll_vmem(0, every=0.01, count=3)),
+    "replay": lambda dev: dev.replay(spikes(300), speed=None),
+    "closed_loop": lambda dev: dev.closed_loop(lambda b: None, spikes(5, step=0), iterations=3, timeout_s=0.01),
+}
+
+
+async def _send_and_flush(dev):
+    await dev.send(spikes(10))
+    await dev.flush()
+
+
+@pytest.mark.parametrize("call", list(CALLS_ON_A_VANISHED_DEVICE))
+async def test_every_call_on_a_vanished_device_raises_disconnected_with_the_same_accounting(call):
+    """Reproduced first: read_neurons wrote to the backend outside the session's one error path, so its
+    DeviceDisconnected carried empty accounting while write_neurons' carried it all."""
+    async with ss.open_device("sim", clock="virtual") as dev:
+        await dev.apply(relay_cfg())
+        await dev.send(spikes(200))
+        await dev.flush()
+        dev.backend.vanish()
+        with pytest.raises(DeviceDisconnected) as e:
+            with anyio.fail_after(5):
+                await CALLS_ON_A_VANISHED_DEVICE[call](dev)
+        with pytest.raises(DeviceDisconnected):
+            await dev.send(spikes(1))  # the session is failed: every later call says so
+    acc = e.value.accounting
+    assert acc.written == 200 and acc.accepted == acc.written + acc.not_written, acc
+    assert acc.offered == acc.accepted + acc.dropped_by_policy, acc
+
+
 # ------------------------------------------------------------------------------ leaks, use after close
 async def test_a_cancelled_recorded_replay_leaves_no_subscription_and_a_readable_file(tmp_path, autojump_clock):
     async with ss.open_device("sim") as dev:
         await dev.apply(relay_cfg())
         with anyio.move_on_after(0.3):
             await dev.replay(spikes(100_000, step=100), speed=1.0, record=tmp_path / "out.spk")
-        assert dev._subs == []
+        assert dev.stats.subscriptions == ()  # no subscription left
         await dev.send(spikes(1000))
         await dev.flush()
     rec = codec.read_spikes(tmp_path / "out.spk")
@@ -205,7 +242,7 @@ async def test_delayed_replies_are_missing_and_never_handed_out_as_fresh(autojum
             # change the state between polls: a stale reply would show the old value
             await dev.write_neurons(codec.write_requests(0, [0], [0], [0], [len(frames)], (2, 16, 16)))
         assert all(f.missing == f.requested for f in frames)
-        assert dev.stats["stale_replies_dropped"] > 0
+        assert dev.stats.stale_replies_dropped > 0
 
 
 # ------------------------------------------------------------------------------ fault matrix
@@ -239,7 +276,7 @@ async def test_fault_matrix(use, fault, at, autojump_clock):
             await dev.apply(relay_cfg())
             with anyio.move_on_after(at if fault == "cancel" else 5):
                 await USES[use](dev)
-            subs_left = list(dev._subs)
+            subs_left = dev.stats.subscriptions
             t_exit = anyio.current_time()
     except DeviceDisconnected as e:
         err = e
@@ -248,12 +285,12 @@ async def test_fault_matrix(use, fault, at, autojump_clock):
     if err is not None:
         assert fault == "disconnect"
         acc = err.accounting
-        assert acc["accepted"] == acc["written"] + acc["not_written"]
+        assert acc.accepted == acc.written + acc.not_written
     else:
-        assert subs_left == []
-        c = dev.counts
-        assert c["accepted"] == c["written"] + c["lost_in_flight"]
-        assert c["offered"] == c["accepted"] + c["dropped_policy"]
+        assert subs_left == ()
+        c = dev.stats
+        assert c.accepted == c.written + c.not_written
+        assert c.offered == c.accepted + c.dropped_by_policy
     assert anyio.current_time() - t0 < 6
     if t_exit is not None:
         assert anyio.current_time() - t_exit < 0.5  # the session closes promptly
@@ -291,8 +328,31 @@ async def test_clock_arguments_are_checked():
     with pytest.raises(ValueError, match="clock must be"):
         async with ss.open_device("sim", clock="fast"):
             pass
-    with pytest.raises(ValueError, match="contradicts"):
+    with pytest.raises(TypeError, match="realtime"):  # one switch for the clock: realtime= is gone
         async with ss.open_device("sim", clock="virtual", realtime=True):
+            pass
+
+
+@pytest.mark.parametrize("option, match", [
+    ({"batch_size": 0}, "batch_size"), ({"batch_size": 2.5}, "batch_size"), ({"input_queue": True}, "input_queue"),
+    ({"policy": "sometimes"}, "policy"), ({"read_timeout_s": 0}, "read_timeout_s"),
+    ({"read_timeout_s": math.nan}, "read_timeout_s"), ({"lag_warn_s": -1}, "lag_warn_s"),
+])
+async def test_session_options_are_typed_and_checked_before_anything_opens(option, match):
+    from speckstream.runtime import SessionOptions
+
+    with pytest.raises(ValueError, match=match):
+        SessionOptions(**option)
+    with pytest.raises(ValueError, match=match):
+        async with ss.open_device("sim", **option):
+            pass
+    with pytest.raises(ValueError, match=match):
+        ss.connect("sim", **option)
+
+
+async def test_an_unknown_option_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="bach_size"):  # explicit keywords: no **kwargs to swallow a typo
+        async with ss.open_device("sim", bach_size=3):
             pass
 
 
@@ -317,7 +377,7 @@ async def test_a_blocking_samna_write_is_cancelled_promptly_and_counted_as_the_d
     time.sleep(3.2)  # the blocked samna call returns on its own thread...
     # ...and the books count what the device took
     acc = dev.accounting()
-    assert acc["written"] == 100 and acc["not_written"] == 0 and acc["accepted"] == 100
+    assert acc.written == 100 and acc.not_written == 0 and acc.accepted == 100
     assert anyio.current_time() - t0 < 5
 
 

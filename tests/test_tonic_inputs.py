@@ -66,7 +66,7 @@ async def test_send_refuses_a_bigger_sensor_naming_tonics_transforms_and_queues_
         assert "off the input map (C, H, W) = (2, 8, 8) of core 0" in msg
         assert "tonic.transforms.CenterCrop(sensor_size, size=(8, 8))" in msg
         assert "tonic.transforms.Downsample(sensor_size=sensor_size, target_size=(8, 8))" in msg
-        assert dev.counts["accepted"] == 0 and dev.counts["offered"] == 0
+        assert dev.stats.accepted == 0 and dev.stats.offered == 0
 
 
 async def test_a_polarity_beyond_the_input_channels_names_merge_polarities():
@@ -88,10 +88,10 @@ async def test_replay_takes_tonic_arrays_and_npy_files_and_checks_them_before_wr
         for source in (ev, tmp_path / "cam.npy"):
             res = await dev.replay(source, speed=None)
             assert res.events_in == 400 and res.events_out == 400
-        before = dev.counts["accepted"]
+        before = dev.stats.accepted
         with pytest.raises(AddressError, match=r"sensor is at least \d+ x \d+ .*CenterCrop"):
             await dev.replay(tmp_path / "big.npy", speed=None)
-        assert dev.counts["accepted"] == before  # nothing of the bad file was written
+        assert dev.stats.accepted == before  # nothing of the bad file was written
 
 
 # ------------------------------------------------------------------ the synchronous layer
@@ -151,7 +151,7 @@ async def test_tonic_arrays_into_a_dvs_stage_are_checked_against_its_sensor_with
         await dev.apply(cfg)
         with pytest.raises(AddressError, match="Downsample"):
             await dev.send(big)  # a tonic array goes to the DVS stage of a config that has one
-        assert dev.counts["accepted"] == 0
+        assert dev.stats.accepted == 0
 
 
 @pytest.mark.parametrize("broken, match", [
@@ -178,7 +178,7 @@ async def test_broken_tonic_arrays_raise_one_codec_error_and_queue_nothing(broke
             await dev.send(ev)
         with pytest.raises(CodecError, match=match):
             ss.simulate(relay_cfg(), ev)
-        assert dev.counts["accepted"] == 0
+        assert dev.stats.accepted == 0
 
 
 async def test_replaying_chip_spikes_keeps_their_cores_while_a_camera_array_goes_to_the_input_core():
@@ -195,3 +195,40 @@ async def test_replaying_chip_spikes_keeps_their_cores_while_a_camera_array_goes
                 got.append(b[1])
     out = np.concatenate(got)
     assert set(out["core"].tolist()) == {1}  # written into core 1, as the array says; nothing through core 0
+
+
+def test_whether_a_source_is_a_camera_recording_is_answered_once_from_the_reader_table(tmp_path):
+    from speckstream.codec.files import READERS
+    from speckstream.codec.inputs import CAMERA_SUFFIXES, is_camera
+
+    assert set(CAMERA_SUFFIXES) == {s for s, r in READERS.items() if r.camera}
+    assert {".aedat4", ".dat", ".bin", ".raw", ".es", ".csv"} == set(CAMERA_SUFFIXES)
+    assert not is_camera(tmp_path / "rec.spk") and is_camera(tmp_path / "rec.AEDAT4")
+    np.save(tmp_path / "cam.npy", camera(3))
+    np.save(tmp_path / "chip.npy", codec.spikes(t=[0, 1], core=0))
+    assert is_camera(tmp_path / "cam.npy") and not is_camera(tmp_path / "chip.npy")
+    assert is_camera(camera(3)) and not is_camera(codec.spikes(t=[0], core=0))
+
+
+async def test_an_nmnist_bin_recording_is_a_camera_recording_for_replay(tmp_path):
+    """N-MNIST .bin files hold a camera's events: replay maps them to the configuration's input core (not core 0)
+    and checks them against its input map, as every other camera format."""
+    def rec(x, y, p, t):  # x, y, then polarity and a 23-bit timestamp in 3 big-endian bytes
+        return bytes([x, y, (p << 7) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF])
+    path = tmp_path / "digit.bin"
+    path.write_bytes(b"".join(rec(i % W, i % H, i % 2, 100 * i) for i in range(40)))
+    cfg = config(core(3, 2, H, W, 2, weights=[10, 0, 0, 10], thr=10))  # the input core is core 3
+    async with ss.open_device("sim", clock="virtual") as dev:
+        await dev.apply(cfg)
+        with dev.subscribe("spike", max_batches=1000) as sub:
+            res = await dev.replay(path, speed=None)
+            got = []
+            while (b := sub.receive_nowait()) is not None:
+                got.append(b[1])
+    assert res.events_in == 40 and set(np.concatenate(got)["core"].tolist()) == {3}
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"".join(rec(30, 30, 0, 10 * i) for i in range(3)))
+    async with ss.open_device("sim", clock="virtual") as dev:
+        await dev.apply(cfg)
+        with pytest.raises(AddressError, match="CenterCrop"):
+            await dev.replay(big, speed=None)

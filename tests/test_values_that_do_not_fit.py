@@ -71,12 +71,12 @@ def test_a_whole_float_map_dimension_is_taken():
 
 
 def test_an_spk_header_whose_spike_dtype_differs_is_refused(tmp_path):
-    from speckstream.codec import files
+    from speckstream.codec import spk
 
     other = np.dtype([("time", "<u8"), ("layer", "u1"), ("f", "<u2"), ("col", "<u2"), ("row", "<u2")], align=True)
     assert other.itemsize == codec.SPIKE_DTYPE.itemsize
     path = tmp_path / "other.spk"
-    with files.EventFileWriter(path) as w:
+    with spk.EventFileWriter(path) as w:
         w.append(codec.spikes(t=[1, 2], core=0, c=0, x=1, y=1))
     raw = path.read_bytes()
     import msgpack
@@ -86,8 +86,8 @@ def test_an_spk_header_whose_spike_dtype_differs_is_refused(tmp_path):
     header = up.unpack()
     rest = raw[up.tell():]
     header.pop("header_crc32")
-    header["kinds"]["spike"] = files._descr(other)
-    header["header_crc32"] = files._header_crc(header)
+    header["kinds"]["spike"] = spk._descr(other)
+    header["header_crc32"] = spk._header_crc(header)
     path.write_bytes(msgpack.packb(header, use_bin_type=True) + rest)
     with pytest.raises(EventFileError, match="'spike'.*not this reader's"):
         codec.read_spikes(path)

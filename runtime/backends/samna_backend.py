@@ -22,6 +22,7 @@ from ...codec import samna_events
 from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
+from .base import Backend
 from .devthread import DeviceThread
 
 __all__ = ['DEVICE_TYPES', 'CHIP_NODES', 'find_samna', 'load_samna', 'to_samna_config', 'SamnaBackend']
@@ -158,7 +159,7 @@ def to_samna_config(cfg: ChipConfig, samna):
     return sc
 
 
-class SamnaBackend:
+class SamnaBackend(Backend):
     """A devkit through samna. Every samna call runs on one device thread; reads use short timeouts."""
 
     def __init__(self, device_id: str, *, samna=None, read_batch: int = 4096, read_timeout_ms: int = 5,
@@ -182,7 +183,7 @@ class SamnaBackend:
         self.applied_confirmed: bool | None = None  # how the last apply was known to be done
         self._stash: list = []  # events read during the apply round trip, handed to the next read()
         self.write_slice = write_slice
-        self.device_written = 0  # input events samna has taken (counted on the device thread)
+        self._device_written = 0  # input events samna has taken (counted on the device thread)
         self._thread: DeviceThread | None = None
         self._keep: list = []  # graphs and nodes must stay referenced while in use (sinabs keeps them too)
         self._config: ChipConfig | None = None
@@ -356,7 +357,7 @@ class SamnaBackend:
 
     def _write_counted(self, events: list) -> None:
         self.source.write(events)
-        self.device_written += len(events)  # on the device thread, after samna took them
+        self._device_written += len(events)  # on the device thread, after samna took them
 
     async def write_reads(self, requests: np.ndarray) -> None:
         await self._call(lambda: self.source.write(samna_events.read_requests_to_samna(requests, self._events)))
@@ -382,6 +383,11 @@ class SamnaBackend:
         if out is not None:
             self.counts["unknown_events"] += out.n_unknown
         return out
+
+    @property
+    def device_written(self) -> int:
+        """Input events samna has taken, counted on the device thread (also for a write whose wait was abandoned)."""
+        return self._device_written
 
     @property
     def stats(self) -> dict:

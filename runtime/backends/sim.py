@@ -1,18 +1,20 @@
 """The ``"sim"`` device: the software chip behind the devkit's interface.
 
 It mimics what the runtime must cope with on hardware (docs/chip-notes.md, "Talking to a devkit"): list-in /
-list-out buffers, stopwatch-gated release of timestamped input (``realtime=True``), 32-bit µs output timestamps
-that wrap, untimestamped NeuronValue replies - plus faults on demand for tests (:class:`SimFaults`). On the wall
+list-out buffers, stopwatch-gated release of timestamped input (``clock="wall"``), 32-bit µs output timestamps
+that wrap, untimestamped NeuronValue replies, ReadoutValues stamped with their slow-clock tick (on the chip time that
+the simulator knows; a devkit sends them without a time) - plus faults on demand for tests (:class:`SimFaults`). On the wall
 clock it reports how far it runs behind the input timestamps (:attr:`SimBackend.lag_us`).
 
-Virtual mode (default) processes input as soon as it is written, in the virtual time of its timestamps
-(as fast as possible). Real-time mode holds each input until the session clock reaches its timestamp and
-lets slow-clock ticks follow the wall clock.
+``clock="virtual"`` (this class's default) processes input as soon as it is written, in the virtual time of its
+timestamps (as fast as possible). ``clock="wall"`` (what ``open_device("sim")`` opens) holds each input until the
+session clock reaches its timestamp and lets slow-clock ticks follow it.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import anyio
@@ -24,6 +26,8 @@ from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
 from ...sim.readout import host_output
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
+from ..options import Clock
+from .base import Backend
 
 __all__ = ['SimFaults', 'SimBackend']
 
@@ -42,16 +46,25 @@ class SimFaults:
     seed: int = 0
 
 
-class SimBackend:
-    def __init__(self, chip: str = "speck2f", *, realtime: bool = False, faults: SimFaults | None = None,
-                 options: SimOptions | None = None, clock=anyio.current_time):
+class SimBackend(Backend):
+    #: the simulator knows each slow-clock tick's time: its ReadoutValues carry it (32-bit µs, like spikes)
+    stamps_readout = True
+
+    def __init__(self, chip: str = "speck2f", *, clock: Clock = "virtual", faults: SimFaults | None = None,
+                 options: SimOptions | None = None, time_source: Callable[[], float] = anyio.current_time):
+        """``clock``: "wall" or "virtual" (see the module docstring); ``time_source``: the session clock in seconds
+        (anyio's: wall time, or trio's MockClock in tests)."""
+        if clock not in ("wall", "virtual"):
+            raise ValueError(f"clock must be 'wall' (the session's clock, like a devkit) or 'virtual' (chip time "
+                             f"follows input timestamps, as fast as the CPU allows); got {clock!r}")
+        realtime = clock == "wall"
         self.name = f"sim:{chip}"
         self.chip = chip
         self.realtime = realtime
         self.virtual_clock = not realtime  # chip time follows input timestamps, as fast as the CPU allows
         self.faults = faults or SimFaults()
         self.sim = ChipSimulator(options=options)
-        self._clock = clock
+        self._clock = time_source
         self._t0 = 0.0
         # realtime: (kind "spike" | "dvs", events written but not released, µs when they were written)
         self._pending: deque[tuple[str, np.ndarray, int]] = deque()
@@ -93,13 +106,16 @@ class SimBackend:
         await self.reset_time()
 
     async def reset_time(self) -> None:
+        self._check()
         self._t0 = self._clock()
         self.sim.reset_time()
 
     async def reset_state(self) -> None:
+        self._check()
         self.sim.reset_state()
 
     async def set_slow_clock(self, hz: float | None) -> None:
+        self._check()
         self._release()
         self.sim.set_slow_clock(hz)
 
@@ -141,8 +157,7 @@ class SimBackend:
             self._accept(kind, spikes[:take])
             self._gone = True
             self._wake.set()
-            raise DeviceDisconnected(f"{self.name} disconnected after {self.faults.disconnect_after} input events",
-                                     {"written_before_disconnect": self._written})
+            raise DeviceDisconnected(f"{self.name} disconnected after {self.faults.disconnect_after} input events")
         self._accept(kind, spikes)
 
     def _accept(self, kind: str, spikes: np.ndarray) -> None:
@@ -173,8 +188,8 @@ class SimBackend:
         if len(shown) < len(out):
             self.counts["spikes_not_monitored"] = self.counts.get("spikes_not_monitored", 0) + len(out) - len(shown)
         out = shown
-        if len(readout):
-            readout["t"] = 0  # ReadoutValue has no timestamp on the chip: stamped on receipt
+        if len(readout):  # stamped with its tick's chip time (a devkit's carry none: the session stamps those)
+            readout["t"] &= _MASK32
         if len(out) or len(readout) or (raw is not None and len(raw)):
             out = out.copy()
             out["t"] &= _MASK32  # the chip's 32-bit µs stamps leave the device
@@ -278,6 +293,11 @@ class SimBackend:
         if self._spin is None:
             self._spin = self._clock is anyio.current_time and not _mock_clock()
         return self._spin
+
+    @property
+    def device_written(self) -> int:
+        """Input events the simulator has taken (those its faults then drop included)."""
+        return self._written
 
     def take_release_lateness(self) -> np.ndarray:
         """Real-time mode: µs by which each released input entered the chip after its timestamp (then clear)."""

@@ -1,6 +1,6 @@
 """The Backend contract (runtime/backends/base.py) as one check any backend can be run through, like trio's
-``check_one_way_stream``: open and close (twice), apply, write then read back, a read that times out, use
-after close, and a device that vanishes mid-stream."""
+``check_one_way_stream``: open and close (twice), apply, write then read back, a read that times out, the declared
+capabilities, use after close, and a device that vanishes - after which every call raises DeviceDisconnected."""
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
@@ -9,6 +9,7 @@ import numpy as np
 import anyio
 
 from ..codec import events as ev
+from ..runtime.backends.base import Backend
 from ..runtime.errors import DeviceClosed, DeviceDisconnected, DeviceError
 from .configs import config, core
 
@@ -25,11 +26,12 @@ def relay_config():
 async def collect(dev, n: int, kind: str = "spike", timeout: float = 5.0) -> np.ndarray:
     """Output events of ``kind`` from a session until ``n`` have arrived or ``timeout`` s have passed."""
     got: list[np.ndarray] = []
-    with anyio.move_on_after(timeout):
-        async for b in dev.events(kind):
-            got.append(b)
-            if sum(map(len, got)) >= n:
-                break
+    async with dev.events(kind) as batches:
+        with anyio.move_on_after(timeout):
+            async for b in batches:
+                got.append(b)
+                if sum(map(len, got)) >= n:
+                    break
     return np.concatenate(got) if got else np.empty(0, ev.DVS_EVENT_DTYPE if kind == "dvs" else ev.SPIKE_DTYPE)
 
 
@@ -52,6 +54,7 @@ async def check_backend(make: Callable[[], Any], *, vanish: Callable[[Any], Awai
     await b.write_spikes(sp)
     out = await _read_until(b, 4)
     assert len(out[out["core"] == 0]) == 4, f"{b.name}: wrote 4 spikes into a relay core, read {len(out)} back"
+    _check_capabilities(b, written=4)
     quiet = await b.read(0.01)
     assert quiet is None or len(quiet.spikes) == 0, f"{b.name}: a read with nothing to read must time out with None"
     await b.close()
@@ -80,5 +83,39 @@ async def check_backend(make: Callable[[], Any], *, vanish: Callable[[Any], Awai
         raise AssertionError(f"{b.name}: a vanished device must raise DeviceDisconnected, got {e!r}") from e
     else:
         raise AssertionError(f"{b.name}: a vanished device went unnoticed")
+    try:
+        await _every_call_fails(b, sp)
     finally:
         await b.close()
+
+
+def _check_capabilities(b, written: int) -> None:
+    """What a backend declares (Backend's defaults say "cannot tell") must be true of it."""
+    assert isinstance(b, Backend), f"{type(b).__name__} must subclass runtime.backends.base.Backend"
+    assert isinstance(b.virtual_clock, bool) and isinstance(b.stamps_readout, bool)
+    assert b.device_written is None or b.device_written >= written, \
+        f"{b.name}: device_written {b.device_written} after {written} events were written"
+    late = b.take_release_lateness()
+    assert late is None or isinstance(late, np.ndarray), f"{b.name}: take_release_lateness gave {late!r}"
+    for lag in (b.lag_us, b.lag_max_us):
+        assert lag is None or lag >= 0, f"{b.name}: lag {lag}"
+
+
+async def _every_call_fails(b, sp) -> None:
+    """After the device vanished, every call raises DeviceDisconnected (none succeeds in silence, none hangs)."""
+    req = np.zeros(1, ev.READ_REQUEST_DTYPE)
+    wreq = np.zeros(1, ev.WRITE_REQUEST_DTYPE)
+    calls = {"write_spikes": lambda: b.write_spikes(sp), "read": lambda: b.read(0.01),
+             "write_reads": lambda: b.write_reads(req), "write_neurons": lambda: b.write_neurons(wreq),
+             "reset_time": b.reset_time, "reset_state": b.reset_state, "set_slow_clock": lambda: b.set_slow_clock(10),
+             "apply": lambda: b.apply(relay_config())}
+    for name, call in calls.items():
+        try:
+            with anyio.fail_after(5):
+                await call()
+        except DeviceDisconnected:
+            continue
+        except Exception as e:
+            raise AssertionError(f"{b.name}: {name} on a vanished device must raise DeviceDisconnected, got {e!r}") \
+                from e
+        raise AssertionError(f"{b.name}: {name} on a vanished device succeeded")

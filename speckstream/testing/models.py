@@ -127,7 +127,7 @@ class SinabsResidual(nn.Module):
         self.conv2, self.iaf2 = nn.Conv2d(10, 10, conv2_k, 1, bias=False), _siaf(batch)
         self.conv3, self.iaf3 = nn.Conv2d(10, 1, 2, 1, bias=False), _siaf(batch)
         self.flat = nn.Flatten()
-        self.fc1, self.iaf4 = nn.Linear(*fc1, bias=False), _siaf(batch)
+        self.fc1, self.iaf4 = nn.Linear(fc1[0], fc1[1], bias=False), _siaf(batch)
         self.fc2, self.iaf5 = nn.Linear(fc1[1], 10, bias=False), _siaf(batch)
         self.adder = sl.Merge()
 

@@ -252,9 +252,13 @@ class _Chip:
         self._thread.start()
 
     # -------------------------------------------------------------- host side
-    def write(self, events):
+    def _alive(self) -> None:
+        """An unplugged board fails every call to it."""
         if self.gone:
             raise RuntimeError("device disconnected")
+
+    def write(self, events):
+        self._alive()
         if not isinstance(events, list):
             raise TypeError("write() takes a list of events")
         if self.write_block_s:
@@ -269,6 +273,7 @@ class _Chip:
             self.cond.notify_all()
 
     def apply(self, cfg) -> None:
+        self._alive()
         ok, msg = validate_configuration(cfg)
         if not ok:
             raise RuntimeError(msg)
@@ -316,6 +321,7 @@ class _Chip:
         return int((time.monotonic() - self._sw_base) * 1e6)
 
     def stopwatch(self, action: str) -> None:
+        self._alive()
         with self.cond:
             if action == "start" and not self.stopwatch_running:
                 self._sw_base = time.monotonic() - self._sw_frozen / 1e6
@@ -380,6 +386,7 @@ class _Chip:
             self.sim.set_slow_clock(self.slow_clk[1])
 
     def set_slow_clk(self, on: bool | None = None, hz: int | None = None) -> None:
+        self._alive()
         with self.cond:
             self.slow_clk = (self.slow_clk[0] if on is None else bool(on), self.slow_clk[1] if hz is None else int(hz))
             if self.sim is not None:
@@ -425,26 +432,33 @@ class _Chip:
         self.cond.notify_all()
 
 
-class BasicSourceNode_speck2f_event_input_event:
+class _BufferNode:
+    """A host-side buffer node: usable once an EventFilterGraph has connected it to a device's model."""
+
     def __init__(self):
         self.chip: _Chip | None = None
 
+    def _chip(self) -> _Chip:
+        if self.chip is None:
+            raise RuntimeError(f"{type(self).__name__} is not connected to a device: put it in an "
+                               "EventFilterGraph with the model's nodes (graph.sequential) first")
+        return self.chip
+
+
+class BasicSourceNode_speck2f_event_input_event(_BufferNode):
     def write(self, events):
-        self.chip.write(events)
+        self._chip().write(events)
 
 
-class BasicSinkNode_speck2f_event_output_event:
-    def __init__(self):
-        self.chip: _Chip | None = None
-
+class BasicSinkNode_speck2f_event_output_event(_BufferNode):
     def get_events(self):
-        return self.chip.take(None, 0)
+        return self._chip().take(None, 0)
 
     def get_events_blocking(self, timeout=1000):
-        return self.chip.take(None, timeout)
+        return self._chip().take(None, timeout)
 
     def get_n_events(self, n, timeout=10):
-        return self.chip.take(n, timeout)
+        return self._chip().take(n, timeout)
 
 
 class _Node:  # the model's own source/sink nodes

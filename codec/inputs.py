@@ -1,21 +1,29 @@
-"""What the chip takes as input from a user's event array, for one configuration.
+"""What the chip takes as input from a user's event array or file, for one configuration.
 
-One rule for every entry point (``send``, ``replay``, ``simulate``, ``evaluate``): chip spikes (SPIKE_DTYPE
-fields, any layout) pass as they are; tonic-style (x, y, t, p; t in µs) arrays become spikes into the input
-core(s), polarity -> channel, or DvsEvents when the configuration has a DVS stage. tonic events that fall
-off the network's input are refused with the transforms that fix them named: cropping and downsampling
-belong to tonic, not to a copy of it here.
+One rule for every entry point (``send``, ``replay``, ``simulate``, ``evaluate``, the CLI), on a devkit as on
+the simulator: chip spikes (SPIKE_DTYPE fields, any layout) pass as they are; tonic-style (x, y, t, p; t in
+µs) arrays - a camera's events - become spikes into the input core(s), polarity -> channel, or DvsEvents when
+the configuration has a DVS stage. tonic events that fall off the network's input (or DvsEvents off the
+DVS stage's sensor) are refused with the transforms that fix them named: cropping and downsampling belong to
+tonic, not to a copy of it here. Whether a source is a camera recording is answered once, here
+(:func:`is_camera`), from the array's fields or the file format's reader (:data:`.files.READERS`).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from ..codec.convert import dvs_from_xytp, spikes_from_array, warn_if_short
-from ..codec.errors import AddressError, CodecError
-from ..codec.events import DVS_EVENT_DTYPE, check_time_order, has_spike_fields
-from ..compiler.config import ChipConfig
+from ..compiler.config import ChipConfig, DVSConfig
+from .convert import dvs_from_xytp, spikes_from_array, warn_if_short
+from .errors import AddressError, CodecError
+from .events import DVS_EVENT_DTYPE, check_time_order, has_spike_fields
+from .files import READERS
 
-__all__ = ["to_input", "is_tonic", "check_on_input"]
+__all__ = ["to_input", "is_tonic", "is_camera", "CAMERA_SUFFIXES", "check_on_input", "check_dvs_events"]
+
+#: file formats that hold a camera's x/y/t/p events (``.npy`` holds either: its fields say)
+CAMERA_SUFFIXES = tuple(s for s, r in READERS.items() if r.camera)
 
 
 def is_tonic(events: np.ndarray) -> bool:
@@ -23,6 +31,39 @@ def is_tonic(events: np.ndarray) -> bool:
     names = events.dtype.names or ()
     return not has_spike_fields(events.dtype) and "x" in names and "y" in names and \
         ("t" in names or "timestamp" in names)
+
+
+def is_camera(source) -> bool:
+    """A camera recording (x/y/t/p events on a sensor) rather than chip input spikes (core/c/x/y/t): an array
+    by its fields, a ``.npy`` file by its array's fields, any other file by its format."""
+    if isinstance(source, np.ndarray):
+        return not has_spike_fields(source.dtype)
+    suffix = Path(source).suffix.lower()
+    if suffix == ".npy":
+        try:
+            arr = np.load(source, mmap_mode="r", allow_pickle=False)
+        except Exception:
+            return False  # the reader names what is wrong with the file
+        return not has_spike_fields(arr.dtype)
+    return suffix in CAMERA_SUFFIXES
+
+
+def check_dvs_events(events: np.ndarray, dvs: DVSConfig, *, where: str = "", after: str = "") -> np.ndarray:
+    """DvsEvents as DVS_EVENT_DTYPE, refusing coordinates off the sensor (naming the first one; ``where``
+    follows its index in the message, ``after`` ends it)."""
+    ev = np.asarray(events, dtype=DVS_EVENT_DTYPE)
+    H0, W0 = dvs.input_size
+    bad = (ev["x"] >= W0) | (ev["y"] >= H0) | (ev["p"] > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        fix = ("a DVS event's polarity is 0 or 1 (tonic.transforms.MergePolarities() merges more)"
+               if ev["p"][i] > 1 else
+               f"a bigger recording must be cropped or downsampled to the chip's sensor first, with tonic's "
+               f"transforms: tonic.transforms.CenterCrop(sensor_size, size=({W0}, {H0})) or "
+               f"tonic.transforms.Downsample(sensor_size=sensor_size, target_size=({W0}, {H0}))")
+        raise AddressError(f"DVS event {i}{where} (x={ev['x'][i]}, y={ev['y'][i]}, p={ev['p'][i]}) is off the "
+                           f"{H0}x{W0} (H x W) sensor of the DVS stage: {fix}{after}")
+    return ev
 
 
 def check_on_input(config: ChipConfig, spikes: np.ndarray, core: int) -> None:
