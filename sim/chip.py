@@ -59,8 +59,16 @@ class SimOptions:
     #: 1's spike for spike, see sim/pipeline.py). 1: one thread. Leave 1 where processes already share the CPU
     #: (evaluate's workers).
     threads: int = 1
+    #: the chip's SynOps/s limit per core (None: not checked). The runtime's "sim" device warns
+    #: (BandwidthWarning, naming the core and the chip time) when a core exceeds it over a 1 ms or 10 ms window;
+    #: SynSense publishes no figure (ss.profile gives exact peaks offline)
+    synops_limit: float | None = None
 
     def __post_init__(self) -> None:
+        if self.synops_limit is not None and (isinstance(self.synops_limit, bool) or not isinstance(
+                self.synops_limit, (int, float)) or not 0 < self.synops_limit < float("inf")):
+            raise ValueError(f"SimOptions: synops_limit must be a positive number of SynOps/s or None, got "
+                             f"{self.synops_limit!r}")
         # named here, where a typo is made, not later as a silent switch to the slow reference engine
         if self.engine not in (None, "cython", "reference"):
             raise ValueError(f"SimOptions: engine must be 'cython', 'reference' or None, got {self.engine!r}")

@@ -19,24 +19,20 @@ import numpy as np
 
 from .compiler.config import ChipConfig, CoreConfig, load_config
 from .energy import EnergyModel
-from .errors import SpeckstreamError, SpeckstreamWarning
+from .errors import SpeckstreamError
 from .sim import ChipSimulator, SimOptions
+from .sim.bandwidth import WINDOWS_US, BandwidthWarning, BandwidthWatch, bandwidth_message
 from .sim.dvs import dvs_to_spikes
 from .codec.inputs import to_input
 
 __all__ = ["profile", "Profile", "CoreProfile", "BandwidthWarning", "ProfileError", "WINDOWS_US",
-           "synops_per_event", "delivered_events", "activity", "Activity", "CoreActivity", "monitor_all", "duration_of"]
+           "synops_per_event", "delivered_events", "activity", "BandwidthWatch", "bandwidth_message", "Activity",
+           "CoreActivity", "monitor_all", "duration_of"]
 
-WINDOWS_US = (1000, 10_000)  # the sliding windows of the peak SynOps/s: 1 ms and 10 ms
 
 
 class ProfileError(SpeckstreamError, ValueError):
     """profile() was given something it cannot profile (bad windows or limit)."""
-
-
-class BandwidthWarning(SpeckstreamWarning):
-    """A core's SynOps/s over a window exceeds the bandwidth limit: on the chip the whole chip stalls and its
-    behaviour is unpredictable (sinabs' docs); the message names the core, the window and when."""
 
 
 @dataclass(frozen=True)
@@ -281,10 +277,8 @@ def profile(config, events: np.ndarray, *, synops_limit: float | None = None, wi
                                model.dynamic_uj(a.synops, a.spikes_out))
         over += [(c, w, at, rate) for w, (rate, at) in peaks.items() if synops_limit is not None and rate > synops_limit]
     for c, w, at, rate in over:
-        warnings.warn(f"core {c} ({cores[c].layer}) runs {rate:.3g} SynOps/s over the {w / 1e3:g} ms from "
-                      f"{at / 1e3:.1f} ms, above the limit of {synops_limit:.3g} SynOps/s: on the chip this stalls the "
-                      "whole chip (fewer input events, a smaller kernel or fewer channels, or the output decimator of "
-                      "the core feeding it reduce it)", BandwidthWarning, stacklevel=2)
+        warnings.warn(bandwidth_message(c, w, at, rate, float(synops_limit)).replace(
+            f"core {c} ", f"core {c} ({cores[c].layer}) ", 1), BandwidthWarning, stacklevel=2)
     duration = duration_of(ev)
     total = model.idle_uj(duration) + sum(p.energy_uj for p in cores.values())
     return Profile(cores, duration, total, model, synops_limit, over)

@@ -176,3 +176,28 @@ def test_the_activity_meter_estimates_rail_power_from_the_simulators_counters():
     s = m.sample(1_000_000, 100_000_000, 0)  # 1e8 SynOps in one second
     assert s.rails["VDD_LOGIC"] - IDLE_RAILS_W["VDD_LOGIC"] == pytest.approx(1.3e-3)
     assert s.total_w == pytest.approx(sum(IDLE_RAILS_W.values()) + 2.6e-3)
+
+
+@pytest.mark.anyio
+async def test_the_runtimes_sim_device_warns_while_it_runs_when_a_core_exceeds_the_bandwidth(anyio_backend):
+    from speckstream.sim import SimOptions
+    from speckstream.sim.bandwidth import BandwidthWarning as Warned
+
+    cfg = config(core(0, 1, 4, 4, 2, weights=np.zeros(2)))  # 2 SynOps per event
+    busy = codec.spikes(t=np.r_[np.arange(0, 2000, 100), 5000 + np.arange(40)], core=0, c=0, x=1, y=1)
+    # the densest millisecond (5.000-5.999 ms) holds 40 events: 80 SynOps in 1 ms = 8e4 SynOps/s
+    for limit, warned in ((5e4, True), (1e5, False)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            async with ss.open_device("sim", clock="virtual", sim_options=SimOptions(synops_limit=limit)) as dev:
+                await dev.apply(cfg)
+                await dev.send(busy)
+                await dev.flush()
+                exceeded = dev.stats.device.get("bandwidth_exceeded", [])
+        msgs = [str(w.message) for w in caught if issubclass(w.category, Warned)]
+        assert bool(msgs) == warned and bool(exceeded) == warned
+        if warned:
+            assert exceeded[0][:3] == (0, 1000, 5000) and exceeded[0][3] == pytest.approx(8e4)
+            assert "core 0 runs 8e+04 SynOps/s over the 1 ms from 5.0 ms" in msgs[0] and "sim:speck2f" in msgs[0]
+    with pytest.raises(ValueError, match="synops_limit"):
+        SimOptions(synops_limit=0)

@@ -24,6 +24,7 @@ from ...codec.events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READOUT_DTYPE, 
 from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
+from ...sim.bandwidth import BandwidthWatch
 from ...sim.readout import host_output
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
 from ..options import Clock
@@ -64,6 +65,8 @@ class SimBackend(Backend):
         self.virtual_clock = not realtime  # chip time follows input timestamps, as fast as the CPU allows
         self.faults = faults or SimFaults()
         self.sim = ChipSimulator(options=options)
+        limit = self.sim.options.synops_limit
+        self._bandwidth = None if limit is None else BandwidthWatch(limit)
         self._clock = time_source
         self._t0 = 0.0
         # realtime: (kind "spike" | "dvs", events written but not released, µs when they were written)
@@ -176,10 +179,37 @@ class SimBackend(Backend):
             self._process(kind, spikes)
 
     def _process(self, kind: str, spikes: np.ndarray, until: int | None = None) -> None:
-        """Feed released input; ``until`` (advance the chip to a time) comes only with an empty spike batch."""
+        """Feed released input; ``until`` (advance the chip to a time) comes only with an empty spike batch.
+        With a bandwidth limit (SimOptions.synops_limit) the input goes in one millisecond of chip time at a time,
+        each core's SynOps counted per millisecond and checked (:meth:`_watch`)."""
+        if self._bandwidth is None or not len(spikes):
+            self._feed(kind, spikes, until)
+            return
+        ms = np.maximum(spikes["t"].astype(np.int64), self.sim.now_us) // 1000
+        for part in np.split(spikes, np.flatnonzero(np.diff(ms)) + 1):
+            before = self.sim.stats["synops"]
+            self._feed(kind, part, None)
+            after = self.sim.stats["synops"]
+            self._watch(int(max(int(part["t"][-1]), self.sim.now_us)) // 1000,
+                        {c: after[c] - before.get(c, 0) for c in after})
+
+    def _feed(self, kind: str, spikes: np.ndarray, until: int | None) -> None:
         out = self.sim.feed_dvs(spikes) if kind == "dvs" else self.sim.feed(spikes, until=until)
         self.counts["released"] += len(spikes)
         self._finish(out)
+
+    def _watch(self, ms: int, synops: dict[int, int]) -> None:
+        """One millisecond's SynOps per core against the bandwidth limit: each core's first excess per window is
+        warned about once (BandwidthWarning) and kept in stats["bandwidth_exceeded"]."""
+        import warnings
+
+        from ...sim.bandwidth import BandwidthWarning, bandwidth_message
+
+        assert self._bandwidth is not None
+        for core, w, start, rate in self._bandwidth.add(ms, synops):
+            self.counts.setdefault("bandwidth_exceeded", []).append((core, w, start, rate))
+            warnings.warn(f"{self.name}: " + bandwidth_message(core, w, start, rate, self._bandwidth.limit),
+                          BandwidthWarning, stacklevel=2)
 
     def _finish(self, out: np.ndarray, raw: np.ndarray | None = None) -> None:
         """Monitored simulator output -> host output, as the devkit delivers it."""
