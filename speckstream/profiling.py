@@ -277,6 +277,7 @@ def profile(config, events: np.ndarray, *, synops_limit: float | None = None, wi
                                model.dynamic_uj(a.synops, a.spikes_out))
         over += [(c, w, at, rate) for w, (rate, at) in peaks.items() if synops_limit is not None and rate > synops_limit]
     for c, w, at, rate in over:
+        assert synops_limit is not None
         warnings.warn(bandwidth_message(c, w, at, rate, float(synops_limit)).replace(
             f"core {c} ", f"core {c} ({cores[c].layer}) ", 1), BandwidthWarning, stacklevel=2)
     duration = duration_of(ev)

@@ -84,6 +84,7 @@ class SimBackend(Backend):
         self._opened = False
         self._spin: bool | None = None  # decided on first use, inside the event loop
         self.counts = {"device_dropped": 0, "released": 0}
+        self.bandwidth_exceeded: list[tuple[int, int, int, float]] = []  # (core, window µs, start µs, SynOps/s)
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:
@@ -207,7 +208,7 @@ class SimBackend(Backend):
 
         assert self._bandwidth is not None
         for core, w, start, rate in self._bandwidth.add(ms, synops):
-            self.counts.setdefault("bandwidth_exceeded", []).append((core, w, start, rate))
+            self.bandwidth_exceeded.append((core, w, start, rate))
             warnings.warn(f"{self.name}: " + bandwidth_message(core, w, start, rate, self._bandwidth.limit),
                           BandwidthWarning, stacklevel=2)
 
@@ -348,7 +349,9 @@ class SimBackend(Backend):
 
     @property
     def stats(self) -> dict:
-        s = dict(self.counts)
+        s: dict = dict(self.counts)
+        if self.bandwidth_exceeded:
+            s["bandwidth_exceeded"] = list(self.bandwidth_exceeded)
         if self.sim.config is not None:
             s.update(self.sim.stats)
         s["pending_release"] = int(sum(len(b) for _, b, _ in self._pending))
