@@ -29,7 +29,7 @@ _LAZY = {
     "calibrate": ("speckstream.calibration", "calibrate"),
     "profile": ("speckstream.profiling", "profile"),
     "Profile": ("speckstream.profiling", "Profile"),
-    "EnergyModel": ("speckstream.energy", "EnergyModel"),
+    "EnergyModel": ("speckstream.sim.energy", "EnergyModel"),
     "Calibration": ("speckstream.calibration", "Calibration"),
     "SpeckstreamError": ("speckstream.errors", "SpeckstreamError"),
     "SpeckstreamWarning": ("speckstream.errors", "SpeckstreamWarning"),
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from speckstream import codec  # noqa: F401
     from speckstream.api import CompareReport, EvalResult, compare, evaluate, simulate  # noqa: F401
     from speckstream.calibration import Calibration, calibrate  # noqa: F401
-    from speckstream.energy import EnergyModel  # noqa: F401
+    from speckstream.sim.energy import EnergyModel  # noqa: F401
     from speckstream.profiling import Profile, profile  # noqa: F401
     from speckstream.compiler import compile  # noqa: F401
     from speckstream.errors import MissingExtraError, SpeckstreamError, SpeckstreamWarning  # noqa: F401

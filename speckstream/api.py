@@ -29,7 +29,7 @@ from .errors import SpeckstreamError
 from .sim import ChipSimulator, SimOptions
 from .comparison import CompareReport, LayerComparison, compare
 from .codec.inputs import to_input
-from .energy import EnergyModel
+from .sim.energy import EnergyModel
 from .profiling import Activity, activity, duration_of, monitor_all, synops_per_event
 
 __all__ = ["simulate", "evaluate", "EvalResult", "compare", "CompareReport", "LayerComparison", "to_input"]
@@ -169,7 +169,7 @@ def evaluate(config, dataset: Iterable, *, executor: cf.Executor | str | None = 
 
     ``activity=True`` also measures each sample's cost on the chip, as :func:`speckstream.profile` does (exact
     SynOps, spikes, peak SynOps/s over 1 ms per core) and its energy (``energy``, default
-    :class:`~speckstream.energy.EnergyModel`): ``EvalResult.activity`` (mean / max per core, energy per
+    :class:`~speckstream.sim.energy.EnergyModel`): ``EvalResult.activity`` (mean / max per core, energy per
     inference). Every core is then monitored inside the simulator, which costs some speed.
     """
     if readout != "count":

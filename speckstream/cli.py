@@ -156,7 +156,7 @@ def cmd_profile(args) -> int:
     import speckstream as ss
     from speckstream.codec import read_spikes, to_xytp
     from speckstream.codec.inputs import is_camera
-    from speckstream.energy import EnergyModel
+    from speckstream.sim.energy import EnergyModel
 
     cfg = ss.load_config(args.config)
     path = Path(args.events)

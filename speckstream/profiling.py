@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .compiler.config import ChipConfig, CoreConfig, load_config
-from .energy import EnergyModel
+from .sim.energy import EnergyModel
 from .errors import SpeckstreamError
 from .sim import ChipSimulator, SimOptions
 from .sim.bandwidth import WINDOWS_US, BandwidthWarning, BandwidthWatch, bandwidth_message

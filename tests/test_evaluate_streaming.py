@@ -190,12 +190,13 @@ def test_a_worker_error_stops_the_run_and_cancels_the_rest(cfg, monkeypatch):
     import speckstream.api as api
 
     calls = []
+    real = api._run_chunk  # the patched name would call itself: a chunk already running would recurse ~1000 deep
 
     def failing(*args):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("worker broke")
-        return api._run_chunk(*args)
+        return real(*args)
 
     monkeypatch.setattr(api, "_run_chunk", failing)
     with cf.ThreadPoolExecutor(1) as ex, pytest.raises(RuntimeError, match="worker broke"):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import speckstream as ss
 from speckstream import codec
 from speckstream.compiler.validate import find_problems
-from speckstream.energy import IDLE_RAILS_W, RAILS, EnergyModel
+from speckstream.sim.energy import IDLE_RAILS_W, RAILS, EnergyModel
 from speckstream.profiling import BandwidthWarning, ProfileError, profile, synops_per_event
 from speckstream.sim import ChipSimulator
 from speckstream.testing.configs import config, core
@@ -168,7 +168,7 @@ def test_evaluate_gives_each_samples_activity_and_energy_as_profile_does(executo
 
 
 def test_the_activity_meter_estimates_rail_power_from_the_simulators_counters():
-    from speckstream.energy import ActivityMeter
+    from speckstream.sim.energy import ActivityMeter
 
     m = ActivityMeter()
     first = m.sample(0, 0, 0)
