@@ -18,11 +18,12 @@ from ..sim import SimOptions
 from .backends.base import Backend
 from .backends.samna_backend import DEVICE_TYPES, UNSUPPORTED_DEVICES, SamnaBackend, find_samna
 from .backends.sim import SimBackend, SimFaults
-from .blocking import BlockingSession, BlockingSubscription, BlockingVmemFrames, connect
+from .blocking import BlockingPowerSamples, BlockingSession, BlockingSubscription, BlockingVmemFrames, connect
 from .closed_loop import LoopResult
 from .lag import RealTimeWarning
 from .errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
 from .options import Clock, Policy, SessionOptions
+from .power import PowerSample, PowerSamples
 from .replay import ReplayResult
 from .session import Session
 from .stats import Accounting, Percentiles, SessionStatistics
@@ -34,7 +35,8 @@ __all__ = ["open_device", "Session", "SimBackend", "SimFaults", "SamnaBackend", 
            "DeviceDisconnected", "DeviceClosed", "DeviceNotFound", "SamnaUnavailable", "VmemFrame", "ReplayResult",
            "LoopResult", "Subscription", "SubscriptionStatistics", "Accounting", "SessionStatistics", "Percentiles",
            "Unwrapper", "make_backend", "SessionOptions", "Backend",
-           "connect", "BlockingSession", "BlockingSubscription", "BlockingVmemFrames", "VmemFrames", "RealTimeWarning"]
+           "connect", "BlockingSession", "BlockingSubscription", "BlockingVmemFrames", "VmemFrames", "RealTimeWarning",
+           "PowerSample", "PowerSamples", "BlockingPowerSamples"]
 
 
 def make_backend(spec: str = "sim", *, clock: Clock | None = None, faults: SimFaults | None = None, samna=None,

@@ -28,18 +28,21 @@ import anyio
 import numpy as np
 
 from ..sim import SimOptions
+from ..sim.energy import PowerSample
 from .backends.sim import SimFaults
 from .closed_loop import LoopResult
 from .errors import DeviceClosed, DeviceError
 from .loop_thread import Held, LoopThread
 from .options import Clock, InputKind, OutputKind, Policy, SessionOptions, Via
+from .power import PowerSamples
 from .replay import ReplayResult
 from .session import Session
 from .stats import Accounting, SessionStatistics
 from .subscriptions import Subscription
 from .vmem import VmemFrame, VmemFrames
 
-__all__ = ["BlockingSession", "BlockingSubscription", "BlockingVmemFrames", "connect", "EXIT_FLUSH_S"]
+__all__ = ["BlockingSession", "BlockingSubscription", "BlockingVmemFrames", "BlockingPowerSamples", "connect",
+           "EXIT_FLUSH_S"]
 
 _BACKENDS = ("trio", "asyncio")
 #: at interpreter exit, how long an unclosed session may take to write what it accepted, then to close
@@ -151,6 +154,37 @@ class BlockingVmemFrames:
         self._owner._call_if_open(self._frames.close)
 
     def __enter__(self) -> "BlockingVmemFrames":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BlockingPowerSamples:
+    """The samples of a ``power`` call read from a plain thread: ``receive()`` or ``for sample in samples``;
+    ``close()`` (or leaving ``with``) ends them and stops the device's monitor."""
+
+    def __init__(self, owner: "BlockingSession", samples: PowerSamples):
+        self._owner, self._samples = owner, samples
+
+    def receive(self) -> PowerSample | None:
+        """The next sample, or None once ``count`` samples were read or the samples were closed."""
+        async def receive():
+            try:
+                return await self._samples.receive()
+            except anyio.EndOfStream:
+                return None
+
+        return self._owner._call(receive)
+
+    def __iter__(self) -> Iterator[PowerSample]:
+        while (sample := self.receive()) is not None:
+            yield sample
+
+    def close(self) -> None:
+        self._owner._call_if_open(self._samples.aclose)
+
+    def __enter__(self) -> "BlockingPowerSamples":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -310,6 +344,12 @@ class BlockingSession:
         if timeout_s is not None and not timeout_s > 0:
             raise ValueError(f"timeout_s must be a positive number of seconds or None, got {timeout_s}")
         return iter(self.subscribe(kind, cores=cores, max_batches=max_batches, timeout_s=timeout_s))
+
+    def power(self, *, every: float = 0.1, count: int | None = None) -> "BlockingPowerSamples":
+        """Power samples every ``every`` seconds (see :meth:`Session.power`), checked at the call:
+        ``with dev.power(every=0.1, count=10) as samples: for s in samples``."""
+        samples = self._call(lambda: self._live.power(every=every, count=count))
+        return BlockingPowerSamples(self, samples)
 
     def poll_vmem(self, core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
                   count: int | None = None) -> "BlockingVmemFrames":

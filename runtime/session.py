@@ -26,6 +26,7 @@ from ..compiler.config import ChipConfig, load_config
 from ..compiler.validate import validate
 from . import closed_loop as _loop
 from . import lag as _lag
+from . import power as _power
 from . import replay as _replay
 from . import vmem as _vmem
 from .backends.base import Backend
@@ -249,6 +250,13 @@ class Session:
         that does not fit int16 or a core that is not configured raises (CodecError / AddressError) before
         anything is written."""
         await _vmem.write_neurons(self._link, requests)
+
+    def power(self, *, every: float = 0.1, count: int | None = None) -> _power.PowerSamples:
+        """A :class:`~speckstream.sim.energy.PowerSample` (W per rail, ``estimated`` or measured) every ``every``
+        seconds, as a resource: ``async with dev.power(every=0.1) as samples: async for s in samples``. On a
+        devkit, samna's power monitor (up to 100 Hz, averaged per rail over each period); on the simulator, the
+        energy model's estimate from its activity (``estimated=True``). ``count`` samples, or until closed."""
+        return _power.power(self._link, every=every, count=count)
 
     def poll_vmem(self, core: int, *, every: float = 0.1, neurons=None, layout: str = "packed",
                   count: int | None = None) -> _vmem.VmemFrames:

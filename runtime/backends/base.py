@@ -54,6 +54,22 @@ class Backend(ABC):
         cleared); None: the device cannot tell."""
         return None
 
+    # ------------------------------------------------------------------ power (Session.power)
+    async def start_power(self, hz: float) -> None:
+        """Start sampling the power rails at ``hz`` (a devkit's power monitor; the simulator's estimate)."""
+        from ..errors import DeviceError
+
+        raise DeviceError(f"{self.name} has no power monitor")
+
+    async def read_power(self) -> tuple[dict[str, float], bool] | None:
+        """(W per rail since the previous read, estimated?), or None when nothing was measured yet."""
+        from ..errors import DeviceError
+
+        raise DeviceError(f"{self.name} has no power monitor")
+
+    async def stop_power(self) -> None:
+        """Stop sampling (idempotent)."""
+
     @abstractmethod
     async def open(self) -> None: ...
 

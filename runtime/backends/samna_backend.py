@@ -20,7 +20,8 @@ import anyio
 
 from ...codec import samna_events
 from ...codec.samna_events import DecodedOutput
-from ...compiler.config import ChipConfig
+from ...compiler.config import DECIMATOR_RATES, ChipConfig
+from ...sim.energy import RAILS
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError, DeviceNotFound, SamnaUnavailable
 from .base import Backend
 from .devthread import DeviceThread
@@ -123,6 +124,9 @@ def to_samna_config(cfg: ChipConfig, samna):
         layer.threshold_low = int(cc.threshold_low)
         layer.return_to_zero = bool(cc.return_to_zero)
         layer.monitor_enable = bool(cc.monitor)
+        if cc.decimator > 1:  # off by default on the chip; written only when asked for
+            layer.output_decimator_enable = True
+            layer.output_decimator_interval = DECIMATOR_RATES.index(cc.decimator)
         for i, dst in enumerate(cc.destinations[:2]):
             layer.destinations[i].layer = dst.core
             layer.destinations[i].enable = True
@@ -187,6 +191,7 @@ class SamnaBackend(Backend):
         self._thread: DeviceThread | None = None
         self._keep: list = []  # graphs and nodes must stay referenced while in use (sinabs keeps them too)
         self._config: ChipConfig | None = None
+        self._power: tuple | None = None  # (power monitor, measurement sink, its graph) while power is sampled
         self.counts = {"unknown_events": 0, "read_calls": 0}
 
     async def open(self) -> None:
@@ -246,8 +251,16 @@ class SamnaBackend(Backend):
         keep, self._keep = self._keep, []
         handle = getattr(self, "handle", None)
         self.handle = None
+        power, self._power = self._power, None
+        graphs = keep[:2]
+        if power is not None:  # the power monitor stops, and its graph with the others
+            graphs = graphs + [power[2]]
+            try:
+                power[0].stop_auto_power_measurement()
+            except Exception:
+                pass
         try:
-            for g in keep[:2]:
+            for g in graphs:
                 try:
                     g.stop()  # stop graphs before closing the device
                 except Exception:
@@ -383,6 +396,49 @@ class SamnaBackend(Backend):
         if out is not None:
             self.counts["unknown_events"] += out.n_unknown
         return out
+
+    # ------------------------------------------------------------------ power (samna's power monitor)
+    async def start_power(self, hz: float) -> None:
+        """Start the devkit's power monitor as sinabs' power-monitoring notebook does: its source node into a
+        measurement sink in a graph of its own, then ``start_auto_power_measurement(hz)``."""
+        def start():
+            if self._power is not None:
+                return
+            monitor = self.handle.get_power_monitor()
+            sink = self._samna.BasicSinkNode_unifirm_modules_events_measurement()
+            graph = self._samna.graph.EventFilterGraph()
+            graph.sequential([monitor.get_source_node(), sink])
+            graph.start()
+            sink.get_events()  # what an earlier run left behind
+            monitor.start_auto_power_measurement(float(hz))
+            self._power = (monitor, sink, graph)
+        await self._call(start)
+
+    async def read_power(self) -> tuple[dict[str, float], bool] | None:
+        """The mean power per rail (W) of the measurements since the previous read; None when there were none."""
+        def read():
+            if self._power is None:
+                return None
+            got = self._power[1].get_events()
+            sums: dict[int, list[float]] = {}
+            for e in got:
+                sums.setdefault(int(e.channel), []).append(float(e.value))
+            if not sums:
+                return None
+            rails = {RAILS[c] if 0 <= c < len(RAILS) else f"channel {c}": sum(v) / len(v) for c, v in sums.items()}
+            return rails, False
+        return await self._call(read)
+
+    async def stop_power(self) -> None:
+        def stop():
+            power, self._power = self._power, None
+            if power is not None:
+                monitor, _, graph = power
+                try:
+                    monitor.stop_auto_power_measurement()
+                finally:
+                    graph.stop()
+        await self._call(stop)
 
     @property
     def device_written(self) -> int:

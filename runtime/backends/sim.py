@@ -25,6 +25,7 @@ from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
 from ...sim.bandwidth import BandwidthWatch
+from ...sim.energy import ActivityMeter, EnergyModel
 from ...sim.readout import host_output
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
 from ..options import Clock
@@ -52,9 +53,10 @@ class SimBackend(Backend):
     stamps_readout = True
 
     def __init__(self, chip: str = "speck2f", *, clock: Clock = "virtual", faults: SimFaults | None = None,
-                 options: SimOptions | None = None, time_source: Callable[[], float] = anyio.current_time):
+                 options: SimOptions | None = None, time_source: Callable[[], float] = anyio.current_time,
+                 energy: EnergyModel | None = None):
         """``clock``: "wall" or "virtual" (see the module docstring); ``time_source``: the session clock in seconds
-        (anyio's: wall time, or trio's MockClock in tests)."""
+        (anyio's: wall time, or trio's MockClock in tests); ``energy``: the model behind power estimates."""
         if clock not in ("wall", "virtual"):
             raise ValueError(f"clock must be 'wall' (the session's clock, like a devkit) or 'virtual' (chip time "
                              f"follows input timestamps, as fast as the CPU allows); got {clock!r}")
@@ -84,6 +86,8 @@ class SimBackend(Backend):
         self._opened = False
         self._spin: bool | None = None  # decided on first use, inside the event loop
         self.counts = {"device_dropped": 0, "released": 0}
+        self.energy = energy or EnergyModel()
+        self._meter: ActivityMeter | None = None
         self.bandwidth_exceeded: list[tuple[int, int, int, float]] = []  # (core, window µs, start µs, SynOps/s)
 
     # ------------------------------------------------------------------ lifecycle
@@ -281,6 +285,31 @@ class SimBackend(Backend):
     def _emit(self, out: DecodedOutput) -> None:
         self._out.append(out)
         self._wake.set()
+
+    # ------------------------------------------------------------------ power (estimated from activity)
+    async def start_power(self, hz: float) -> None:
+        """Power samples are the energy model's estimate from the simulator's own counters (SynOps and spikes
+        per interval of chip time, :class:`~speckstream.sim.energy.ActivityMeter`): there is nothing to measure."""
+        self._check()
+        self._meter = ActivityMeter(self.energy)
+        self._meter.sample(*self._activity())
+
+    async def read_power(self) -> tuple[dict[str, float], bool] | None:
+        self._check()
+        self._release()
+        if self._meter is None:
+            return None
+        return self._meter.sample(*self._activity()).rails, True
+
+    async def stop_power(self) -> None:
+        self._meter = None
+
+    def _activity(self) -> tuple[int, int, int]:
+        """(chip time µs, SynOps so far, spikes so far) of the simulator (zeros before a configuration)."""
+        if self.sim.config is None:
+            return 0, 0, 0
+        st = self.sim.stats
+        return self.sim.now_us, int(sum(st["synops"].values())), int(sum(st["spikes_out"].values()))
 
     # ------------------------------------------------------------------ output
     async def read(self, timeout_s: float) -> DecodedOutput | None:

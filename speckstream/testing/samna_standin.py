@@ -22,6 +22,13 @@ Never the real thing, but as unforgiving as the public evidence allows:
 
 Buffers block like samna's (``get_events_blocking(timeout)``, ``get_n_events(n, timeout)``); a device can be
 made to vanish (``chip.gone = True``) and an output class speckstream does not know can be injected.
+
+* **power**: ``get_power_monitor()`` with the names of sinabs' power-monitoring notebook
+  (``start_auto_power_measurement(hz)``, ``stop_auto_power_measurement()``, ``get_source_node()`` into a
+  ``BasicSinkNode_unifirm_modules_events_measurement``; events with ``channel``, ``value`` in W and ``timestamp``):
+  five rails sampled at ``hz`` (100 Hz at most, as the devkit's datasheet says), their values from an
+  :class:`~speckstream.sim.energy.EnergyModel` (``make_module(power_model=...)``: the "true" constants of this
+  board, for tests that fit them) over the activity of the simulator behind the buffers.
 """
 from __future__ import annotations
 
@@ -37,7 +44,8 @@ __all__ = ['CnnLayerDimensions', 'PYPI_SAMNA', 'Spike', 'DvsEvent', 'ReadNeuronV
            'ReadoutValue', 'DropNotice', 'CnnLayerDestination', 'CnnLayerConfig', 'DvsLayerConfig',
            'SpeckConfiguration', 'validate_configuration', 'from_samna_config',
            'BasicSourceNode_speck2f_event_input_event', 'BasicSinkNode_speck2f_event_output_event',
-           'EventFilterGraph', 'DeviceInfo', 'make_module', 'speck2f']
+           'EventFilterGraph', 'DeviceInfo', 'make_module', 'speck2f', 'Measurement',
+           'BasicSinkNode_unifirm_modules_events_measurement']
 
 PYPI_SAMNA = False
 
@@ -74,6 +82,7 @@ ReadNeuronValue = _strict("ReadNeuronValue", layer=0, address=0)
 WriteNeuronValue = _strict("WriteNeuronValue", layer=0, address=0, neuron_state=0)
 NeuronValue = _strict("NeuronValue", layer=0, address=0, neuron_state=0)
 ReadoutValue = _strict("ReadoutValue", value=0)
+Measurement = _strict("Measurement", channel=0, value=0.0, timestamp=0)  # a power monitor sample (W)
 DropNotice = _strict("DropNotice", count=0)  # an output variant speckstream does not know
 
 # ---------------------------------------------------------------- configuration objects (samna's configuration tree)
@@ -148,6 +157,8 @@ def validate_configuration(cfg):
             return False, f"layer {i}: neurons_initial_value shape does not match the output shape"
         if not -32768 <= layer.threshold_low < layer.threshold_high <= 32767:
             return False, f"layer {i}: thresholds out of range (low {layer.threshold_low}, high {layer.threshold_high})"
+        if not isinstance(layer.output_decimator_interval, int) or not 0 <= layer.output_decimator_interval <= 7:
+            return False, f"layer {i}: output_decimator_interval {layer.output_decimator_interval!r} not in 0..7"
         for j, dst in enumerate(layer.destinations):
             if not dst.enable:
                 continue
@@ -191,6 +202,7 @@ def from_samna_config(sc, chip: str = "speck2f"):
         d = layer.dimensions
         dests = [Destination(core=dst.layer, pooling=dst.pooling, feature_shift=dst.feature_shift)
                  for dst in layer.destinations if dst.enable]
+        from ..compiler.config import DECIMATOR_RATES
         cores[i] = CoreConfig(
             core=i, input_shape=ins, output_shape=outs, kernel_size=d.kernel_size,
             stride=(d.stride.y, d.stride.x), padding=(d.padding.y, d.padding.x),
@@ -199,7 +211,8 @@ def from_samna_config(sc, chip: str = "speck2f"):
             threshold_high=layer.threshold_high, threshold_low=layer.threshold_low,
             initial_vmem=np.asarray(layer.neurons_initial_value, dtype=np.int16).transpose(0, 2, 1),
             return_to_zero=layer.return_to_zero, leak_enable=layer.leak_enable, monitor=layer.monitor_enable,
-            destinations=dests)
+            destinations=dests,
+            decimator=DECIMATOR_RATES[layer.output_decimator_interval] if layer.output_decimator_enable else 1)
     dv = sc.dvs_layer
     dvs_dests = [d.layer for d in dv.destinations if d.enable]
     dvs = None
@@ -229,8 +242,13 @@ class _Chip:
     """FIFO from the host -> (configuration after ``apply_delay_s``; timestamped input held until the stopwatch
     reaches it) -> speckstream's simulator -> output buffer. One worker thread per open device."""
 
-    def __init__(self, chip: str = "speck2f", apply_delay_s: float = 0.05, sim_options=None):
+    def __init__(self, chip: str = "speck2f", apply_delay_s: float = 0.05, sim_options=None, power_model=None):
         self.chip = chip
+        self.power_model = power_model  # EnergyModel behind the power monitor's values (None: the default)
+        self.power_hz = 0.0  # the power monitor's rate while it measures
+        self.power_out: deque = deque()
+        self._power_next = 0.0
+        self._power_meter: Any = None
         self.sim_options = sim_options  # a chip that behaves differently (SimOptions), e.g. leak_fires=True
         self.apply_delay_s = apply_delay_s
         self.cond = threading.Condition()
@@ -371,9 +389,50 @@ class _Chip:
             self._release(self.held.popleft())
         if self.sim is not None and self.stopwatch_running and self.slow_clk[0]:
             self._emit(self.sim.advance_to(max(self.stopwatch_us(), self.sim.now_us)))
+        waits = [self._measure_power(now)] if self.power_hz else []
         if self.held and self.stopwatch_running:
-            return max(self.held[0].timestamp - self.stopwatch_us(), 0) / 1e6 + 1e-4
-        return 0.01 if self.slow_clk[0] else None
+            waits.append(max(self.held[0].timestamp - self.stopwatch_us(), 0) / 1e6 + 1e-4)
+        if self.slow_clk[0]:
+            waits.append(0.01)
+        return min(waits) if waits else None
+
+    # -------------------------------------------------------------- the power monitor
+    def start_power(self, hz) -> None:
+        from ..sim.energy import ActivityMeter
+
+        self._alive()
+        if not isinstance(hz, (int, float)) or isinstance(hz, bool) or not 0 < hz <= 100:
+            raise ValueError(f"start_auto_power_measurement(): the rate must be in (0, 100] Hz, got {hz!r}")
+        with self.cond:
+            self.power_hz = float(hz)
+            self._power_meter = ActivityMeter(self.power_model)
+            self._power_meter.sample(*self._activity())
+            self._power_next = time.monotonic() + 1 / self.power_hz
+            self.cond.notify_all()
+
+    def stop_power(self) -> None:
+        with self.cond:
+            self.power_hz = 0.0
+
+    def _activity(self) -> tuple[int, int, int]:
+        """(µs of wall time, SynOps so far, spikes so far) of the chip behind the buffers."""
+        t = int(time.monotonic() * 1e6)
+        if self.sim is None or self.sim.config is None:
+            return t, 0, 0
+        st = self.sim.stats
+        return t, int(sum(st["synops"].values())), int(sum(st["spikes_out"].values()))
+
+    def _measure_power(self, now: float) -> float:
+        """Emit the five rails when a sample is due; returns how long until the next one."""
+        if now >= self._power_next:
+            from ..sim.energy import RAILS
+
+            sample = self._power_meter.sample(*self._activity())
+            stamp = self.stopwatch_us() & 0xFFFFFFFF
+            self.power_out.extend(Measurement(channel=c, value=float(sample.rails[name]), timestamp=stamp)
+                                  for c, name in enumerate(RAILS))
+            self._power_next = now + 1 / self.power_hz
+        return max(self._power_next - now, 0.0)
 
     def _take_config(self, cfg) -> None:
         from ..sim import ChipSimulator
@@ -466,12 +525,51 @@ class _Node:  # the model's own source/sink nodes
         self.chip = chip
 
 
+class _PowerNode:  # the power monitor's source node
+    def __init__(self, chip):
+        self.chip = chip
+
+
+class BasicSinkNode_unifirm_modules_events_measurement:
+    """The host-side buffer of power measurements (connected to a power monitor's source node by a graph)."""
+
+    def __init__(self):
+        self.chip: _Chip | None = None
+
+    def get_events(self):
+        if self.chip is None:
+            raise RuntimeError("BasicSinkNode_unifirm_modules_events_measurement is not connected: put it in an "
+                               "EventFilterGraph after the power monitor's source node first")
+        with self.chip.cond:
+            got, self.chip.power_out = list(self.chip.power_out), deque()
+        return got
+
+
+class _PowerMonitor:
+    def __init__(self, chip):
+        self.chip = chip
+
+    def get_source_node(self):
+        return _PowerNode(self.chip)
+
+    def start_auto_power_measurement(self, rate):
+        self.chip.start_power(rate)
+
+    def stop_auto_power_measurement(self):
+        self.chip.stop_power()
+
+
 class EventFilterGraph:
     def __init__(self):
         self.started = False
 
     def sequential(self, nodes):
         a, b = nodes
+        if isinstance(a, _PowerNode):  # power monitor -> measurement sink
+            if not isinstance(b, BasicSinkNode_unifirm_modules_events_measurement):
+                raise TypeError(f"a power monitor's source node feeds a measurement sink, not a {type(b).__name__}")
+            b.chip = a.chip
+            return nodes
         if isinstance(a, _Node):  # model source -> our sink
             b.chip = a.chip
         else:  # our source -> model sink
@@ -545,9 +643,10 @@ class DeviceInfo:
 
 
 class _Handle:
-    def __init__(self, info, apply_delay_s, sim_options):
+    def __init__(self, info, apply_delay_s, sim_options, power_model=None):
         self.info = info
-        self.chip = _Chip(apply_delay_s=apply_delay_s, sim_options=sim_options)
+        self.chip = _Chip(apply_delay_s=apply_delay_s, sim_options=sim_options, power_model=power_model)
+        self.power_monitor = _PowerMonitor(self.chip)
         self.model = _Model(self.chip)
         self.stopwatch = _StopWatch(self.chip)
         self.io = _IO(self.chip)
@@ -568,16 +667,20 @@ class _Handle:
     def get_io_module(self):
         return self.io
 
+    def get_power_monitor(self):
+        return self.power_monitor
+
     def reset_board_soft(self, flag=True):
         pass
 
 
 class _DeviceModule:
-    def __init__(self, apply_delay_s, sim_options):
+    def __init__(self, apply_delay_s, sim_options, power_model=None):
         self.connected = [DeviceInfo("Speck2fModuleDevKit", 5)]
         self.open: dict = {}
         self.apply_delay_s = apply_delay_s
         self.sim_options = sim_options
+        self.power_model = power_model
 
     def get_all_devices(self):
         return list(self.connected)
@@ -592,7 +695,7 @@ class _DeviceModule:
             if not matches:
                 raise RuntimeError(f"no device {info}")
             info = matches[int(idx or 0)]
-        h = self.open.get(id(info)) or _Handle(info, self.apply_delay_s, self.sim_options)
+        h = self.open.get(id(info)) or _Handle(info, self.apply_delay_s, self.sim_options, self.power_model)
         self.open[id(info)] = h
         return h
 
@@ -602,13 +705,14 @@ class _DeviceModule:
         self.open.pop(id(handle.info), None)
 
 
-def make_module(*, apply_delay_s: float = 0.05, sim_options=None):
+def make_module(*, apply_delay_s: float = 0.05, sim_options=None, power_model=None):
     """A fresh stand-in ``samna`` module object (state is per module). ``apply_delay_s``: how long after
     ``apply_configuration`` returns the chip takes the configuration; ``sim_options``: a
-    :class:`~speckstream.sim.SimOptions` for the chip behind the buffers (a chip that behaves differently)."""
+    :class:`~speckstream.sim.SimOptions` for the chip behind the buffers (a chip that behaves differently);
+    ``power_model``: the :class:`~speckstream.sim.energy.EnergyModel` behind the power monitor's values."""
     mod = types.SimpleNamespace()
     mod.PYPI_SAMNA = False
-    mod.device = _DeviceModule(apply_delay_s, sim_options)
+    mod.device = _DeviceModule(apply_delay_s, sim_options, power_model)
     mod.graph = types.SimpleNamespace(EventFilterGraph=EventFilterGraph)
     event = types.SimpleNamespace(Spike=Spike, DvsEvent=DvsEvent, ReadNeuronValue=ReadNeuronValue,
                                   WriteNeuronValue=WriteNeuronValue, NeuronValue=NeuronValue,
@@ -619,6 +723,7 @@ def make_module(*, apply_delay_s: float = 0.05, sim_options=None):
                                         validate_configuration=validate_configuration)
     mod.BasicSourceNode_speck2f_event_input_event = BasicSourceNode_speck2f_event_input_event
     mod.BasicSinkNode_speck2f_event_output_event = BasicSinkNode_speck2f_event_output_event
+    mod.BasicSinkNode_unifirm_modules_events_measurement = BasicSinkNode_unifirm_modules_events_measurement
     return mod
 
 
