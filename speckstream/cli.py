@@ -421,7 +421,22 @@ def cmd_hwcheck(args) -> int:
     out = Path(args.json)
     out.write_text(report.to_json())
     console.print(f"report written to {out} (attach it to an issue)")
+    if args.energy_out:
+        _save_energy(report, args, console)
     return 0 if report.ok else 1
+
+
+def _save_energy(report, args, console) -> None:
+    """The power check's constants of the owner's chip, for ``speckstream profile --energy`` (a devkit only:
+    on the simulator they would be the model's own)."""
+    from speckstream.hwcheck_power import PowerPhase, energy_model_from
+
+    res = next((r for r in report.results if r.name == "power"), None)
+    if res is None or res.chip is None:
+        raise UsageError("--energy-out needs the power check run on a devkit (add 'power' to --checks; without "
+                         "samna only the simulator half runs, whose figures are the energy model's own)")
+    energy_model_from(PowerPhase(**res.chip), args.device).save(args.energy_out)
+    console.print(f"measured energy constants written to {args.energy_out} (speckstream profile --energy)")
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -503,7 +518,9 @@ def _hwcheck_parser(sub) -> None:
                    help="devkit to check (default speck2fmodule:0; e.g. speck2fdevkit:0)")
     h.add_argument("--json", default="hwcheck.json", help="where to write the report (default hwcheck.json)")
     h.add_argument("--checks", default=None, help="comma-separated subset: leak_trace, one_spike_per_core, "
-                   "leak_fires, saturation, floor_clamp, address_layout, cascade_order")
+                   "leak_fires, saturation, floor_clamp, address_layout, cascade_order, power")
+    h.add_argument("--energy-out", default=None, metavar="JSON", help="save the power check's measured constants "
+                   "(energy per SynOp, idle rails) for 'speckstream profile --energy'")
     h.add_argument("--leak-hz", type=float, default=1.0, help="slow clock of the leak trace (default 1 Hz, as "
                    "in sinabs' leak tutorial)")
     h.set_defaults(fn=cmd_hwcheck)

@@ -18,6 +18,10 @@ report to attach to an issue. What each check pins, and the public sources behin
                           packed addresses: which neuron answers each address.
 ``cascade_order``         one event into core 0 -> cores 1 and 2, core 1 -> core 3: the order in which the
                           four monitored cores' spikes come out.
+``power``                 a measurement, not a comparison: idle rails, then known loads of 144 SynOps per
+                          event at rising rates - the energy per SynOp and a bracket on the SynOps/s limit
+                          (:mod:`.hwcheck_power`); ``speckstream hwcheck --energy-out`` saves them for
+                          ``speckstream profile --energy``.
 ========================  ===============================================================================
 
 Without the real samna the simulator half runs alone and is compared with what the documentation says.
@@ -152,6 +156,12 @@ async def cascade_order(dev) -> dict:
     return {"order": [int(c) for c in out["core"]]}
 
 
+async def power(dev) -> dict:
+    from .hwcheck_power import power_phase
+
+    return (await power_phase(dev)).to_dict()
+
+
 @dataclass
 class Check:
     name: str
@@ -159,6 +169,7 @@ class Check:
     documented: Callable[[dict], bool | None]  # does an observation agree with the documentation? None: silent
     evidence: str
     compared: tuple[str, ...] = ()  # the observation's fields chip and simulator must agree on (all if empty)
+    measurement: bool = False  # a measurement of the owner's chip (verdict "measured"), not a comparison
 
     def agree(self, sim: dict, chip: dict) -> bool:
         keys = self.compared or tuple(sim)
@@ -186,6 +197,9 @@ CHECKS = [
     Check("cascade_order", cascade_order, lambda o: sorted(o["order"]) == [0, 1, 2, 3],
           "cores work asynchronously; the order of a cascade's spikes is not documented (sinabs Speck overview; "
           "Yao et al., Nat. Commun. 15, 4464, 2024)"),
+    Check("power", power, lambda o: None,
+          "not published: Speck's energy per SynOp and per-core SynOps/s limit (sinabs' tips for training; the "
+          "power rails as sinabs' power_monitoring.ipynb reads them); measured here", measurement=True),
 ]
 
 
@@ -195,7 +209,8 @@ class CheckResult:
     evidence: str
     simulator: dict | None = None
     chip: dict | None = None
-    verdict: str = "not run"  # "pass" | "differs" | "as documented" | "differs from the documentation" | "error"
+    verdict: str = "not run"  # "pass" | "differs" | "as documented" | "differs from the documentation" | "measured"
+    #                           | "error"
     error: str | None = None
 
 
@@ -211,7 +226,7 @@ class HwcheckReport:
 
     @property
     def ok(self) -> bool:
-        return all(r.verdict in ("pass", "as documented", "documentation silent") for r in self.results)
+        return all(r.verdict in ("pass", "as documented", "documentation silent", "measured") for r in self.results)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -267,7 +282,9 @@ async def run_hwcheck(device: str = "speck2fmodule:0", *, samna=None, checks: li
             res.verdict, res.error = "error", f"{type(e).__name__}: {e}"
             report.results.append(res)
             continue
-        if chip_ok:
+        if check.measurement:
+            res.verdict = "measured"
+        elif chip_ok:
             res.verdict = "pass" if check.agree(res.simulator or {}, res.chip or {}) else "differs"
         else:
             agrees = check.documented(res.simulator or {})

@@ -371,6 +371,8 @@ class _Chip:
     def _step(self) -> float | None:
         """Process what is due; returns how long to wait (None: until notified, 0: go on at once)."""
         now = time.monotonic()
+        if self.power_hz and now >= self._power_next:  # the monitor measures however busy the chip is
+            self._measure_power(now)
         if self.fifo:
             kind, item, *rest = self.fifo[0]
             if kind == "config":
@@ -458,7 +460,8 @@ class _Chip:
         self.counts["released"] += 1
         if self.sim is None:
             return  # an unconfigured chip drops input
-        t = max(int(ev.timestamp), self.sim.now_us)
+        # released now: a chip that has fallen behind stamps its output later than the input asked for
+        t = max(int(ev.timestamp), self.stopwatch_us(), self.sim.now_us)
         if isinstance(ev, Spike):
             if ev.layer not in self.sim.config.cores:
                 return
