@@ -1,4 +1,4 @@
-"""Chip resource tables (pure data, no torch): per-core memory and layer limits from CHIP.md section 1.
+"""Chip resource tables (pure data, no torch): per-core memory and layer limits from the Speck devkit datasheet (Table 1) and sinabs.
 
 speck2f, speck2e and dynapcnn share one constraint table in sinabs 3.1.3; they differ only in the samna
 module and buffer names, which live in the runtime's samna adapter.

@@ -100,7 +100,7 @@ class CoreConfig:
 
 @dataclass
 class DVSConfig:
-    """The DVS pre-processing stage (CHIP.md 3.3 / 5.2): polarity select / merge -> pooling (x and y
+    """The DVS pre-processing stage (docs/chip-notes.md): polarity select / merge -> pooling (x and y
     independently) -> crop -> mirror; then up to two destination cores, and / or the host (``monitor``).
 
     ``pass_sensor_events``: the chip's own camera feeds the stage (live sensor input). Off, the stage takes
@@ -150,7 +150,7 @@ class DVSConfig:
 
 @dataclass
 class ReadoutConfig:
-    """The readout layer (core id 12; CHIP.md 5.3). Fed by pointing a core destination at 12.
+    """The readout layer (core id 12; docs/chip-notes.md). Fed by pointing a core destination at 12.
 
     Per slow-clock tick it counts input spikes per class (16 classes, 0 = idle), keeps a moving average
     over ``average`` ticks, finds the max class and emits one ReadoutValue: bit 20 valid, bits 19..16 max

@@ -1,4 +1,4 @@
-"""Discretization to chip integers, bit for bit as sinabs 3.1.3 ``discretize.py`` does it (CHIP.md section 2).
+"""Discretization to chip integers, bit for bit as sinabs 3.1.3 ``discretize.py`` does it.
 
 Everything is float32 in torch's order of operations: sinabs computes ``127 / tensor``, which torch evaluates
 as ``127 * (1 / x)`` (a reciprocal, then a product), and that differs from ``127 / x`` in the last bit for

@@ -1,6 +1,6 @@
 """Module graph -> core layers: each Conv2d/Linear (+ BatchNorm) + spiking layer becomes one core layer,
 pooling between layers becomes a per-destination pooling, Merge is two cores sending to one, and pooling on
-the network input is absorbed by the DVS stage (CHIP.md 3.1). Pure graph work: no parameters are read here.
+the network input is absorbed by the DVS stage (the devkit's 128 x 128 camera feeds it). Pure graph work: no parameters are read here.
 
 The layer order is Kahn's topological order with a FIFO queue (as sinabs' ``topological_sorting``), ties
 broken by the position of the weight module in the model - deterministic, and equal to sinabs' order

@@ -1,5 +1,5 @@
 """Layer -> core assignment: maximum bipartite matching by Edmonds-Karp, exactly as sinabs 3.1.3
-``mapping.py`` builds and searches its flow graph (CHIP.md 4).
+``mapping.py`` builds and searches its flow graph (the rules are in chips.py and validate.py).
 
 sinabs builds source -> layer -> core -> sink with unit capacities, edges added in layer order and, per
 layer, in ascending core id, and augments along BFS shortest paths until none is left. The assignment

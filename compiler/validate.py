@@ -1,4 +1,4 @@
-"""Check a ChipConfig against every hardware rule we know (CHIP.md sections 1.4 and 4). No torch.
+"""Check a ChipConfig against every hardware rule we know (docs/chip-notes.md; the datasheet's memory table). No torch.
 
 Used by the compiler as its last step and by every device before it applies a configuration, so a
 hand-edited or loaded config gets the same checks as a compiled one: every limit the compiler relies on is

@@ -2,7 +2,8 @@
 """Event-driven inner loop of the software chip (see sim/chip.py for the model and its switches).
 
 State comes in as flat numpy buffers built by ``sim.state.PackedState``:
-  params  int32[9, NPARAM]  per-core geometry, thresholds and destinations (P_* indices below)
+  params  int32[N_CORES, NPARAM]  per-core geometry, thresholds, destinations and the output decimator (P_*
+                            indices below)
   weights int8[...]         per core [C_in, k, k, C_out] (out channel fastest), at w_off[core]
   vmem    int16[...]        per core [H_out, W_out, C_out], at v_off[core]
   biases  int16[...]        per core [C_out], at b_off[core]

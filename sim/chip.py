@@ -4,7 +4,8 @@
 event arrays and returns event arrays, in virtual time (µs). The runtime's ``"sim"`` device wraps it
 with the devkit's behaviour (stopwatch, 32-bit timestamps, real-time pacing, faults).
 
-Choices CHIP.md marks as inferred are switches in :class:`SimOptions`, with these defaults:
+Where the public material is silent (docs/chip-notes.md; ``speckstream hwcheck`` pins these on a devkit) the
+choices are switches in :class:`SimOptions`, with these defaults:
 
 * ``leak_fires=False`` - a slow-clock leak step that crosses the threshold does not fire (spikes are
   documented only as triggered by input events); the neuron fires on its next input.

@@ -1,4 +1,4 @@
-"""The DVS pre-processing stage as CHIP.md 5.2 orders it: polarity select / merge -> pooling (x and y
+"""The DVS pre-processing stage in the datasheet's order (docs/chip-notes.md): polarity select / merge -> pooling (x and y
 independently) -> crop (ROI) -> mirror / diagonal mirror; then one copy per destination core, and a copy
 to the host (the DVS layer's id, :data:`DVS_LAYER`) when the stage is monitored."""
 from __future__ import annotations

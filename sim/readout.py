@@ -1,4 +1,5 @@
-"""The readout layer model (CHIP.md 5.3). What the datasheet leaves open is a documented choice [INF]:
+"""The readout layer model (docs/chip-notes.md, "Readout layer"). What the datasheet leaves open is
+our choice, written here:
 
 * class of an input spike (c, x, y) by ``address_sel``: 3 = 1x1y16f -> c; 2 = 4x4y1f -> 4y + x;
   1 = 2x4y2f -> 2(2y + x) + c; 0 = 2x2y4f -> 4(2y + x) + c (row-major order assumed);

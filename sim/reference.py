@@ -34,11 +34,12 @@ class ReferenceEngine:
     def __init__(self, cfg: ChipConfig, *, leak_fires: bool = False, max_cascade: int = 100_000_000,
                  drop_off_map: bool = True):
         self.cfg = cfg
-        self.readout_id = get_chip(cfg.chip).readout_id
+        spec = get_chip(cfg.chip)
+        self.readout_id = spec.readout_id
         self.leak_fires = leak_fires
         self.drop_off_map = drop_off_map
         self.n_off_map = 0
-        self.clamps_arr = np.zeros(9, np.int64)
+        self.clamps_arr = np.zeros(spec.n_cores, np.int64)
         self.max_cascade = max_cascade
         self.vmem = {c: cc.initial_vmem.astype(np.int64).copy() for c, cc in cfg.cores.items()}
         self.decimated = {c: 0 for c in cfg.cores}  # spikes fired since the last one the decimator passed

@@ -156,8 +156,9 @@ def evaluate(config, dataset: Iterable, *, executor: cf.Executor | str | None = 
     """Classify every (events, label) sample of ``dataset`` (exactly what a tonic dataset yields) on the
     simulated chip and return an :class:`EvalResult`.
 
-    The prediction is the class with the most output spikes (``readout="count"``; ties go to the lowest
-    class, no spike at all predicts -1). ``executor``: any ``concurrent.futures.Executor`` (default: a
+    The prediction is the class with the most output spikes (``readout="count"``, the only rule so far: it
+    names how spikes become a decision, not the chip's readout layer; ties go to the lowest class, no spike at
+    all predicts -1). ``executor``: any ``concurrent.futures.Executor`` (default: a
     process pool over the machine's cores; pass ``dask.distributed.Client(...).get_executor()`` for a
     cluster, or ``"serial"`` to run in this process). Predictions do not depend on the executor.
 

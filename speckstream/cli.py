@@ -356,6 +356,10 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+#: the suites ``speckstream bench`` runs (bench/<name>.py); sim runs sim_gesture and evaluate_memory too
+BENCH_SUITES = ("codec", "compile", "sim", "runtime", "calibrate")
+
+
 def cmd_bench(args) -> int:
     """Run the suites in bench/ of a source checkout, each in its own interpreter (no sys.path edits here)."""
     import subprocess
@@ -364,10 +368,10 @@ def cmd_bench(args) -> int:
     if not bench_dir.is_dir():
         raise UsageError("the benchmarks live in a source checkout's bench/ folder, which this installation does not "
                          "have: clone the repository and run 'speckstream bench' there (pip install -e .)")
-    suites = args.suites or ["codec", "compile", "sim", "runtime"]
+    suites = args.suites or list(BENCH_SUITES)
     for name in suites:
-        if not (bench_dir / f"{name}.py").exists():
-            raise UsageError(f"no benchmark suite {name!r} (have: codec, compile, sim, runtime)")
+        if name not in BENCH_SUITES or not (bench_dir / f"{name}.py").exists():
+            raise UsageError(f"no benchmark suite {name!r} (have: {', '.join(BENCH_SUITES)})")
     for name in suites:
         cmd = [sys.executable, str(bench_dir / f"{name}.py")] + (["--quick"] if args.quick else [])
         if subprocess.run(cmd).returncode:
@@ -497,7 +501,7 @@ def _inspect_parser(sub) -> None:
 
 def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="run the benchmark suites in bench/")
-    b.add_argument("suites", nargs="*", help="codec, compile, sim, runtime (default: all)")
+    b.add_argument("suites", nargs="*", help=", ".join(BENCH_SUITES) + " (default: all)")
     b.add_argument("--quick", action="store_true", help="smaller sizes: seconds instead of minutes (smoke runs)")
     b.set_defaults(fn=cmd_bench)
 

@@ -72,7 +72,7 @@ def test_decode_random_addresses_agree_and_never_garbage(C, H, W, addrs, kernels
 
 
 def test_sinabs_layout_reproduces_sinabs_bug_for_bug():
-    # sinabs io.calculate_neuron_address on (2, 4, 16): (x=4, y=0) and (x=0, y=1) collide at 8 (CHIP.md 6)
+    # sinabs io.calculate_neuron_address on (2, 4, 16): (x=4, y=0) and (x=0, y=1) collide at 8 (docs/chip-notes.md)
     a = codec.encode([0, 0], [4, 0], [0, 1], (2, 4, 16), layout="sinabs")
     assert a.tolist() == [8, 8]
     assert AddressLayout.for_shape((2, 4, 16), "sinabs").is_ambiguous

@@ -57,7 +57,7 @@ def test_a_misspelt_field_raises_like_samna():
 @pytest.mark.parametrize("name", ["relay", "digits", "seq4-dvs", "readout", "dvs-cropped"])
 def test_the_adapter_writes_only_known_fields_and_round_trips(name):
     """to_samna_config uses only evidenced names (the stand-in raises otherwise), passes samna's validation,
-    and reading the samna objects back (written independently from SAMNA.md) gives the same chip."""
+    and reading the samna objects back (written independently from the samna reference) gives the same chip."""
     if name == "relay":
         cfg = relay_config()
     elif name == "digits":

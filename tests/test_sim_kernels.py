@@ -19,7 +19,7 @@ if KERNELS:
 
 
 def rule(v, w, thr_lo, thr_hi, rtz):
-    """The chip's per-neuron update, one line per step (CHIP.md): returns new vmem, fired, clamps, saturations."""
+    """The chip's per-neuron update, one line per step (docs/chip-notes.md): returns new vmem, fired, clamps, saturations."""
     x = v.astype(np.int64) + w
     lo = x < thr_lo
     x = np.where(lo, thr_lo, x)
