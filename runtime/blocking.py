@@ -22,7 +22,7 @@ import atexit
 import math
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 import anyio
 import numpy as np
@@ -129,66 +129,54 @@ class BlockingSubscription:
         self.close()
 
 
-class BlockingVmemFrames:
+_T = TypeVar("_T")
+
+
+class _BlockingItems(Generic[_T]):
+    """An async resource's items (frames, samples) read from a plain thread: ``receive()`` (None at the end) or
+    ``for item in items``; ``close()`` (or leaving ``with``) closes the resource on the session's loop."""
+
+    def __init__(self, owner: "BlockingSession", items):
+        self._owner, self._items = owner, items
+
+    def receive(self) -> _T | None:
+        """The next item, or None once ``count`` items were read or the items were closed."""
+        async def receive():
+            try:
+                return await self._items.receive()
+            except anyio.EndOfStream:
+                return None
+
+        return self._owner._call(receive)
+
+    def __iter__(self) -> Iterator[_T]:
+        while (item := self.receive()) is not None:
+            yield item
+
+    def close(self) -> None:
+        self._owner._call_if_open(self._items.aclose)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BlockingVmemFrames(_BlockingItems[VmemFrame]):
     """The frames of a ``poll_vmem`` call read from a plain thread: ``receive()`` or ``for frame in frames``;
     ``close()`` (or leaving ``with``) ends them."""
 
     def __init__(self, owner: "BlockingSession", frames: VmemFrames):
-        self._owner, self._frames = owner, frames
-
-    def receive(self) -> VmemFrame | None:
-        """The next frame, or None once ``count`` frames were read or the frames were closed."""
-        async def receive():
-            try:
-                return await self._frames.receive()
-            except anyio.EndOfStream:
-                return None
-
-        return self._owner._call(receive)
-
-    def __iter__(self) -> Iterator[VmemFrame]:
-        while (frame := self.receive()) is not None:
-            yield frame
-
-    def close(self) -> None:
-        self._owner._call_if_open(self._frames.close)
-
-    def __enter__(self) -> "BlockingVmemFrames":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(owner, frames)
 
 
-class BlockingPowerSamples:
+class BlockingPowerSamples(_BlockingItems[PowerSample]):
     """The samples of a ``power`` call read from a plain thread: ``receive()`` or ``for sample in samples``;
     ``close()`` (or leaving ``with``) ends them and stops the device's monitor."""
 
     def __init__(self, owner: "BlockingSession", samples: PowerSamples):
-        self._owner, self._samples = owner, samples
-
-    def receive(self) -> PowerSample | None:
-        """The next sample, or None once ``count`` samples were read or the samples were closed."""
-        async def receive():
-            try:
-                return await self._samples.receive()
-            except anyio.EndOfStream:
-                return None
-
-        return self._owner._call(receive)
-
-    def __iter__(self) -> Iterator[PowerSample]:
-        while (sample := self.receive()) is not None:
-            yield sample
-
-    def close(self) -> None:
-        self._owner._call_if_open(self._samples.aclose)
-
-    def __enter__(self) -> "BlockingPowerSamples":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(owner, samples)
 
 
 class BlockingSession:
