@@ -137,8 +137,8 @@ def floor_note(layers: list[tuple[str, int, int]]) -> str | None:
     each = ", ".join(f"'{n}' ({lo}/{hi})" for n, lo, hi in layers)
     same = all(lo == -hi for _, lo, hi in layers)
     return (f"{len(layers)} layer(s) have a vmem floor within 2 thresholds of zero and weights of both signs "
-            f"(floor/threshold: {each})" + (", i.e. min_v_mem = -1 x threshold, the default of sinabs.from_torch and from_nir" if same
-                                              else "")
+            f"(floor/threshold: {each})"
+            + (", i.e. min_v_mem = -1 x threshold, the default of sinabs.from_torch and from_nir" if same else "")
             + ": the chip clamps at the floor after every inhibitory event, time-stepped torch once per step, so "
             "they may part ways (speckstream.compare shows where); a lower floor keeps them together, e.g. "
             "compile(..., min_v_mem={'layer': value}) or min_v_mem = -100 x threshold in the model")
