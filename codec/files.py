@@ -7,6 +7,8 @@ child process so that a corrupt file cannot abort Python).
 """
 from __future__ import annotations
 
+import contextlib
+
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,12 +81,14 @@ def _fixed_record_chunks(path: Path, conv: _Conv, chunk_events: int, on_error: s
 def _isolated_chunks(path: Path, conv: _Conv, chunk_events: int, on_error: str) -> Iterator[np.ndarray]:
     suffix = path.suffix.lower()
     n = 0
-    for raw in iter_isolated(path, "aedat4" if suffix == ".aedat4" else suffix.lstrip(".")):
-        try:
-            yield from_xytp(raw, **conv)
-        except (ValueError, TypeError) as e:
-            raise EventFileError(f"{path}: events {n}..{n + len(raw) - 1}: {e}") from e
-        n += len(raw)
+    # closed here, not by the garbage collector: an error's traceback would keep the decoder process held
+    with contextlib.closing(iter_isolated(path, "aedat4" if suffix == ".aedat4" else suffix.lstrip("."))) as raws:
+        for raw in raws:
+            try:
+                yield from_xytp(raw, **conv)
+            except (ValueError, TypeError) as e:
+                raise EventFileError(f"{path}: events {n}..{n + len(raw) - 1}: {e}") from e
+            n += len(raw)
 
 
 def _dat_count(path: Path) -> int:

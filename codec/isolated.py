@@ -20,6 +20,7 @@ import queue
 import struct
 import sys
 import threading
+import weakref
 from pathlib import Path
 from typing import Iterator, cast
 
@@ -47,8 +48,11 @@ class _Decoder:
                                      close_fds=True)
         self.replies: queue.Queue = queue.Queue(maxsize=_QUEUED)
         self.closed = threading.Event()
+        self._done = False
         self._reader = threading.Thread(target=self._read_frames, daemon=True, name="speckstream-decoder-reader")
         self._reader.start()
+        self.owner_pid = os.getpid()  # a forked child must not end its parent's decoders
+        _LIVE.add(self)
 
     def _read_frames(self) -> None:
         src = cast(io.BufferedReader, self.proc.stdout)  # Popen's pipes are buffered binary files
@@ -92,17 +96,29 @@ class _Decoder:
         return self.proc.poll() is None and not self.closed.is_set()
 
     def close(self) -> None:
+        """End the process, then its reader thread (it sees the pipe's end), then the pipes. Idempotent. The order
+        matters: a buffered pipe closed while the reader sits in read() aborts an interpreter that is shutting
+        down; if the reader does not end, the pipes are left for the OS to close at exit."""
+        if self._done:
+            return
+        self._done = True
         self.closed.set()
         if self.proc.poll() is None:
             self.proc.kill()
-        self.proc.wait(5)
+        try:
+            self.proc.wait(5)
+        except Exception:  # TimeoutExpired: a process that ignores SIGKILL for 5 s; its pipes stay open
+            pass
+        if threading.current_thread() is not self._reader:
+            self._reader.join(2)
+        if self._reader.is_alive():
+            return
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 if f is not None:
                     f.close()
             except OSError:
                 pass
-        self._reader.join(2)
 
 
 def _dtype(descr) -> np.dtype:
@@ -121,6 +137,7 @@ def _dtype(descr) -> np.dtype:
 
 _LOCK = threading.Lock()
 _IDLE: list[_Decoder] = []
+_LIVE: "weakref.WeakSet[_Decoder]" = weakref.WeakSet()  # every decoder not yet closed
 _PID = os.getpid()
 
 
@@ -150,13 +167,22 @@ def _give_back(dec: _Decoder) -> None:
     dec.close()
 
 
-@atexit.register
 def _close_idle() -> None:
     with _LOCK:
         idle = list(_IDLE) if _PID == os.getpid() else []
         _IDLE.clear()
     for dec in idle:
         dec.close()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Every decoder of this interpreter, idle or held by a reader not finished (a generator an error's
+    traceback keeps alive): at exit, while the reader threads can still run and see their pipes end."""
+    _close_idle()
+    for dec in list(_LIVE):
+        if dec.owner_pid == os.getpid():
+            dec.close()
 
 
 def iter_isolated(path, fmt: str, *, chunk_timeout_s: float = 120.0) -> Iterator[np.ndarray]:

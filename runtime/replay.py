@@ -95,6 +95,11 @@ def _checked_on_input(chunks: Iterator[np.ndarray], cfg, core) -> Iterator[np.nd
         yield chunk
 
 
+def _as_dvs_chunks(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        yield _as_dvs(chunk)
+
+
 def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray], int]:
     if isinstance(source, np.ndarray):
         arr = spikes_from_array(source, core=core or 0)
@@ -111,12 +116,18 @@ def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray],
 
     def checked():  # the order is checked chunk by chunk, across chunk edges
         n, last = 0, None
-        for chunk in iter_spikes(source, core=core or 0):
-            check_order(chunk["t"], start=n, last=last)
-            if len(chunk):
-                last = int(chunk["t"][-1])
-            n += len(chunk)
-            yield chunk
+        reader = iter_spikes(source, core=core or 0)
+        try:
+            for chunk in reader:
+                check_order(chunk["t"], start=n, last=last)
+                if len(chunk):
+                    last = int(chunk["t"][-1])
+                n += len(chunk)
+                yield chunk
+        finally:  # ends the reader now even when an error's traceback keeps this frame
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
     return checked(), count_spikes(source) or 0
 
 
@@ -143,6 +154,15 @@ class ReplayPlan:
     chunks: Iterator[np.ndarray]  #: the events, in time order, checked chunk by chunk as they are read
     total: int  #: how many events (0 when the format must be decoded to be counted)
     camera: bool  #: a camera recording (x/y/t/p), not chip spikes
+    source_chunks: Iterator[np.ndarray] | None = None  #: the file's own reader, which :meth:`close` ends
+
+    def close(self) -> None:
+        """Stop reading: the file's reader (and a decoder process it holds) ends now, on every exit path of a
+        replay, not when the garbage collector finds it - an error's traceback keeps the generators alive."""
+        for it in (self.chunks, self.source_chunks):
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
 
 
 def plan(cfg: ChipConfig, source, *, core: int | None = None, sort: bool = False, via: Via = "auto") -> ReplayPlan:
@@ -152,12 +172,13 @@ def plan(cfg: ChipConfig, source, *, core: int | None = None, sort: bool = False
     camera = is_camera(source)
     if kind == "spike" and camera and core is None and cfg.input_cores:
         core = cfg.input_cores[0]  # a camera's events go to the input; chip spikes keep their own cores
-    chunks, total = _chunks(source, core, sort)
+    source_chunks, total = _chunks(source, core, sort)
+    chunks = source_chunks
     if kind == "dvs":
-        chunks = map(_as_dvs, chunks)
+        chunks = _as_dvs_chunks(chunks)
     elif camera:  # each chunk, before it is written: off the input map names the tonic transform that fixes it
         chunks = _checked_on_input(chunks, cfg, core)
-    return ReplayPlan(kind, chunks, total, camera)
+    return ReplayPlan(kind, chunks, total, camera, source_chunks)
 
 
 @dataclass
@@ -254,6 +275,7 @@ async def replay(link: DeviceLink, source, *, speed: float | None = 1.0, record=
         await link.quiesce()
         duration = anyio.current_time() - t_start
     finally:
+        p.close()
         if recorder is not None:
             recorder.close()  # with what was recorded, on every exit path
     released = link.backend.take_release_lateness()

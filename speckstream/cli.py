@@ -150,6 +150,20 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def _existing(path, what: str) -> Path:
+    """``path`` as a Path, or a usage error naming what was expected there."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{what} not found: {p}")
+    return p
+
+
+def _load_config(path):
+    import speckstream as ss
+
+    return ss.load_config(_existing(path, "chip configuration (from 'speckstream compile -o')"))
+
+
 def cmd_profile(args) -> int:
     import json
 
@@ -158,7 +172,7 @@ def cmd_profile(args) -> int:
     from speckstream.codec.inputs import is_camera
     from speckstream.sim.energy import EnergyModel
 
-    cfg = ss.load_config(args.config)
+    cfg = _load_config(args.config)
     path = Path(args.events)
     if path.suffix.lower() == ".npy":
         events = np.load(path, allow_pickle=False)  # spikes or tonic x/y/t/p: profile converts either
@@ -167,7 +181,8 @@ def cmd_profile(args) -> int:
         events = read_spikes(path, core=core)  # camera files land on the input core, .spk keeps its cores
         if cfg.dvs is not None and is_camera(path):
             events = to_xytp(events)  # a camera recording goes through the DVS stage
-    energy = EnergyModel.load(args.energy) if args.energy else None
+    energy = EnergyModel.load(_existing(args.energy, "energy constants (from 'speckstream hwcheck --energy-out')")) \
+        if args.energy else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         prof = ss.profile(cfg, events, synops_limit=args.limit, energy=energy)
@@ -245,11 +260,12 @@ def cmd_run(args) -> int:
     import speckstream as ss
     from speckstream import codec
 
-    cfg = ss.load_config(args.config)
+    cfg = _load_config(args.config)
     path = Path(args.events)
     if not path.exists():
         raise UsageError(f"event file not found: {path}")
-    core = args.core if args.core is not None else cfg.input_cores[0]
+    # None: camera recordings go through the config's DVS stage (else its input core), chip spikes keep their cores
+    core = args.core
     try:
         speed = None if args.speed == "max" else float(args.speed)
     except ValueError:
@@ -292,7 +308,7 @@ def cmd_vmem(args) -> int:
     import speckstream as ss
     from speckstream import codec
 
-    cfg = ss.load_config(args.config)
+    cfg = _load_config(args.config)
     if args.core not in cfg.cores:
         raise UsageError(f"core {args.core} is not in {args.config} (cores: {sorted(cfg.cores)})")
     if args.rate <= 0:
@@ -475,7 +491,9 @@ def _run_parser(sub) -> None:
     r.add_argument("--speed", default="1.0", help="replay speed (1.0 = real time) or 'max'")
     r.add_argument("--realtime", action="store_true", help="simulator on the wall clock (holds events until their "
                    "timestamps, like a devkit); default: virtual time, as fast as possible")
-    r.add_argument("--core", type=int, default=None, help="input core (default: the config's first input core)")
+    r.add_argument("--core", type=int, default=None,
+                   help="send every event straight into this core (default: a camera recording goes through the "
+                        "config's DVS stage, else into its first input core; chip spikes keep their own cores)")
     r.add_argument("-o", "--output", help="record outputs to a .spk file")
     r.set_defaults(fn=cmd_run)
 

@@ -33,3 +33,15 @@ def digits_small():
 
     _, _, xte, yte = load_digits_split()
     return digits_dataset(xte[:48], yte[:48], seed=11)
+
+
+def dvs_pooled():
+    """A camera network whose first layer pools 4 x 4: compiled with --dvs, the chip's DVS stage does the pooling
+    and its first core takes 32 x 32."""
+    import torch
+    import torch.nn as nn
+    from sinabs.layers import IAFSqueeze, SumPool2d
+
+    torch.manual_seed(0)
+    return nn.Sequential(SumPool2d(4), nn.Conv2d(2, 4, 3, padding=1, bias=False),
+                         IAFSqueeze(batch_size=1, min_v_mem=-1.0))

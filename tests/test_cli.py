@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from speckstream import codec
 
 HERE = os.path.dirname(__file__)
+HERE_DATA = Path(HERE) / "data"
 
 
 def cli(*args, cwd=None):
@@ -189,3 +191,41 @@ def test_run_progress_moves_through_an_npy_file(tmp_path, monkeypatch, speed):
     monkeypatch.setattr(rich.progress.Progress, "update", spy)
     assert main(["run", str(tmp_path / "net.json"), str(tmp_path / "ev.npy"), "--speed", speed]) == 0
     assert len(set(seen)) >= 5 and seen == sorted(seen) and seen[-1] == n
+
+
+def test_run_sends_a_camera_recording_through_the_configs_dvs_stage(tmp_path):
+    """Reproduced: 'speckstream run' sent every event straight into the first core, so a 128 x 128 recording on a
+    config whose DVS stage pools 4 x 4 was refused as off core 0's 32 x 32 map (with the advice to compile with
+    dvs=True, which it was). Also: the recording's events reach the chip as profile counts them."""
+    rec = HERE_DATA / "recordings" / "davis346_crop128.npy"
+    r = cli("compile", "nets_for_cli:dvs_pooled", "--input-shape", "2,128,128", "--dvs", "-o", str(tmp_path / "n.json"))
+    assert r.returncode == 0, r.stderr
+    r = cli("run", str(tmp_path / "n.json"), str(rec), "--speed", "max", "-o", str(tmp_path / "o.spk"))
+    assert r.returncode == 0, r.stderr
+    assert "38,877" in r.stdout or "38877" in r.stdout, r.stdout
+    # --core still sends straight into a core: off its 32 x 32 map, one line naming the core
+    r = cli("run", str(tmp_path / "n.json"), str(rec), "--speed", "max", "--core", "0")
+    assert r.returncode == 1 and "core 0" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_recording_off_the_sensor_fails_in_one_line_and_the_process_exits_cleanly(tmp_path):
+    """Reproduced by a new user: a 346 x 260 AEDAT4 recording replayed on a --dvs config said AddressError and
+    then aborted the interpreter at exit (rc 134: the file's decoder was closed at shutdown while its reader thread
+    waited). The replay now closes the file's reader on every exit path."""
+    rec = HERE_DATA / "recordings" / "davis346_clip.aedat4"
+    r = cli("compile", "nets_for_cli:dvs_pooled", "--input-shape", "2,128,128", "--dvs", "-o", str(tmp_path / "n.json"))
+    assert r.returncode == 0, r.stderr
+    for speed in ("1.0", "max"):
+        r = cli("run", str(tmp_path / "n.json"), str(rec), "--speed", speed)
+        assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+        assert "off the 128x128" in r.stderr and "DVS stage" in r.stderr and "Fatal" not in r.stderr, r.stderr
+
+
+def test_missing_config_and_energy_files_are_usage_errors(tmp_path, compiled):
+    d, _ = compiled
+    _random_spk(tmp_path / "in.spk", 10, 1000)
+    for args in (["run", str(tmp_path / "nope.json"), str(tmp_path / "in.spk")],
+                 ["profile", str(tmp_path / "nope.json"), str(tmp_path / "in.spk")],
+                 ["profile", str(d / "net.json"), str(tmp_path / "in.spk"), "--energy", str(tmp_path / "e.json")]):
+        r = cli(*args)
+        assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

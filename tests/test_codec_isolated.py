@@ -6,6 +6,7 @@ import multiprocessing as mp
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +139,24 @@ def test_a_script_without_a_main_guard_reads_aedat4_once(recordings, tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split().count("ran") == 1 and r.stdout.split()[-2:] == [str(len(files[5][1]))] * 2
+
+
+def test_a_reader_left_mid_file_until_the_interpreter_exits_does_not_abort_it(tmp_path):
+    """A generator of an AEDAT4 file left after its last chunk (as the frames of an error's traceback keep one
+    alive until exit) used to abort the interpreter at shutdown (exit 134, "could not acquire lock for
+    BufferedReader ... possibly due to daemon threads"): its decoder was closed while the reader thread sat in
+    read()."""
+    script = tmp_path / "held.py"
+    script.write_text(
+        "import sys, time\n"
+        "from speckstream.codec import isolated\n"
+        "n = len(list(isolated.iter_isolated(sys.argv[1], 'aedat4')))\n"
+        "g = isolated.iter_isolated(sys.argv[1], 'aedat4')\n"
+        "for _ in range(n):\n"
+        "    next(g)\n"
+        "time.sleep(0.3)\n"
+        "print('left mid-file')\n")
+    real = Path(__file__).parent / "data" / "recordings" / "davis346_clip.aedat4"  # 17 chunks: several frames
+    r = subprocess.run([sys.executable, str(script), str(real)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "Fatal" not in r.stderr, r.stderr[-2000:]
+    assert "left mid-file" in r.stdout
