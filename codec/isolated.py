@@ -22,7 +22,7 @@ import sys
 import threading
 import weakref
 from pathlib import Path
-from typing import Iterator, cast
+from typing import Generator, cast
 
 import numpy as np
 
@@ -185,7 +185,7 @@ def _close_all() -> None:
             dec.close()
 
 
-def iter_isolated(path, fmt: str, *, chunk_timeout_s: float = 120.0) -> Iterator[np.ndarray]:
+def iter_isolated(path, fmt: str, *, chunk_timeout_s: float = 120.0) -> Generator[np.ndarray, None, None]:
     """Raw event chunks of ``path`` decoded in a separate process (``fmt``: "aedat4", or a faery format):
     numpy structured arrays as the decoder gives them (t, x, y, on)."""
     name = Path(path).name
