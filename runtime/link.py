@@ -11,10 +11,12 @@ registry that every output batch is dispatched to.
 """
 from __future__ import annotations
 
+import time
 import weakref
 from typing import Any, Awaitable, Callable, Literal, TypeVar
 
 import numpy as np
+
 import anyio
 
 from ..codec.samna_events import DecodedOutput
@@ -116,8 +118,13 @@ class DeviceLink:
         return int((anyio.current_time() - self.epoch) * 1e6)
 
     def restart_clock(self) -> None:
-        """The device's stopwatch was reset now: session time restarts at 0."""
-        self.epoch = anyio.current_time()
+        """The device's stopwatch was reset: session time restarts at 0, at the moment the device thread started
+        the watch where the backend says when (:attr:`Backend.stopwatch_started_at`), else now."""
+        now = anyio.current_time()
+        started = self.backend.stopwatch_started_at
+        # perf_counter and the loop's clock (monotonic on asyncio, trio's own origin) run at one rate: the age of
+        # the start on one clock is its age on the other
+        self.epoch = now if started is None else now - max(0.0, time.perf_counter() - started)
         self._unwrap.rebase(0)
 
     def configured(self, cfg: ChipConfig) -> None:

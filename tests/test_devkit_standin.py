@@ -251,3 +251,32 @@ async def test_raw_sensor_events_reach_the_host_with_session_timestamps(device):
     assert len(got) == 7 and got.dtype == ss.codec.DVS_EVENT_DTYPE
     assert np.all((got["t"] >= before - 2000) & (got["t"] <= after))  # session µs, unwrapped like spikes
     assert np.array_equal(got["x"], dvs_events(7)["x"])
+
+
+@pytest.mark.parametrize("reset_via", ["apply", "reset_time"])
+async def test_device_stamps_never_lie_in_the_sessions_future_when_the_host_is_slow(reset_via, monkeypatch):
+    """Reproduced under load: the stopwatch was reset on the device thread and the session's clock restarted
+    only when the call came back to the loop, so a loaded host (here: 30 ms between the stopwatch's start and
+    the call's return) put every device stamp that far in the session's future. The session now takes the
+    moment the device thread started the stopwatch."""
+    async with open_standin() as dev:
+        watch = dev.backend.stopwatch
+        start = watch.start
+
+        def slow_start():
+            start()
+            import time
+            time.sleep(0.03)  # the thread hop back to a loaded event loop
+
+        monkeypatch.setattr(watch, "start", slow_start)
+        cfg = dvs_relay(raw=True)
+        await dev.apply(cfg)
+        if reset_via == "reset_time":
+            await dev.reset_time()
+        before = dev.now_us()
+        dev.backend.handle.chip.see(dvs_events(7))
+        got = await collect(dev, 7, "dvs", timeout=2)
+        after = dev.now_us()
+    assert len(got) == 7
+    assert np.all(got["t"] <= after), (got["t"], after)  # never stamped after it was received
+    assert np.all(got["t"] >= before - 5000), (got["t"], before)

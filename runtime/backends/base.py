@@ -31,6 +31,11 @@ class Backend(ABC):
     #: ReadoutValues leave the device stamped with their slow-clock tick time (32-bit µs, like spikes); False:
     #: they carry no time (a devkit) and the session stamps them on receipt
     stamps_readout: bool = False
+    #: ``time.perf_counter()`` read on the thread that last started the device's stopwatch, just before it did;
+    #: the session's clock restarts at that moment, not when the call came back to the event loop (a loaded host
+    #: takes milliseconds for that hop, and every device stamp would lie that far in the session's future).
+    #: None: the stopwatch restarts within the call itself (the simulator), and the session takes the return
+    stopwatch_started_at: float | None = None
 
     @property
     def device_written(self) -> int | None:

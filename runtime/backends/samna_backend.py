@@ -326,6 +326,9 @@ class SamnaBackend(Backend):
     async def reset_time(self) -> None:
         def reset():
             self.stopwatch.reset()
+            # stamped before start(): the watch runs from some moment after this, so a device stamp read
+            # through it is never later than the host's own clock (closed-loop latencies are not understated)
+            self.stopwatch_started_at = time.perf_counter()
             self.stopwatch.start()
         await self._call(reset)
 
