@@ -75,9 +75,10 @@ def _largest_out(c_in: int, k: int, hw: tuple[int, int], has_bias: bool, spec: C
     return best, where
 
 
-def fit_advice(name: str, kind: str, c_in: int, c_out: int, k: int, in_map: tuple[int, int, int],
+def fit_advice(name: str, kind: str, c_out: int, k: int, in_map: tuple[int, int, int],
                out_hw: tuple[int, int], needs: dict, spec: ChipSpec) -> str:
     """Why a layer fits no core, the largest size that would, and the usual fixes."""
+    c_in = in_map[0]
     kb, ob = ceil_log2(k * k), ceil_log2(c_out)
     hb, wb = ceil_log2(out_hw[0]), ceil_log2(out_hw[1])
     big = spec.largest()

@@ -46,13 +46,12 @@ class Built:
     padding: tuple[int, int]
     out: tuple[int, int, int]
     disc: Discretized
-    rtz: bool
+    spiking: Spiking  # the spiking parameters used (model units, overrides applied)
     rescale: float
     feasible: list[int]  # cores whose memory holds the layer
     needs: dict
     bias_range: tuple[float, float] | None = None  # float (min, max) of biases that survive discretization
     zeroed: tuple[str, bool] | None = None  # (message, refuse) when (nearly) all weights quantize to 0
-    spiking: Spiking | None = None  # the spiking parameters used (model units, overrides applied)
 
 
 # ----------------------------------------------------------------------------------------------- passes
@@ -152,15 +151,14 @@ def build_layer(lay: Layer, rescale: float, spec: ChipSpec, opts: Options, ro_la
             f"{d.scale:.3g}, limited by the vmem range [{floor}, {sp.threshold}]); a neuron would fire on every "
             "update - set min_v_mem (e.g. -1.0 x threshold) or scale weights and threshold up", lay.neuron.name)
     zeroed = _zeroed(lay, d, sp.threshold, sp.min_v_mem, bias)
-    notes.extend(d.warnings if zeroed is None else
-                 [n for n in d.warnings if "quantization zeroes" not in n and "limits the discretization" not in n])
+    notes.extend(d.warnings if zeroed is None else [n for n in d.warnings if n not in d.scale_notes])
     _check_limits(lay, g, out, spec)
     needs = {"kernel": kernel_memory(lay.in_map[0], out[0], g.kernel), "neuron": neuron_memory(*out),
              "bias": out[0] if np.any(d.biases) else 0}
     feasible = [c.core for c in spec.cores
                 if needs["kernel"] <= c.kernel and needs["neuron"] <= c.neuron and needs["bias"] <= c.bias]
-    return Built(lay, g.kernel, g.stride, g.padding, out, d, sp.return_to_zero, rescale, feasible, needs,
-                 None if bias is None or not np.any(d.biases) else (float(bias.min()), float(bias.max())), zeroed, sp)
+    return Built(lay, g.kernel, g.stride, g.padding, out, d, sp, rescale, feasible, needs,
+                 None if bias is None or not np.any(d.biases) else (float(bias.min()), float(bias.max())), zeroed)
 
 
 def _zeroed(lay: Layer, d: Discretized, threshold: float, floor: float | None, bias) -> tuple[str, bool] | None:
@@ -214,7 +212,7 @@ def check_fit(built: list[Built], spec: ChipSpec) -> None:
     """Every layer must fit some core's memory: else one error with, per layer, why and what would fit."""
     too_big = [b for b in built if not b.feasible]
     if too_big:
-        lines = [fit_advice(b.layer.name, type(b.layer.weight.module).__name__, b.layer.in_map[0], b.out[0], b.kernel,
+        lines = [fit_advice(b.layer.name, type(b.layer.weight.module).__name__, b.out[0], b.kernel,
                             b.layer.in_map, b.out[1:], b.needs, spec) for b in too_big]
         big = spec.largest()
         raise LayerDoesNotFitError(f"{len(too_big)} layer(s) fit no core of {spec.name} (largest kernel memory "
@@ -317,13 +315,13 @@ def assemble(graph: LayerGraph, built: list[Built], core_of: dict[int, int], mon
             stride=b.stride, padding=b.padding, weights=d.weights, biases=d.biases,
             threshold_high=d.threshold_high, threshold_low=d.threshold_low,
             initial_vmem=d.initial_vmem if d.initial_vmem is not None else np.zeros(b.out, np.int16),
-            return_to_zero=b.rtz, leak_enable=bool(np.any(d.biases)), monitor=lay.index in monitors,
+            return_to_zero=b.spiking.return_to_zero, leak_enable=bool(np.any(d.biases)), monitor=lay.index in monitors,
             destinations=dests, decimator=decimator_for(lay.name, lay.neuron.name, opts),
             provenance=Provenance(layer_index=pos, scale=d.scale, weight_rescale=b.rescale,
                                   modules=[lay.weight.name] + ([lay.bn.name] if lay.bn else []) + [lay.neuron.name]
                                   + list(dict.fromkeys(pools)), exit_pooling=exit_pool,
-                                  neuron=lay.neuron.name, threshold=b.spiking.threshold if b.spiking else None,
-                                  min_v_mem=b.spiking.min_v_mem if b.spiking else None))
+                                  neuron=lay.neuron.name, threshold=b.spiking.threshold,
+                                  min_v_mem=b.spiking.min_v_mem))
         cores[cc.core] = cc
     if opts.readout is not None and opts.readout.monitor and monitors:
         notes.append("readout.monitor is on together with spike monitors: on the chip, monitoring the readout "

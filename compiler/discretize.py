@@ -42,6 +42,9 @@ class Discretized:
     scale: float
     scales: dict  # the candidate factors: weight, bias, threshold, state
     warnings: list[str] = field(default_factory=list)
+    #: those of ``warnings`` that say the factor lost the weights (capped by the threshold range, weights zeroed):
+    #: a layer refused for its zeroed weights says this itself, so the compiler leaves them out then
+    scale_notes: list[str] = field(default_factory=list)
     zeroed_weights: int = 0  # non-zero float weights that became 0
     nonzero_weights: int = 0
     precision: float = 1.0  # the fraction of the largest factor used (compile's precision=)
@@ -75,13 +78,14 @@ def discretize_layer(weights: np.ndarray, biases: np.ndarray | None, threshold: 
     if precision != 1.0:
         s = F32(s * F32(precision))
     notes: list[str] = []
+    scale_notes: list[str] = []
     wq = np.round(w * s)
     bq = np.round(b * s)
     thr = int(np.round(F32(threshold) * s))
     lowq = int(np.round(low * s))
     vq = None if v_mem is None else np.round(np.asarray(v_mem, F32) * s)
     if min_v_mem is None and scales["threshold"] < min(scales["weight"], scales["bias"]):
-        notes.append(
+        scale_notes.append(
             f"layer '{name}': min_v_mem is None, so the threshold range [-32768, {threshold}] limits the "
             f"discretization factor to {float(scales['threshold']):.4g} (weights alone would allow "
             f"{float(min(scales['weight'], scales['bias'])):.4g}); set min_v_mem (e.g. -1.0, as "
@@ -89,10 +93,11 @@ def discretize_layer(weights: np.ndarray, biases: np.ndarray | None, threshold: 
     nz = int(np.count_nonzero(w))
     lost = nz - int(np.count_nonzero(wq))
     if nz and lost / nz > 0.5:
-        notes.append(f"layer '{name}': quantization zeroes {lost} of {nz} non-zero weights "
-                     f"({100 * lost / nz:.0f}%), factor {float(s):.4g}"
-                     + ("; the core can never fire - set min_v_mem (e.g. -1.0 x threshold, as sinabs.from_torch "
-                        "does)" if lost == nz else ""))
+        scale_notes.append(f"layer '{name}': quantization zeroes {lost} of {nz} non-zero weights "
+                           f"({100 * lost / nz:.0f}%), factor {float(s):.4g}"
+                           + ("; the core can never fire - set min_v_mem (e.g. -1.0 x threshold, as sinabs.from_torch "
+                              "does)" if lost == nz else ""))
+    notes = scale_notes + notes
     if lowq == 0:
         notes.append(f"layer '{name}': min_v_mem {min_v_mem} discretizes to 0, which the chip mishandles "
                      "(threshold_low = 0 hardware bug); using -1")
@@ -101,5 +106,5 @@ def discretize_layer(weights: np.ndarray, biases: np.ndarray | None, threshold: 
         weights=np.clip(wq, -128, 127).astype(np.int8), biases=np.clip(bq, -128, 127).astype(np.int16),
         threshold_high=int(np.clip(thr, -32768, 32767)), threshold_low=int(np.clip(lowq, -32768, 32767)),
         initial_vmem=None if vq is None else np.clip(vq, -32768, 32767).astype(np.int16),
-        scale=float(s), scales={k: float(v) for k, v in scales.items()}, warnings=notes,
+        scale=float(s), scales={k: float(v) for k, v in scales.items()}, warnings=notes, scale_notes=scale_notes,
         zeroed_weights=lost, nonzero_weights=nz, precision=float(precision))

@@ -46,7 +46,9 @@ class BandwidthWatch:
         return new
 
 
-def bandwidth_message(core: int, window_us: int, start_us: int, rate: float, limit: float) -> str:
-    return (f"core {core} runs {rate:.3g} SynOps/s over the {window_us / 1e3:g} ms from {start_us / 1e3:.1f} ms, "
+def bandwidth_message(core: int, window_us: int, start_us: int, rate: float, limit: float,
+                      layer: str | None = None) -> str:
+    where = f"core {core}" if layer is None else f"core {core} ({layer})"
+    return (f"{where} runs {rate:.3g} SynOps/s over the {window_us / 1e3:g} ms from {start_us / 1e3:.1f} ms, "
             f"above the limit of {limit:.3g} SynOps/s: on the chip this stalls the whole chip (fewer input events, "
             "a smaller kernel or fewer channels, or the output decimator of the core feeding it reduce it)")

@@ -9,7 +9,7 @@ from ..codec.events import DVS_EVENT_DTYPE, SPIKE_DTYPE
 from ..compiler.chips import get_chip
 from ..compiler.config import DVSConfig
 
-__all__ = ["DVS_LAYER", "dvs_stage", "dvs_to_spikes", "dvs_to_spikes_numpy"]
+__all__ = ["DVS_LAYER", "dvs_stage", "dvs_to_spikes", "dvs_to_spikes_numpy", "core_spikes"]
 
 try:
     from ._ccore import dvs_spikes as _dvs_spikes
@@ -55,6 +55,12 @@ def dvs_to_spikes(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:
                           dvs.off_channel, list(dvs.destinations or []))
         return out.view(SPIKE_DTYPE)
     return dvs_to_spikes_numpy(events, dvs)
+
+
+def core_spikes(kind: str, events: np.ndarray, dvs: DVSConfig | None) -> np.ndarray:
+    """What the CNN cores receive from an input of ``kind`` (as ``to_input`` returns it): DvsEvents through the
+    stage, spikes as they are."""
+    return dvs_to_spikes(events, dvs) if kind == "dvs" and dvs is not None else events
 
 
 def dvs_to_spikes_numpy(events: np.ndarray, dvs: DVSConfig) -> np.ndarray:

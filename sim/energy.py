@@ -34,9 +34,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
 
 __all__ = ["EnergyModel", "PowerSample", "ActivityMeter", "RAILS", "IDLE_RAILS_W", "RESTING_POWER_W", "SYNOP_J",
            "SPIKE_J"]
+
+#: a count or duration, or an array of them (one per sample): the arithmetic is the same
+Amount = TypeVar("Amount", float, np.ndarray)
 
 #: the devkit's five power rails, by the power monitor's channel number (sinabs' power-monitoring notebook)
 RAILS = ("VDD_IO", "VDD_RAM", "VDD_LOGIC", "VDD_PIXEL_DIGITAL", "VDD_PIXEL_ANALOG")
@@ -77,12 +83,12 @@ class EnergyModel:
                 raise ValueError(f"EnergyModel.{name} must be a finite number >= 0, got {v!r}")
 
     # ------------------------------------------------------------------ arithmetic
-    def dynamic_uj(self, synops: int, spikes: int) -> float:
-        """Energy of ``synops`` synaptic operations and ``spikes`` output spikes, in µJ."""
+    def dynamic_uj(self, synops: Amount, spikes: Amount) -> Amount:
+        """Energy of ``synops`` synaptic operations and ``spikes`` output spikes, in µJ (elementwise for arrays)."""
         return (synops * self.synop_j + spikes * self.spike_j) * 1e6
 
-    def idle_uj(self, duration_us: float) -> float:
-        """Resting energy over ``duration_us`` µs, in µJ."""
+    def idle_uj(self, duration_us: Amount) -> Amount:
+        """Resting energy over ``duration_us`` µs, in µJ (elementwise for arrays)."""
         return self.idle_w * duration_us  # W x µs = µJ
 
     def rails_w(self, synops_per_s: float, spikes_per_s: float) -> dict[str, float]:

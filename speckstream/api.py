@@ -88,12 +88,9 @@ class EvalResult:
 
     def confusion(self, n_classes: int | None = None) -> np.ndarray:
         """[true class, predicted class] counts (a column for "no output" last when any sample had none)."""
-        n = n_classes or self.counts.shape[1]
-        none = bool(np.any(self.predictions < 0))
-        m = np.zeros((n, n + none), np.int64)
-        for t, p in zip(self.labels, self.predictions):
-            m[int(t), int(p) if p >= 0 else n] += 1
-        return m
+        from .plots import confusion  # numpy only: matplotlib is imported when a figure is drawn
+
+        return confusion(self.labels, self.predictions, n_classes or self.counts.shape[1])
 
 
 _WORKER = threading.local()  # per thread: a simulator is not thread-safe (its engine runs without the GIL)
@@ -135,7 +132,8 @@ def _run_chunk(blob: bytes, options, readout_core: int, n_classes: int, want_act
         out = _feed(sim, kind, ev, None)
         if act is not None:
             acts = activity(cfg, kind, ev, out, drop_off_map=sim.options.drop_off_map, tables=_tables(cfg))
-            act[i] = [(len(a.t), a.synops, a.spikes_out, a.peak(1000)[0], duration_of(ev)) for a in acts.values()]
+            dur = duration_of(ev)
+            act[i] = [(len(a.t), a.synops, a.spikes_out, a.peak(1000)[0], dur) for a in acts.values()]
         out = out[out["core"] == readout_core]
         np.add.at(counts[i], out["c"].astype(np.int64) % n_classes, 1)
     return counts, n_in, act

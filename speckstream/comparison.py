@@ -29,9 +29,11 @@ import numpy as np
 
 from .compiler.config import ChipConfig, load_config
 from .sim import ChipSimulator
-from .sim.dvs import dvs_stage, dvs_to_spikes
+from .sim.dvs import core_spikes, dvs_stage
+from ._text import text_table
 from .errors import SpeckstreamError
 from .codec.inputs import to_input
+from .profiling import monitor_all
 
 __all__ = ["compare", "CompareReport", "LayerComparison", "CompareError"]
 
@@ -75,9 +77,7 @@ class CompareReport:
                         + (str(r.quantized_spikes), str(r.chip_spikes), f"{100 * r.neuron_match:.1f}%",
                            "-" if np.isnan(r.correlation) else f"{r.correlation:.3f}",
                            f"{r.chip_clamps}/{r.torch_clamps}"))
-        w = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = ["  ".join(v.ljust(w[i]) for i, v in enumerate(r)) for r in rows]
-        lines.insert(1, "  ".join("-" * x for x in w))
+        lines = text_table(rows)
         return "\n".join([f"spike counts per layer, torch time-stepped at {self.dt_us} µs vs the simulated chip"]
                          + lines + [self.cause] + [f"note: {n}" for n in self.notes])
 
@@ -95,7 +95,7 @@ def _dense(spikes: np.ndarray, shape: tuple[int, int, int], T: int, dt_us: int) 
 
 def _core_inputs(cfg: ChipConfig, kind: str, ev: np.ndarray, T: int, dt_us: int) -> dict[int, np.ndarray]:
     """What each input core receives, binned: the spikes as given, or the DVS stage's output."""
-    spikes = dvs_to_spikes(ev, cfg.dvs) if kind == "dvs" and cfg.dvs is not None else ev
+    spikes = core_spikes(kind, ev, cfg.dvs)
     return {c: _dense(spikes[spikes["core"] == c], cfg.cores[c].input_shape, T, dt_us) for c in cfg.input_cores}
 
 
@@ -258,10 +258,7 @@ def compare(model, config, events: np.ndarray, *, dt_us: int = 1000, tolerance: 
         raise CompareError(f"dt_us must be a positive integer number of µs, got {dt_us!r}")
     cfg = load_config(config)
     kind, ev = to_input(cfg, events)
-    mon = ChipConfig.from_msgpack(cfg.to_msgpack())
-    for cc in mon.cores.values():
-        cc.monitor = True
-    sim = ChipSimulator(mon)
+    sim = ChipSimulator(monitor_all(cfg))
     out = sim.feed_dvs(ev) if kind == "dvs" else sim.feed(ev)
     T = int(ev["t"].max() // dt_us) + 1 if len(ev) else 1
     cores_in = _core_inputs(cfg, kind, ev, T, dt_us)

@@ -206,6 +206,7 @@ def _digits_plots(cfg, test, res, float_pred, out_dir) -> list:
     from pathlib import Path
 
     from . import plots
+    from .profiling import monitor_all
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -213,10 +214,8 @@ def _digits_plots(cfg, test, res, float_pred, out_dir) -> list:
     paths = [plots.confusion_matrices(
         {"float SNN (sinabs)": plots.confusion(labels, float_pred, 10), "chip (simulated)": res.confusion(10)},
         out / "confusion.png", title=f"{len(labels)} held-out digits")]
-    mon = cfg.__class__.from_msgpack(cfg.to_msgpack())
-    for cc in mon.cores.values():
-        cc.monitor = True  # every layer's spikes, for the raster
-    sim, events, label = _raster(mon, test[0], out / "raster.png")
+    mon = monitor_all(cfg)  # every layer's spikes, for the raster
+    sim, label = _raster(mon, test[0], out / "raster.png")
     paths.append(out / "raster.png")
     first = mon.layer_order[0]
     v = sim.vmem(first)
@@ -228,7 +227,7 @@ def _digits_plots(cfg, test, res, float_pred, out_dir) -> list:
 
 def _raster(mon, sample, path):
     """One sample's input events and every layer's output spikes (real timestamps); the output layer's rows are
-    its classes. Returns (the simulator after the sample, the events, the label)."""
+    its classes. Returns (the simulator after the sample, the label)."""
     from . import plots
     from .api import to_input
     from .sim import ChipSimulator
@@ -260,4 +259,4 @@ def _raster(mon, sample, path):
     axes[0].set_title(f"digit {label}: {len(ev)} input events, {len(spikes)} spikes on chip, "
                       f"class {int(counts.argmax())} fires most ({int(counts.max())})")
     plots._save(fig, path)
-    return sim, ev, label
+    return sim, label

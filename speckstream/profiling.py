@@ -19,10 +19,11 @@ import numpy as np
 
 from .compiler.config import ChipConfig, CoreConfig, load_config
 from .sim.energy import EnergyModel
+from ._text import text_table
 from .errors import SpeckstreamError
 from .sim import ChipSimulator, SimOptions
 from .sim.bandwidth import WINDOWS_US, BandwidthWarning, BandwidthWatch, bandwidth_message
-from .sim.dvs import dvs_to_spikes
+from .sim.dvs import core_spikes
 from .codec.inputs import to_input
 
 __all__ = ["profile", "Profile", "CoreProfile", "BandwidthWarning", "ProfileError", "WINDOWS_US",
@@ -77,9 +78,7 @@ class Profile:
         rows = [head] + [(str(c.core), c.layer, f"{c.events_in:,}", f"{c.synops:,}", f"{c.sinabs_synops:,.0f}",
                           f"{c.spikes_out:,}", f"{c.peak_synops_per_s[w1]:.3g}", f"{c.peak_synops_per_s[w2]:.3g}",
                           f"{c.energy_uj:.3g}") for c in self.cores.values()]
-        w = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = ["  ".join(v.ljust(w[i]) for i, v in enumerate(r)) for r in rows]
-        lines.insert(1, "  ".join("-" * x for x in w))
+        lines = text_table(rows)
         lines.append(f"{self.synops:,} SynOps over {self.duration_us / 1e3:.1f} ms; energy {self.energy_uj:.3g} µJ, "
                      f"mean power {self.mean_power_w * 1e3:.3g} mW (estimated: {self.model.source_note()})")
         if self.synops_limit is not None:
@@ -119,7 +118,7 @@ def delivered_events(cfg: ChipConfig, kind: str, inputs: np.ndarray, spikes: np.
     """Per core, the events it received (SPIKE_DTYPE, time-ordered): the input (or the DVS stage's output) and
     every other core's spikes routed through its destinations, as the chip routes them."""
     parts: dict[int, list[np.ndarray]] = {c: [] for c in cfg.cores}
-    ext = dvs_to_spikes(inputs, cfg.dvs) if kind == "dvs" and cfg.dvs is not None else inputs
+    ext = core_spikes(kind, inputs, cfg.dvs)
     for c in cfg.cores:
         parts[c].append(ext[ext["core"] == c])
     for src, cc in cfg.cores.items():
@@ -215,8 +214,8 @@ class Activity:
     @property
     def energy_uj(self) -> np.ndarray:
         """Energy per sample (µJ): idle power over its duration plus every core's SynOps and spikes."""
-        dyn = (self.synops.sum(axis=1) * self.model.synop_j + self.spikes_out.sum(axis=1) * self.model.spike_j) * 1e6
-        return np.asarray([self.model.idle_uj(d) for d in self.duration_us]) + dyn
+        return self.model.idle_uj(self.duration_us) + self.model.dynamic_uj(self.synops.sum(axis=1),
+                                                                            self.spikes_out.sum(axis=1))
 
     @property
     def energy_per_inference_uj(self) -> float:
@@ -230,9 +229,7 @@ class Activity:
         rows = [head] + [(str(c), f"{self.synops[:, k].mean():,.0f}", f"{self.synops[:, k].max():,}",
                           f"{self.spikes_out[:, k].mean():,.1f}", f"{self.spikes_out[:, k].max():,}",
                           f"{self.peak_synops_per_s[:, k].max():.3g}") for k, c in enumerate(self.cores)]
-        w = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = ["  ".join(v.ljust(w[i]) for i, v in enumerate(r)) for r in rows]
-        lines.insert(1, "  ".join("-" * x for x in w))
+        lines = text_table(rows)
         e = self.energy_uj
         lines.append(f"energy per inference {e.mean():.3g} µJ (max {e.max():.3g}) over {len(e)} samples, mean "
                      f"{self.duration_us.mean() / 1e3:.1f} ms each (estimated: {self.model.source_note()})")
@@ -278,8 +275,8 @@ def profile(config, events: np.ndarray, *, synops_limit: float | None = None, wi
         over += [(c, w, at, rate) for w, (rate, at) in peaks.items() if synops_limit is not None and rate > synops_limit]
     for c, w, at, rate in over:
         assert synops_limit is not None
-        warnings.warn(bandwidth_message(c, w, at, rate, float(synops_limit)).replace(
-            f"core {c} ", f"core {c} ({cores[c].layer}) ", 1), BandwidthWarning, stacklevel=2)
+        warnings.warn(bandwidth_message(c, w, at, rate, float(synops_limit), layer=cores[c].layer), BandwidthWarning,
+                      stacklevel=2)
     duration = duration_of(ev)
     total = model.idle_uj(duration) + sum(p.energy_uj for p in cores.values())
     return Profile(cores, duration, total, model, synops_limit, over)
