@@ -75,11 +75,14 @@ class Pipeline:
         """As ``Core.run``: (now, next_tick, index of a bad input or -1)."""
         if len(spikes) < PIPELINE_MIN_INPUTS or not np.all(spikes["core"] == self.chain[0]):
             return core.run(spikes, now, next_tick, period, until)
+        # each input is released at max(t, the previous release): the running maximum, sorted even where the
+        # timestamps are not, computed once (not once per segment: a slow clock makes thousands of segments)
+        released = np.maximum.accumulate(np.maximum(spikes["t"], np.uint64(now))) if period else None
         done = 0
         while done < len(spikes):
-            # the inputs released before the next tick (at max(t, now)), or all of them: one segment
-            end = len(spikes) if not period else done + int(np.searchsorted(
-                np.maximum(spikes["t"][done:], now), next_tick, side="left"))
+            # the inputs released before the next tick, or all of them: one segment
+            end = len(spikes) if released is None else done + int(np.searchsorted(
+                released[done:], next_tick, side="left"))
             now, next_tick, bad = self._segment(core, spikes[done:end], now, next_tick, period)
             if bad >= 0:
                 return now, next_tick, done + bad

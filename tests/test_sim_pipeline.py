@@ -99,6 +99,20 @@ def test_a_long_stream_with_default_thresholds(monitor, readout):
     assert not readout or (len(one[3][-1]) >= 2 and (one[3][-1]["value"] & 0xFFFF).sum() > 0)  # readout values
 
 
+def test_an_out_of_order_stream_with_ticks_equals_one_thread(small_segments):
+    """Inputs out of time order are released at the running maximum of their timestamps: the segments between
+    ticks are cut at those release times (a search over the raw timestamps assumed them sorted)."""
+    cfg = chain3()
+    cfg.slow_clock_hz = 1000.0
+    ev = stream(3000)
+    rng = np.random.default_rng(1)
+    swap = rng.integers(0, len(ev) - 40, 200)
+    ev["t"][swap] += rng.integers(1000, 20_000, 200).astype(np.uint64)  # late stamps among earlier ones
+    one, two = run_both(cfg, [ev[:1000], ev[1000:]], hz=1000.0)
+    assert_same(one, two)
+    assert two[4]._engine.pipeline.runs > 0
+
+
 def test_a_bad_input_has_the_same_index_and_earlier_outputs(small_segments):
     cfg = chain3()
     ev = stream(400)
