@@ -86,11 +86,14 @@ KINDS: dict[str, np.dtype] = {
 
 def empty(kind: str, n: int = 0) -> np.ndarray:
     """An array of ``n`` zeroed events of ``kind`` (a key of :data:`KINDS`)."""
+    return np.zeros(n, dtype=_dtype_of(kind))
+
+
+def _dtype_of(kind: str) -> np.dtype:
     try:
-        dtype = KINDS[kind]
+        return KINDS[kind]
     except KeyError:
         raise CodecError(f"unknown event kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
-    return np.zeros(n, dtype=dtype)
 
 
 def spikes(t=0, core=0, c=0, x=0, y=0) -> np.ndarray:
@@ -153,10 +156,7 @@ def check_time_order(t, *, start: int = 0, last: int | None = None, noun: str = 
 def as_events(arr: np.ndarray, kind: str) -> np.ndarray:
     """Return ``arr`` as an array of ``kind``: same dtype passes through; other structured arrays
     with the same field names are cast field by field (with range checks)."""
-    try:
-        dtype = KINDS[kind]
-    except KeyError:
-        raise CodecError(f"unknown event kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
+    dtype = _dtype_of(kind)
     arr = np.asarray(arr)
     if arr.dtype == dtype:
         return arr

@@ -12,7 +12,7 @@ import contextlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -58,37 +58,35 @@ def _spk_count(path: Path) -> int:
         return r.counts.get("spike", 0)
 
 
+def _converted(path: Path, parts: Iterable[np.ndarray], convert: Callable[[np.ndarray], np.ndarray]
+               ) -> Iterator[np.ndarray]:
+    """``convert`` each part of a file's events in turn; a part that does not convert is an EventFileError naming
+    the file and the events' range in it."""
+    n = 0
+    for part in parts:
+        try:
+            yield convert(part)
+        except (ValueError, TypeError) as e:
+            raise EventFileError(f"{path}: events {n}..{n + len(part) - 1}: {e}") from e
+        n += len(part)
+
+
 def _npy_chunks(path: Path, conv: _Conv, chunk_events: int, on_error: str) -> Iterator[np.ndarray]:
     arr = _load_npy(path)
-    for s in range(0, arr.shape[0], chunk_events):
-        part = np.array(arr[s:s + chunk_events])
-        try:
-            yield spikes_from_array(part, **conv)
-        except (ValueError, TypeError) as e:
-            raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
+    parts = (np.array(arr[s:s + chunk_events]) for s in range(0, arr.shape[0], chunk_events))
+    yield from _converted(path, parts, lambda part: spikes_from_array(part, **conv))
 
 
 def _fixed_record_chunks(path: Path, conv: _Conv, chunk_events: int, on_error: str) -> Iterator[np.ndarray]:
     raw = FIXED_RECORD_READERS[path.suffix.lower()](path)
-    for s in range(0, max(len(raw), 1), chunk_events):
-        part = raw[s:s + chunk_events]
-        try:
-            yield from_xytp(part, **conv)
-        except (ValueError, TypeError) as e:
-            raise EventFileError(f"{path}: events {s}..{s + len(part) - 1}: {e}") from e
+    parts = (raw[s:s + chunk_events] for s in range(0, max(len(raw), 1), chunk_events))  # an empty file: one
+    yield from _converted(path, parts, lambda part: from_xytp(part, **conv))               # empty chunk
 
 
 def _isolated_chunks(path: Path, conv: _Conv, chunk_events: int, on_error: str) -> Iterator[np.ndarray]:
-    suffix = path.suffix.lower()
-    n = 0
     # closed here, not by the garbage collector: an error's traceback would keep the decoder process held
-    with contextlib.closing(iter_isolated(path, "aedat4" if suffix == ".aedat4" else suffix.lstrip("."))) as raws:
-        for raw in raws:
-            try:
-                yield from_xytp(raw, **conv)
-            except (ValueError, TypeError) as e:
-                raise EventFileError(f"{path}: events {n}..{n + len(raw) - 1}: {e}") from e
-            n += len(raw)
+    with contextlib.closing(iter_isolated(path, path.suffix.lower()[1:])) as raws:
+        yield from _converted(path, raws, lambda part: from_xytp(part, **conv))
 
 
 def _dat_count(path: Path) -> int:

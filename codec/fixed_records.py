@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EventFileError, TruncatedFileWarning
+from .errors import CodecError, EventFileError, TruncatedFileWarning
+from .events import check_time_order
 
 __all__ = ["RECORD_EVENTS_DTYPE", "read_dat", "read_nmnist_bin", "dat_header", "FIXED_RECORD_READERS"]
 
@@ -119,10 +120,10 @@ def read_nmnist_bin(path) -> np.ndarray:
     keep = ~overflow
     out = np.empty(int(keep.sum()), RECORD_EVENTS_DTYPE)
     out["x"], out["y"], out["t"], out["p"] = raw[keep, 0], raw[keep, 1], t[keep], raw[keep, 2] >> 7
-    if len(out) and np.any(np.diff(out["t"]) < 0):
-        i = int(np.flatnonzero(np.diff(out["t"]) < 0)[0]) + 1
-        raise EventFileError(f"{path}: event {i} goes back in time ({int(out['t'][i - 1])} -> {int(out['t'][i])} µs): "
-                             "not an N-MNIST-style .bin file, or a corrupt one")
+    try:
+        check_time_order(out["t"], advice="not an N-MNIST-style .bin file, or a corrupt one")
+    except CodecError as e:
+        raise EventFileError(f"{path}: {e}") from None
     return out
 
 

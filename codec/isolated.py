@@ -138,16 +138,13 @@ def _dtype(descr) -> np.dtype:
 _LOCK = threading.Lock()
 _IDLE: list[_Decoder] = []
 _LIVE: "weakref.WeakSet[_Decoder]" = weakref.WeakSet()  # every decoder not yet closed
-_PID = os.getpid()
 
 
 def _take() -> _Decoder:
     """An idle decoder process of this interpreter, or a new one."""
-    global _PID
     with _LOCK:
-        if _PID != os.getpid():  # a fork: the idle processes and their pipes belong to the parent
-            _IDLE.clear()
-            _PID = os.getpid()
+        # after a fork, the idle processes and their pipes belong to the parent: forget them, never end them
+        _IDLE[:] = [d for d in _IDLE if d.owner_pid == os.getpid()]
         while _IDLE:
             dec = _IDLE.pop()
             if dec.alive():
@@ -161,7 +158,7 @@ def _take() -> _Decoder:
 
 def _give_back(dec: _Decoder) -> None:
     with _LOCK:
-        if dec.alive() and len(_IDLE) < MAX_IDLE and _PID == os.getpid():
+        if dec.alive() and len(_IDLE) < MAX_IDLE and dec.owner_pid == os.getpid():
             _IDLE.append(dec)
             return
     dec.close()
@@ -169,7 +166,7 @@ def _give_back(dec: _Decoder) -> None:
 
 def _close_idle() -> None:
     with _LOCK:
-        idle = list(_IDLE) if _PID == os.getpid() else []
+        idle = [d for d in _IDLE if d.owner_pid == os.getpid()]
         _IDLE.clear()
     for dec in idle:
         dec.close()
@@ -179,7 +176,8 @@ def _close_idle() -> None:
 def _close_all() -> None:
     """Every decoder of this interpreter, idle or held by a reader not finished (a generator an error's
     traceback keeps alive): at exit, while the reader threads can still run and see their pipes end."""
-    _close_idle()
+    with _LOCK:
+        _IDLE.clear()  # the idle ones are live too: closed below with the rest
     for dec in list(_LIVE):
         if dec.owner_pid == os.getpid():
             dec.close()
@@ -213,7 +211,7 @@ def iter_isolated(path, fmt: str, *, chunk_timeout_s: float = 120.0) -> Generato
                     code = None
                 raise EventFileError(f"{path}: the {fmt} decoder crashed on {name} (exit code {code}); the file "
                                      "is corrupt")
-    except (BrokenPipeError, OSError) as e:
+    except OSError as e:  # BrokenPipeError among them
         raise EventFileError(f"{path}: the isolated {fmt} decoder process failed ({e})") from None
     finally:
         if reusable:

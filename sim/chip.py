@@ -107,17 +107,15 @@ class _CythonEngine:
         out, ro = self.core.take_outputs()
         return out.view(SPIKE_DTYPE), ro.view(SPIKE_DTYPE)
 
-    def _both(self, name):  # a counter of the engine and of the pipeline's second stage, when there is one
-        return getattr(self.core, name) + (getattr(self.pipeline.second, name) if self.pipeline else 0)
+    def _both(self, read):  # a counter of the engine and of the pipeline's second stage, when there is one
+        return read(self.core) + (read(self.pipeline.second) if self.pipeline else 0)
 
-    n_updates = property(lambda self: self._both("n_updates"))
-    core_updates = property(lambda self: self.core.updates_per_core()
-                            + (self.pipeline.second.updates_per_core() if self.pipeline else 0))
-    core_spikes = property(lambda self: self.core.spikes_per_core()
-                           + (self.pipeline.second.spikes_per_core() if self.pipeline else 0))
-    n_off_map = property(lambda self: self._both("n_off_map"))
-    clamps_arr = property(lambda self: self._both("clamps_arr"))
-    n_saturated = property(lambda self: self._both("n_saturated"))
+    n_updates = property(lambda self: self._both(lambda c: c.n_updates))
+    core_updates = property(lambda self: self._both(lambda c: c.updates_per_core()))
+    core_spikes = property(lambda self: self._both(lambda c: c.spikes_per_core()))
+    n_off_map = property(lambda self: self._both(lambda c: c.n_off_map))
+    clamps_arr = property(lambda self: self._both(lambda c: c.clamps_arr))
+    n_saturated = property(lambda self: self._both(lambda c: c.n_saturated))
     n_ticks = property(lambda self: self.core.n_ticks)
 
 
@@ -335,10 +333,11 @@ class ChipSimulator:
     @property
     def stats(self) -> dict:
         eng = self._require()
+        cores = sorted(self._cfg.cores)
+        clamps, synops, spikes = eng.clamps_arr, eng.core_updates, eng.core_spikes  # each read sums two stages
         return {"inputs": self.inputs, "sensor_dropped": self.sensor_dropped, "synaptic_updates": int(eng.n_updates),
-                "off_map": int(eng.n_off_map), "clamps": {c: int(eng.clamps_arr[c]) for c in sorted(self._cfg.cores)},
+                "off_map": int(eng.n_off_map), "clamps": {c: int(clamps[c]) for c in cores},
                 "saturated": int(eng.n_saturated), "ticks": int(eng.n_ticks), "now_us": self.now_us,
                 # per core, what it costs (profile, Session.power): synaptic updates, spikes that left it
-                "synops": {c: int(eng.core_updates[c]) for c in sorted(self._cfg.cores)},
-                "spikes_out": {c: int(eng.core_spikes[c]) for c in sorted(self._cfg.cores)}}
+                "synops": {c: int(synops[c]) for c in cores}, "spikes_out": {c: int(spikes[c]) for c in cores}}
 
