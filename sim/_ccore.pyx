@@ -14,6 +14,7 @@ cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int8_t, uint8_t, uint16_t, int16_t, int32_t, uint32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy
 
 from speckstream.codec.events import SPIKE_RECORD
 
@@ -161,8 +162,22 @@ cdef int vec_push(vec* v, uint64_t t, uint8_t core, uint16_t c, uint16_t x, uint
     v.n += 1
     return 0
 
-cdef int vec_push_rec(vec* v, const spike_rec* r) noexcept nogil:
-    return vec_push(v, r.t, r.core, r.c, r.x, r.y)
+cdef int vec_extend(vec* v, const spike_rec* src, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Append src[a:b] (one reallocation at most)."""
+    cdef spike_rec* nd
+    cdef Py_ssize_t cap
+    if b <= a:
+        return 0
+    if v.n + (b - a) > v.cap:
+        cap = max(v.cap * 2 + 1024, v.n + (b - a))
+        nd = <spike_rec*>realloc(v.data, cap * sizeof(spike_rec))
+        if nd == NULL:
+            return -1
+        v.data = nd
+        v.cap = cap
+    memcpy(&v.data[v.n], &src[a], (b - a) * sizeof(spike_rec))
+    v.n += b - a
+    return 0
 
 cdef int q_reserve(queue* q, Py_ssize_t n) noexcept nogil:
     """Room for n more pending events (so a loop can then write them without checking)."""
@@ -484,7 +499,6 @@ cdef class Core:
         cdef Py_ssize_t i, n = sp.shape[0]
         cdef int rc = 0
         cdef uint64_t t
-        cdef int32_t* p
         cdef Py_ssize_t bad = -1
         with nogil:
             for i in range(n):
@@ -499,12 +513,7 @@ cdef class Core:
                 if rc < 0:
                     break
                 now = t
-                if sp[i].core >= self.params.shape[0]:
-                    bad = i
-                    break
-                p = &self.params[sp[i].core, 0]
-                if (not p[P_ENABLED] or sp[i].c >= p[P_CIN] or sp[i].x >= p[P_WIN]
-                        or sp[i].y >= p[P_HIN]):
+                if self.off_input(&sp[i]):
                     bad = i
                     break
                 rc = self.convolve(now, sp[i].core, sp[i].c, sp[i].x, sp[i].y)
@@ -520,12 +529,26 @@ cdef class Core:
                         break
                 if until > now:
                     now = until
-        if rc == -1:
+        self._raise_for(rc)
+        return now, next_tick, bad
+
+    cdef bint off_input(self, const spike_rec* s) noexcept nogil:
+        """An input spike into a core that is not configured, or off its input map."""
+        cdef int32_t* p
+        if s.core >= self.params.shape[0]:
+            return True
+        p = &self.params[s.core, 0]
+        return not p[P_ENABLED] or s.c >= p[P_CIN] or s.x >= p[P_WIN] or s.y >= p[P_HIN]
+
+    def _raise_for(self, int rc):
+        """The error of a run's return code (0: none)."""
+        if rc == -1 or rc == -3:
             raise MemoryError("simulator ran out of memory for pending events")
         if rc == -2:
             raise RuntimeError(f"network did not go quiet after {self.max_cascade} internal events "
                                "(a loop between cores?)")
-        return now, next_tick, bad
+        if rc == -4:
+            raise ValueError("run_pipelined: an input spike addresses a core of the second stage")
 
     cdef int stage_a(self, spike_rec[:] sp, uint64_t* now, Py_ssize_t* bad) noexcept nogil:
         """The first stage of a pipelined run: each input into its cores (and theirs, FIFO) as run() does - no
@@ -536,7 +559,6 @@ cdef class Core:
         cdef Py_ssize_t i
         cdef int rc = 0
         cdef uint64_t t
-        cdef int32_t* p
         cdef long long steps
         cdef ss_msg m
         for i in range(sp.shape[0]):
@@ -544,9 +566,7 @@ cdef class Core:
             if t < now[0]:
                 t = now[0]
             now[0] = t
-            p = &self.params[sp[i].core, 0] if sp[i].core < self.params.shape[0] else NULL
-            if (p == NULL or not p[P_ENABLED] or sp[i].c >= p[P_CIN] or sp[i].x >= p[P_WIN]
-                    or sp[i].y >= p[P_HIN]):
+            if self.off_input(&sp[i]):
                 bad[0] = i
                 break
             if not (self.owned >> sp[i].core) & 1:  # the caller sends inputs only into this stage's cores
@@ -647,13 +667,7 @@ cdef class Core:
             rc = second.stage_rc if second.stage_rc < 0 else rc
         if rc == 0 and self._merge(second, base_out, base_ro) < 0:
             rc = -1
-        if rc == -1 or rc == -3:
-            raise MemoryError("simulator ran out of memory for pending events")
-        if rc == -2:
-            raise RuntimeError(f"network did not go quiet after {self.max_cascade} internal events "
-                               "(a loop between cores?)")
-        if rc == -4:
-            raise ValueError("run_pipelined: an input spike addresses a core of the second stage")
+        self._raise_for(rc)
         return now, bad
 
     cdef int _merge(self, Core second, int64_t base_out, int64_t base_ro) noexcept:
@@ -663,7 +677,8 @@ cdef class Core:
         cdef vec* mine[2]
         cdef vec* theirs[2]
         cdef int64_t base[2]
-        cdef Py_ssize_t g, j, k, a0, b0
+        cdef Py_ssize_t g, k, a0, b0
+        cdef int rc
         mine[0], mine[1] = &self.out, &self.readout
         theirs[0], theirs[1] = &second.out, &second.readout
         base[0], base[1] = base_out, base_ro
@@ -672,26 +687,20 @@ cdef class Core:
                 continue
             merged[k].data = NULL
             merged[k].n = merged[k].cap = 0
-            for j in range(base[k]):
-                if vec_push_rec(&merged[k], &mine[k].data[j]) < 0:
-                    free(merged[k].data)
-                    return -1
+            rc = vec_extend(&merged[k], mine[k].data, 0, base[k])
             a0, b0 = base[k], 0
-            for g in range(0, self.mk.n, 2):
-                for j in range(a0, self.mk.data[g + k]):
-                    if vec_push_rec(&merged[k], &mine[k].data[j]) < 0:
-                        free(merged[k].data)
-                        return -1
-                a0 = self.mk.data[g + k]
-                for j in range(b0, second.mk.data[g + k]):
-                    if vec_push_rec(&merged[k], &theirs[k].data[j]) < 0:
-                        free(merged[k].data)
-                        return -1
-                b0 = second.mk.data[g + k]
-            for j in range(a0, mine[k].n):  # after the last input that handed spikes over
-                if vec_push_rec(&merged[k], &mine[k].data[j]) < 0:
-                    free(merged[k].data)
-                    return -1
+            g = 0
+            while rc == 0 and g < self.mk.n:
+                rc = vec_extend(&merged[k], mine[k].data, a0, self.mk.data[g + k])
+                if rc == 0:
+                    rc = vec_extend(&merged[k], theirs[k].data, b0, second.mk.data[g + k])
+                a0, b0 = self.mk.data[g + k], second.mk.data[g + k]
+                g += 2
+            if rc == 0:  # after the last input that handed spikes over
+                rc = vec_extend(&merged[k], mine[k].data, a0, mine[k].n)
+            if rc < 0:
+                free(merged[k].data)
+                return -1
             free(mine[k].data)
             mine[k][0] = merged[k]
             theirs[k].n = 0
