@@ -12,7 +12,7 @@ import contextlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Generator, Iterable, Iterator
 
 import numpy as np
 
@@ -119,7 +119,7 @@ def reader_for(path) -> Reader:
 
 
 def iter_spikes(path, *, core: int = 0, t_offset: int = 0, chunk_events: int = DEFAULT_CHUNK_EVENTS,
-                channel_from_polarity: bool = True, on_error: str = "raise") -> Iterator[np.ndarray]:
+                channel_from_polarity: bool = True, on_error: str = "raise") -> Generator[np.ndarray, None, None]:
     """Yield chunks of input spikes (SPIKE_DTYPE) from an event file of any supported format.
 
     ``.spk`` (speckstream recordings; its spikes are taken as they are; ``on_error="skip"`` keeps every intact

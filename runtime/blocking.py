@@ -204,7 +204,7 @@ class BlockingSession:
         loop = LoopThread(self._backend_name, self._backend_options, name=f"speckstream-{self.name}")
         try:
             self.session = loop.call(self._make_session)
-            self._held, _ = loop.hold(self.session)
+            self._held = loop.hold(self.session)
         except BaseException:
             loop.stop()
             raise

@@ -33,28 +33,27 @@ class LagGuard:
         self.warn_after_us = None if warn_after_s is None else warn_after_s * 1e6
         self.warned = False
         self._first_write: float | None = None
-        self._written = 0
 
-    def wrote(self, n: int) -> None:
-        """``n`` input events reached the device now."""
+    def wrote(self) -> None:
+        """Input events reached the device now (the input rate counts from the first write)."""
         if self._first_write is None:
             self._first_write = anyio.current_time()
-        self._written += n
 
-    def input_rate(self) -> float:
-        """Input events per second of session time since the first write."""
+    def input_rate(self, written: int) -> float:
+        """Input events per second of session time since the first write, ``written`` events in all."""
         if self._first_write is None:
             return 0.0
-        return self._written / max(anyio.current_time() - self._first_write, 1e-6)
+        return written / max(anyio.current_time() - self._first_write, 1e-6)
 
-    def check(self, backend: Backend) -> None:
+    def check(self, backend: Backend, written: int) -> None:
+        """Warn once when ``backend`` lags; ``written``: the input events the session has written so far."""
         lag = backend.lag_us
         if lag is None or self.warned or self.warn_after_us is None or lag <= self.warn_after_us:
             return
         self.warned = True
         warnings.warn(
             f"{backend.name} runs {lag / 1e3:,.1f} ms behind the input timestamps at an input rate of "
-            f"{self.input_rate():,.0f} events/s: it cannot process input in real time, so events enter the chip "
+            f"{self.input_rate(written):,.0f} events/s: it cannot process input in real time, so events enter the chip "
             "late and outputs come late. Lower the rate (replay speed, fewer events), or use clock='virtual' to "
             "run as fast as the CPU allows with the timestamps kept (session.stats.lag_us follows the lag)",
             RealTimeWarning, stacklevel=2)

@@ -25,7 +25,7 @@ from .backends.base import Backend
 from .errors import DeviceClosed, DeviceDisconnected, DeviceError
 from .input_checks import input_shapes, prepared
 from .ledger import Ledger
-from .options import InputKind, OutputKind, Policy
+from .options import InputKind, OutputKind, Policy, check_policy
 from .replies import ReplyMatcher
 from .stats import Accounting
 from .subscriptions import FIELDS, OUTPUT_KINDS, Subscription
@@ -95,8 +95,7 @@ class DeviceLink:
                 return await fn(*args)
         except DeviceDisconnected as e:
             if self.error is None:
-                self.books.reconcile(self.backend.device_written)  # what the device took before it vanished
-                self.books.settle()
+                self.settle()  # what the device took before it vanished
                 where = " mid-stream" if mid_stream else ""
                 err = DeviceDisconnected(f"{self.backend.name} disconnected{where}: {e}", self.books.accounting())
                 err.__cause__ = e
@@ -105,11 +104,17 @@ class DeviceLink:
                 self.error_reported = True
             raise self.error  # type: ignore[misc]  # set by fail() above, or by an earlier failure
 
+    def settle(self) -> None:
+        """Close the books: reconciled with the device's own count, what was never written settled as such."""
+        self.books.reconcile(self.backend.device_written)
+        self.books.settle()
+
     def accounting(self) -> Accounting:
         """The books reconciled with the device's own count (settled once the session is closed or failed)."""
-        self.books.reconcile(self.backend.device_written)
         if self.state != "open" or self.error is not None:
-            self.books.settle()
+            self.settle()
+        else:
+            self.books.reconcile(self.backend.device_written)
         return self.books.accounting()
 
     # ------------------------------------------------------------------ time and configuration
@@ -139,9 +144,7 @@ class DeviceLink:
     async def send(self, events, *, kind: InputKind = "spike", policy: Policy | None = None) -> int:
         """See :meth:`Session.send`."""
         self.ensure_usable()
-        policy = policy or self.policy
-        if policy not in ("wait", "drop"):
-            raise ValueError(f"policy must be 'wait' or 'drop', got {policy!r}")
+        policy = check_policy(policy or self.policy)
         checked_kind, events = self.prepared(events, kind)
         accepted = 0
         for start in range(0, len(events), self.batch_size):

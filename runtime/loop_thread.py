@@ -128,10 +128,6 @@ class LoopThread:
             raise DeviceClosed("the blocking session's event loop has ended") from None
 
     # ------------------------------------------------------------------ from other threads
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def _refuse_own_thread(self) -> None:
         if threading.current_thread() is self._thread:
             raise DeviceError("a blocking call was made from the runtime's own loop thread (e.g. inside a "
@@ -145,14 +141,14 @@ class LoopThread:
         self._post(_run_job, job)
         return job
 
-    def call(self, fn: Callable, *args, timeout_s: float | None = None) -> Any:
+    def call(self, fn: Callable, *args) -> Any:
         """Run ``fn(*args)`` on the loop and return its result (or raise its error) in this thread.
 
-        Interrupted while waiting (Ctrl-C) or past ``timeout_s`` (TimeoutError), the job is cancelled and given
-        :data:`UNWIND_S` to unwind before the interrupt is raised here."""
+        Interrupted while waiting (Ctrl-C), the job is cancelled and given :data:`UNWIND_S` to unwind before the
+        interrupt is raised here."""
         job = self.submit(fn, *args)
         try:
-            return _wait(job.future, timeout_s)
+            return job.future.result()
         except BaseException:
             if not job.future.done():
                 self._cancel(job)
@@ -162,12 +158,14 @@ class LoopThread:
                     pass  # still unwinding, or a second Ctrl-C: give up waiting, the first interrupt wins
             raise
 
-    def hold(self, cm: Any, *, timeout_s: float | None = None) -> tuple[Held, Any]:
-        """Enter the async context manager ``cm`` in a task that stays inside it; returns (held, its value)."""
+    def hold(self, cm: Any) -> Held:
+        """Enter the async context manager ``cm`` in a task that stays inside it (its value is not needed: the
+        callers hold sessions, which enter as themselves)."""
         self._refuse_own_thread()
         held = Held(self, cm)
         self._post(held.run)
-        return held, _wait(held.entered, timeout_s)
+        held.entered.result()
+        return held
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """End the loop (cancelling what still runs on it) and join its thread, ``timeout_s`` at most."""
@@ -226,6 +224,8 @@ def _fail(future: cf.Future, e: BaseException) -> None:
         return
     future.set_exception(DeviceClosed("the blocking session's event loop ended during this call"))
     raise e
+
+
 
 
 def _wait(future: cf.Future, timeout_s: float | None) -> Any:

@@ -23,6 +23,13 @@ OutputKind = Literal["spike", "neuron_value", "readout", "dvs", "all"]
 Via = Literal["auto", "dvs", "core"]
 
 
+def check_policy(policy) -> Policy:
+    """``policy`` if it is one of the words ``send`` takes, else ValueError."""
+    if policy not in ("wait", "drop"):
+        raise ValueError(f"policy must be 'wait' or 'drop', got {policy!r}")
+    return policy
+
+
 @dataclass(frozen=True)
 class SessionOptions:
     """How a session moves events; checked when made (ValueError), before anything is opened."""
@@ -36,8 +43,7 @@ class SessionOptions:
     lag_warn_s: float | None = 0.05
 
     def __post_init__(self) -> None:
-        if self.policy not in ("wait", "drop"):
-            raise ValueError(f"policy must be 'wait' or 'drop', got {self.policy!r}")
+        check_policy(self.policy)
         for name in ("batch_size", "input_queue"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:

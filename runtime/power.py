@@ -10,6 +10,7 @@ too). On the simulator there is nothing to measure: each sample is the energy mo
 from __future__ import annotations
 
 import anyio
+from anyio.abc import ObjectReceiveStream
 
 from ..sim.energy import PowerSample
 from .errors import DeviceError
@@ -31,8 +32,8 @@ def power(link: DeviceLink, *, every: float = 0.1, count: int | None = None) -> 
     return PowerSamples(link, float(every), count)
 
 
-class PowerSamples:
-    """The samples of one ``power`` call, a resource: ``async with dev.power(every=0.1) as samples: async for s
+class PowerSamples(ObjectReceiveStream[PowerSample]):
+    """The samples of one ``power`` call, a resource (anyio's receive stream: ``async for`` and ``async with``): ``async with dev.power(every=0.1) as samples: async for s
     in samples`` (or ``await samples.receive()``; ``anyio.EndOfStream`` after ``count`` samples or once closed).
     The device's monitor starts with the first sample and stops when the samples are closed."""
 
@@ -77,18 +78,3 @@ class PowerSamples:
                     await self._link.call(self._link.backend.stop_power)
                 except DeviceError:
                     pass
-
-    def __aiter__(self) -> "PowerSamples":
-        return self
-
-    async def __anext__(self) -> PowerSample:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> "PowerSamples":
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 import numpy as np
 import anyio
@@ -62,8 +62,9 @@ def pace(t_dev_us: np.ndarray, slice_s: float) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if a != b]
 
 
-def resolve_via(cfg: ChipConfig, source, via: Via, core: int | None) -> Via:
-    """"dvs" (into the configuration's DVS stage) or "core" (spikes straight into cores) for this source."""
+def resolve_via(cfg: ChipConfig, camera: bool, via: Via, core: int | None) -> Via:
+    """"dvs" (into the configuration's DVS stage) or "core" (spikes straight into cores) for a source that is a
+    camera recording (``camera``: x/y/t/p events) or chip spikes."""
     if via not in ("auto", "dvs", "core"):
         raise ValueError(f"via must be 'auto', 'dvs' or 'core', got {via!r}")
     has_dvs = cfg.dvs is not None
@@ -73,7 +74,7 @@ def resolve_via(cfg: ChipConfig, source, via: Via, core: int | None) -> Via:
         if core is not None:
             raise ValueError("core= names the core that spikes go to; DVS events go through the DVS stage (via='dvs')")
         return "dvs"
-    if via == "auto" and has_dvs and core is None and is_camera(source):
+    if via == "auto" and has_dvs and core is None and camera:
         return "dvs"
     return "core"
 
@@ -95,12 +96,11 @@ def _checked_on_input(chunks: Iterator[np.ndarray], cfg, core) -> Iterator[np.nd
         yield chunk
 
 
-def _as_dvs_chunks(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    for chunk in chunks:
-        yield _as_dvs(chunk)
+def _one(arr: np.ndarray) -> Generator[np.ndarray, None, None]:
+    yield arr
 
 
-def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray], int]:
+def _chunks(source, core: int | None, sort: bool) -> tuple[Generator[np.ndarray, None, None], int]:
     if isinstance(source, np.ndarray):
         arr = spikes_from_array(source, core=core or 0)
         if core is not None:
@@ -109,10 +109,10 @@ def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray],
         if sort:
             arr = arr[np.argsort(arr["t"], kind="stable")]
         check_order(arr["t"])
-        return iter([arr]), len(arr)
+        return _one(arr), len(arr)
     if sort:
         arr = np.concatenate(list(iter_spikes(source, core=core or 0)) or [np.empty(0, ev.SPIKE_DTYPE)])
-        return iter([arr[np.argsort(arr["t"], kind="stable")]]), len(arr)
+        return _one(arr[np.argsort(arr["t"], kind="stable")]), len(arr)
 
     def checked():  # the order is checked chunk by chunk, across chunk edges
         n, last = 0, None
@@ -125,9 +125,7 @@ def _chunks(source, core: int | None, sort: bool) -> tuple[Iterator[np.ndarray],
                 n += len(chunk)
                 yield chunk
         finally:  # ends the reader now even when an error's traceback keeps this frame
-            close = getattr(reader, "close", None)
-            if close is not None:
-                close()
+            reader.close()
     return checked(), count_spikes(source) or 0
 
 
@@ -154,28 +152,25 @@ class ReplayPlan:
     chunks: Iterator[np.ndarray]  #: the events, in time order, checked chunk by chunk as they are read
     total: int  #: how many events (0 when the format must be decoded to be counted)
     camera: bool  #: a camera recording (x/y/t/p), not chip spikes
-    source_chunks: Iterator[np.ndarray] | None = None  #: the file's own reader, which :meth:`close` ends
+    source_chunks: Generator[np.ndarray, None, None]  #: the source's own reader, under ``chunks``
 
     def close(self) -> None:
         """Stop reading: the file's reader (and a decoder process it holds) ends now, on every exit path of a
         replay, not when the garbage collector finds it - an error's traceback keeps the generators alive."""
-        for it in (self.chunks, self.source_chunks):
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
+        self.source_chunks.close()
 
 
 def plan(cfg: ChipConfig, source, *, core: int | None = None, sort: bool = False, via: Via = "auto") -> ReplayPlan:
     """How ``source`` (an event file or array) goes into a device with configuration ``cfg``: through the DVS
     stage or into which core, read in checked chunks. Raises before anything is written."""
-    kind: InputKind = "dvs" if resolve_via(cfg, source, via, core) == "dvs" else "spike"
     camera = is_camera(source)
+    kind: InputKind = "dvs" if resolve_via(cfg, camera, via, core) == "dvs" else "spike"
     if kind == "spike" and camera and core is None and cfg.input_cores:
         core = cfg.input_cores[0]  # a camera's events go to the input; chip spikes keep their own cores
     source_chunks, total = _chunks(source, core, sort)
-    chunks = source_chunks
+    chunks: Iterator[np.ndarray] = source_chunks
     if kind == "dvs":
-        chunks = _as_dvs_chunks(chunks)
+        chunks = map(_as_dvs, chunks)
     elif camera:  # each chunk, before it is written: off the input map names the tonic transform that fixes it
         chunks = _checked_on_input(chunks, cfg, core)
     return ReplayPlan(kind, chunks, total, camera, source_chunks)

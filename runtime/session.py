@@ -16,6 +16,7 @@ is 0 once the session is closed or failed) and ``offered == accepted + dropped_b
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Awaitable, Callable
 
@@ -95,8 +96,7 @@ class Session:
             link.close_input()
             with anyio.CancelScope(shield=True):
                 await self.backend.close()
-            link.books.reconcile(self.backend.device_written)
-            link.books.settle()
+            link.settle()
         if link.error is not None and exc is None and not link.error_reported:
             raise link.error  # a failure no call has reported yet
         return False
@@ -130,7 +130,7 @@ class Session:
             async for kind, batch in link.inbox:
                 write = self.backend.write_dvs if kind == "dvs" else self.backend.write_spikes
                 await link.call(write, batch, mid_stream=True)
-                self._lag.wrote(len(batch))
+                self._lag.wrote()
                 link.wrote(len(batch))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
             pass
@@ -145,7 +145,7 @@ class Session:
                 out = await link.call(self.backend.read, self.options.read_timeout_s, locked=False, mid_stream=True)
                 if out is not None:
                     link.dispatch(out)
-                self._lag.check(self.backend)
+                self._lag.check(self.backend, link.books.written)
                 await anyio.lowlevel.checkpoint()
         except Exception as e:
             self._failed(e, "reader")
@@ -301,11 +301,8 @@ class Session:
         (``lag_us`` now, ``lag_max_us``; None where the device cannot tell)."""
         link, books = self._link, self._link.books
         elapsed = max(anyio.current_time() - self._started, 1e-9)
-        acc = books.accounting()
         return SessionStatistics(
-            offered=acc.offered, accepted=acc.accepted, written=acc.written, pending=acc.pending,
-            not_written=acc.not_written, dropped_by_policy=acc.dropped_by_policy, delivered=acc.delivered,
-            neuron_values=books.out_neuron_values, readout_values=books.out_readout, dvs_events=books.out_dvs,
+            **dataclasses.asdict(books.accounting()), neuron_values=books.out_neuron_values, readout_values=books.out_readout, dvs_events=books.out_dvs,
             unknown_events=books.unknown, in_rate=books.written / elapsed, out_rate=books.out_spikes / elapsed,
             input_queue_batches=link.inbox.statistics().current_buffer_used,
             stale_replies_dropped=link.replies.stale_dropped, lag_us=self.backend.lag_us,

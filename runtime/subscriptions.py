@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 import anyio
+from anyio.abc import AsyncResource
 
 __all__ = ["OUTPUT_KINDS", "FIELDS", "Subscription", "SubscriptionStatistics"]
 
@@ -31,7 +32,7 @@ class SubscriptionStatistics:
     dropped_events: int  #: events in those batches
 
 
-class Subscription:
+class Subscription(AsyncResource):
     """One consumer of output batches. ``async for batch in sub`` (single kind) or ``(kind, batch)``."""
 
     def __init__(self, kinds: frozenset, cores: frozenset | None, max_batches: int, *,
@@ -102,12 +103,6 @@ class Subscription:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Subscription":
-        return self
-
-    async def __aexit__(self, *exc) -> None:
         self.close()
 
     def statistics(self) -> SubscriptionStatistics:

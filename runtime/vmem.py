@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 import anyio
+from anyio.abc import ObjectReceiveStream
 
 from ..codec import events as ev
 from ..codec import neurons as _neurons
@@ -98,9 +99,9 @@ def poll_vmem(link: DeviceLink, core: int, *, every: float = 0.1, neurons=None, 
     return VmemFrames(link, int(core), shape, req, every=every, layout=layout, count=count, whole=neurons is None)
 
 
-class VmemFrames:
-    """The frames of one ``poll_vmem`` call: a resource, not a generator (whose clean-up would run whenever the
-    garbage collector gets to it) - ``async with dev.poll_vmem(core) as frames: async for frame in frames``, or
+class VmemFrames(ObjectReceiveStream[VmemFrame]):
+    """The frames of one ``poll_vmem`` call: a resource (anyio's receive stream: ``async for`` and ``async
+    with``), not a generator (whose clean-up would run whenever the garbage collector gets to it) - ``async with dev.poll_vmem(core) as frames: async for frame in frames``, or
     ``await frames.receive()`` per frame (``anyio.EndOfStream`` after ``count`` frames or once closed)."""
 
     def __init__(self, link: DeviceLink, core: int, shape, requests: np.ndarray, *, every: float, layout: str,
@@ -133,19 +134,4 @@ class VmemFrames:
         self._closed = True
 
     async def aclose(self) -> None:
-        self.close()
-
-    def __aiter__(self) -> "VmemFrames":
-        return self
-
-    async def __anext__(self) -> VmemFrame:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> "VmemFrames":
-        return self
-
-    async def __aexit__(self, *exc) -> None:
         self.close()

@@ -38,7 +38,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["EnergyModel", "PowerSample", "ActivityMeter", "RAILS", "IDLE_RAILS_W", "RESTING_POWER_W", "SYNOP_J",
+__all__ = ["EnergyModel", "PowerSample", "ActivityMeter", "activity_totals", "RAILS", "IDLE_RAILS_W", "RESTING_POWER_W", "SYNOP_J",
            "SPIKE_J"]
 
 #: a count or duration, or an array of them (one per sample): the arithmetic is the same
@@ -136,6 +136,14 @@ class PowerSample:
     @property
     def total_w(self) -> float:
         return float(sum(self.rails.values()))
+
+
+def activity_totals(sim) -> tuple[int, int]:
+    """(SynOps, spikes) a ChipSimulator has counted so far, all cores together; (0, 0) before a configuration."""
+    if sim is None or sim.config is None:
+        return 0, 0
+    st = sim.stats
+    return int(sum(st["synops"].values())), int(sum(st["spikes_out"].values()))
 
 
 class ActivityMeter:

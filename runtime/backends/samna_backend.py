@@ -251,16 +251,12 @@ class SamnaBackend(Backend):
         keep, self._keep = self._keep, []
         handle = getattr(self, "handle", None)
         self.handle = None
-        power, self._power = self._power, None
-        graphs = keep[:2]
-        if power is not None:  # the power monitor stops, and its graph with the others
-            graphs = graphs + [power[2]]
-            try:
-                power[0].stop_auto_power_measurement()
-            except Exception:
-                pass
         try:
-            for g in graphs:
+            self._stop_power_sync()  # the power monitor, then its graph
+        except Exception:
+            pass
+        try:
+            for g in keep[:2]:
                 try:
                     g.stop()  # stop graphs before closing the device
                 except Exception:
@@ -433,15 +429,17 @@ class SamnaBackend(Backend):
         return await self._call(read)
 
     async def stop_power(self) -> None:
-        def stop():
-            power, self._power = self._power, None
-            if power is not None:
-                monitor, _, graph = power
-                try:
-                    monitor.stop_auto_power_measurement()
-                finally:
-                    graph.stop()
-        await self._call(stop)
+        await self._call(self._stop_power_sync)
+
+    def _stop_power_sync(self) -> None:
+        """On the device thread: stop the power monitor, then its graph (even when the monitor would not stop)."""
+        power, self._power = self._power, None
+        if power is not None:
+            monitor, _, graph = power
+            try:
+                monitor.stop_auto_power_measurement()
+            finally:
+                graph.stop()
 
     @property
     def device_written(self) -> int:

@@ -12,6 +12,7 @@ session clock reaches its timestamp and lets slow-clock ticks follow it.
 """
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -24,8 +25,8 @@ from ...codec.events import DVS_EVENT_DTYPE, NEURON_VALUE_DTYPE, READOUT_DTYPE, 
 from ...codec.samna_events import DecodedOutput
 from ...compiler.config import ChipConfig
 from ...sim import ChipSimulator, SimOptions
-from ...sim.bandwidth import BandwidthWatch
-from ...sim.energy import ActivityMeter, EnergyModel
+from ...sim.bandwidth import BandwidthWarning, BandwidthWatch, bandwidth_message
+from ...sim.energy import ActivityMeter, EnergyModel, activity_totals
 from ...sim.readout import host_output
 from ..errors import DeviceClosed, DeviceDisconnected, DeviceError
 from ..options import Clock
@@ -206,10 +207,6 @@ class SimBackend(Backend):
     def _watch(self, ms: int, synops: dict[int, int]) -> None:
         """One millisecond's SynOps per core against the bandwidth limit: each core's first excess per window is
         warned about once (BandwidthWarning) and kept in stats["bandwidth_exceeded"]."""
-        import warnings
-
-        from ...sim.bandwidth import BandwidthWarning, bandwidth_message
-
         assert self._bandwidth is not None
         for core, w, start, rate in self._bandwidth.add(ms, synops):
             self.bandwidth_exceeded.append((core, w, start, rate))
@@ -306,10 +303,7 @@ class SimBackend(Backend):
 
     def _activity(self) -> tuple[int, int, int]:
         """(chip time µs, SynOps so far, spikes so far) of the simulator (zeros before a configuration)."""
-        if self.sim.config is None:
-            return 0, 0, 0
-        st = self.sim.stats
-        return self.sim.now_us, int(sum(st["synops"].values())), int(sum(st["spikes_out"].values()))
+        return (self.sim.now_us, *activity_totals(self.sim))
 
     # ------------------------------------------------------------------ output
     async def read(self, timeout_s: float) -> DecodedOutput | None:

@@ -418,11 +418,9 @@ class _Chip:
 
     def _activity(self) -> tuple[int, int, int]:
         """(µs of wall time, SynOps so far, spikes so far) of the chip behind the buffers."""
-        t = int(time.monotonic() * 1e6)
-        if self.sim is None or self.sim.config is None:
-            return t, 0, 0
-        st = self.sim.stats
-        return t, int(sum(st["synops"].values())), int(sum(st["spikes_out"].values()))
+        from ..sim.energy import activity_totals
+
+        return (int(time.monotonic() * 1e6), *activity_totals(self.sim))
 
     def _measure_power(self, now: float) -> float:
         """Emit the five rails when a sample is due; returns how long until the next one."""
