@@ -102,17 +102,22 @@ def load_dataset(spec: str):
 
 
 # ---------------------------------------------------------------------------------------------- commands
-def cmd_compile(args) -> int:
-    import speckstream as ss
-
+def _model_arg(args):
+    """The model a command names: a ``.nir`` path as it is (it must exist), else a torch factory (module:callable),
+    which needs ``--input-shape``."""
     if args.model.lower().endswith(".nir"):
         if not Path(args.model).exists():
             raise UsageError(f"NIR file not found: {args.model}")
-        model = args.model
-    else:
-        if args.input_shape is None:
-            raise UsageError("--input-shape C,H,W is required for a torch model")
-        model = load_factory(args.model)
+        return args.model
+    if args.input_shape is None:
+        raise UsageError("--input-shape C,H,W is required for a torch model")
+    return load_factory(args.model)
+
+
+def cmd_compile(args) -> int:
+    import speckstream as ss
+
+    model = _model_arg(args)
     dvs = "sensor" if args.sensor else (True if args.dvs else None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -133,9 +138,7 @@ def cmd_compile(args) -> int:
 def cmd_calibrate(args) -> int:
     import speckstream as ss
 
-    if args.input_shape is None and not args.model.lower().endswith(".nir"):
-        raise UsageError("--input-shape C,H,W is required for a torch model")
-    model = args.model if args.model.lower().endswith(".nir") else load_factory(args.model)
+    model = _model_arg(args)
     data = load_dataset(args.dataset)
     opts: dict[str, Any] = {k: v for k, v in (("chip", args.chip), ("dvs", True if args.dvs else None),
                                               ("slow_clock_hz", args.slow_clock)) if v is not None}
@@ -173,7 +176,7 @@ def cmd_profile(args) -> int:
     from speckstream.sim.energy import EnergyModel
 
     cfg = _load_config(args.config)
-    path = Path(args.events)
+    path = _event_file(args.events)
     if path.suffix.lower() == ".npy":
         events = np.load(path, allow_pickle=False)  # spikes or tonic x/y/t/p: profile converts either
     else:
@@ -238,19 +241,24 @@ def _stats_table(title: str, rows: dict):
     return t
 
 
-def _check_event_array_file(path: Path) -> None:
-    """A ``.npy`` given as the event file must hold events (codec.files' rule): else a usage error (exit 2)."""
+def _event_file(spec) -> Path:
+    """The event file a command reads: it must exist, and a ``.npy`` must hold events (codec.files' rule); else
+    a usage error (exit 2)."""
     from speckstream.codec.files import npy_events_problem
 
+    path = Path(spec)
+    if not path.exists():
+        raise UsageError(f"event file not found: {path}")
     if path.suffix.lower() != ".npy":
-        return
+        return path
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception:
-        return  # unreadable: the reader names what is wrong with the file (exit 1)
+        return path  # unreadable: the reader names what is wrong with the file (exit 1)
     problem = npy_events_problem(arr)
     if problem:
         raise UsageError(f"{path} {problem}")
+    return path
 
 
 def cmd_run(args) -> int:
@@ -261,9 +269,6 @@ def cmd_run(args) -> int:
     from speckstream import codec
 
     cfg = _load_config(args.config)
-    path = Path(args.events)
-    if not path.exists():
-        raise UsageError(f"event file not found: {path}")
     # None: camera recordings go through the config's DVS stage (else its input core), chip spikes keep their cores
     core = args.core
     try:
@@ -272,7 +277,7 @@ def cmd_run(args) -> int:
         raise UsageError(f"--speed must be a number (1.0 = real time) or 'max', got {args.speed!r}") from None
     if speed is not None and not (speed > 0 and speed < float("inf")):
         raise UsageError(f"--speed must be positive, got {args.speed}")
-    _check_event_array_file(path)
+    path = _event_file(args.events)
     total = codec.files.count_spikes(path)  # from headers where the format has them: the replay decodes it once
     console = _console()
 

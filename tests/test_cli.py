@@ -229,3 +229,21 @@ def test_missing_config_and_energy_files_are_usage_errors(tmp_path, compiled):
                  ["profile", str(d / "net.json"), str(tmp_path / "in.spk"), "--energy", str(tmp_path / "e.json")]):
         r = cli(*args)
         assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+
+
+def test_profile_checks_its_event_file_as_run_does(tmp_path, compiled):
+    """The same event-file rules for every command that reads one: a missing file, or a .npy that holds no
+    events, is a usage error (exit 2) - profile let FileNotFoundError / CodecError through (exit 1)."""
+    d, _ = compiled
+    np.save(tmp_path / "ints.npy", np.arange(10))
+    for cmd in ("run", "profile"):
+        for events in (tmp_path / "nope.spk", tmp_path / "ints.npy"):
+            r = cli(cmd, str(d / "net.json"), str(events))
+            assert r.returncode == 2 and "Traceback" not in r.stderr, (cmd, events, r.returncode, r.stderr)
+
+
+def test_calibrate_names_a_missing_nir_file_as_compile_does(tmp_path):
+    for cmd in (["compile", str(tmp_path / "nope.nir")],
+                ["calibrate", str(tmp_path / "nope.nir"), "--dataset", "nets_for_cli:dataset"]):
+        r = cli(*cmd)
+        assert r.returncode == 2 and "NIR file not found" in r.stderr, (cmd, r.returncode, r.stderr)
