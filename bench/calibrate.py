@@ -59,25 +59,13 @@ def digits_rows(quick: bool) -> list[dict]:
     ]
 
 
-def _variants(ev: np.ndarray, n: int, size: int, seed: int = 0) -> list[np.ndarray]:
-    """The real recording, then n - 1 copies shifted by up to 3 pixels with a fifth of the events dropped."""
-    rng = np.random.default_rng(seed)
-    out = [ev]
-    for _ in range(n - 1):
-        e = ev[rng.random(len(ev)) < 0.8].copy()
-        dx, dy = rng.integers(-3, 4, 2)
-        e["x"], e["y"] = np.clip(e["x"] + dx, 0, size - 1), np.clip(e["y"] + dy, 0, size - 1)
-        out.append(e)
-    return out
-
-
-def _per_layer(model, cfg, events) -> tuple[float, float]:
+def _per_layer(model, cfg, events) -> tuple[float, float, "ss.CompareReport"]:
     """compare's per-layer view on one input: (mean correlation of per-neuron counts with the float model,
-    spike-count agreement min/max over layers)."""
+    spike-count agreement min/max over layers, the report)."""
     rep = ss.compare(model, cfg, events)
     corr = float(np.nanmean([r.correlation for r in rep.layers]))
     agree = spike_count_agreement([[r.chip_spikes for r in rep.layers]], [[r.float_spikes for r in rep.layers]])
-    return corr, agree
+    return corr, agree, rep
 
 
 def sinabs_net_rows(name: str, model, data: list, probe: np.ndarray, budget_s: float | None, **compile_kw
@@ -89,10 +77,10 @@ def sinabs_net_rows(name: str, model, data: list, probe: np.ndarray, budget_s: f
     cal = ss.calibrate(model, data, objective="spike_counts", budget_s=budget_s, progress=False, **compile_kw)
     seconds = time.perf_counter() - t0
     print(f"{name}:\n{cal.report}")
-    c0, a0 = _per_layer(model, cfg0, probe)
-    c1, a1 = _per_layer(model, cal.config, probe)
+    c0, a0, _ = _per_layer(model, cfg0, probe)
+    c1, a1, compared = _per_layer(model, cal.config, probe)
     rep = cal.report
-    print(f"{name}, compare on the calibrated config:\n{ss.compare(model, cal.config, probe)}")
+    print(f"{name}, compare on the calibrated config:\n{compared}")
     return [
         {"what": f"{name}: per-layer spike-count agreement with sinabs, held out ({rep.holdout})",
          "value": rep.holdout_after, "unit": "", "baseline": f"uncalibrated {rep.holdout_before:.3f}",
@@ -111,7 +99,7 @@ def run(quick: bool = False) -> list[dict]:
 
     nmnist = streams.nmnist_sample()
     nir_model = sinabs.from_nir(nir.read(str(sm.scnn_nir_path())), batch_size=1)
-    data = [(e, 0) for e in _variants(nmnist, 8 if quick else 24, 34)]
+    data = [(e, 0) for e in streams.jittered_copies(nmnist, 8 if quick else 24, 34)]
     rows += sinabs_net_rows("sinabs' NIR tutorial net on N-MNIST", nir_model, data, nmnist, 60 if quick else 300,
                             input_shape=sm.NMNIST_INPUT)
     if not quick:

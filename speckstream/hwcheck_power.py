@@ -54,16 +54,16 @@ class PowerPhase:
         return asdict(self)
 
 
-def power_load_config(chip: str, core_id: int = 0) -> ChipConfig:
-    """One core, 1 -> 16 channels of 3x3 on a 16x16 map, padding 1: 144 SynOps per event off the border; the
+def power_load_config(chip: str) -> ChipConfig:
+    """Core 0 (the core the loads address), 1 -> 16 channels of 3x3 on a 16x16 map, padding 1: 144 SynOps per event off the border; the
     centre tap of channel 0 fires its neuron on every event (reset to zero), one monitored spike per event."""
     w = np.zeros((CHANNELS, 1, 3, 3), np.int8)
     w[0, 0, 1, 1] = 100
-    cc = CoreConfig(core=core_id, input_shape=(1, SIDE, SIDE), output_shape=(CHANNELS, SIDE, SIDE), kernel_size=3,
+    cc = CoreConfig(core=0, input_shape=(1, SIDE, SIDE), output_shape=(CHANNELS, SIDE, SIDE), kernel_size=3,
                     stride=(1, 1), padding=(1, 1), weights=w, biases=np.zeros(CHANNELS, np.int16),
                     threshold_high=100, threshold_low=-100, initial_vmem=np.zeros((CHANNELS, SIDE, SIDE), np.int16),
                     return_to_zero=True, monitor=True)
-    return ChipConfig(chip=chip, cores={core_id: cc}, input_cores=[core_id], layer_order=[core_id])
+    return ChipConfig(chip=chip, cores={0: cc}, input_cores=[0], layer_order=[0])
 
 
 def _load(rate: float, duration_s: float, t0_us: int, seed: int = 0) -> np.ndarray:

@@ -60,18 +60,6 @@ def _float_counts(model, ev: np.ndarray) -> np.ndarray:
     return (out[0] if isinstance(out, tuple) else out).sum(0).numpy()
 
 
-def _variants(ev: np.ndarray, n: int) -> list[np.ndarray]:
-    """The real N-MNIST sample, then n - 1 copies shifted by up to 3 pixels with 20 % of the events dropped."""
-    rng = np.random.default_rng(0)
-    out = [ev]
-    for _ in range(n - 1):
-        e = ev[rng.random(len(ev)) < 0.8].copy()
-        dx, dy = rng.integers(-3, 4, 2)
-        e["x"], e["y"] = np.clip(e["x"] + dx, 0, 33), np.clip(e["y"] + dy, 0, 33)
-        out.append(e)
-    return out
-
-
 def test_the_nir_tutorial_file_compiles_as_sinabs_deploys_it_and_its_chip_follows_sinabs():
     """Reproduced first: with an IF read as reset-to-zero without a floor, 97-100 % of every layer's weights
     quantized to 0 and no event reached the output."""
@@ -83,7 +71,7 @@ def test_the_nir_tutorial_file_compiles_as_sinabs_deploys_it_and_its_chip_follow
         assert np.mean(cc.weights != 0) > 0.5
     model = _sinabs_from_nir()
     agree = 0
-    for i, ev in enumerate(_variants(streams.nmnist_sample(), 8)):
+    for i, ev in enumerate(streams.jittered_copies(streams.nmnist_sample(), 8, 34)):
         chip = np.bincount(ss.simulate(cfg, ev)["c"], minlength=10)
         assert chip.sum() > 100  # the network spikes
         ref = _float_counts(model, ev)

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["XYTP", "recordings_dir", "nmnist_sample", "dvs128_clip", "moving_edges", "mnist_like", "rate_coded"]
+from ..codec.events import XYTP_DTYPE
 
-XYTP = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "<i2")])
+__all__ = ["XYTP", "recordings_dir", "nmnist_sample", "dvs128_clip", "moving_edges", "jittered_copies", "mnist_like",
+           "rate_coded"]
+
+XYTP = XYTP_DTYPE  # tonic's layout, the codec's x/y/t/p dtype
 
 
 def recordings_dir() -> Path:
@@ -69,6 +72,19 @@ def moving_edges(rate_hz: float, duration_s: float, *, size: int = 128, bars: in
     x = np.where(is_noise, rng.integers(0, size, n), x)
     y = np.where(is_noise, rng.integers(0, size, n), y)
     return _xytp(x, y, t, p)
+
+
+def jittered_copies(ev: np.ndarray, n: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    """``ev`` (x/y/t/p on a ``size`` x ``size`` sensor), then n - 1 copies shifted by up to 3 pixels with a fifth
+    of the events dropped: a small data set from one real recording."""
+    rng = np.random.default_rng(seed)
+    out = [ev]
+    for _ in range(n - 1):
+        e = ev[rng.random(len(ev)) < 0.8].copy()
+        dx, dy = rng.integers(-3, 4, 2)
+        e["x"], e["y"] = np.clip(e["x"] + dx, 0, size - 1), np.clip(e["y"] + dy, 0, size - 1)
+        out.append(e)
+    return out
 
 
 def mnist_like(images8: np.ndarray) -> np.ndarray:
